@@ -1,0 +1,68 @@
+"""Owned forward hooks: capture module outputs (and their gradients) for one call, then release.
+
+Hooks live in a context manager so none outlives the call that needed it, and a hook that never fired is an
+error rather than an empty map (for instance fused attention left on, which computes no weights).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Capture:
+    """Records the output of named modules during a forward pass, and optionally their gradients.
+
+    Usage::
+
+        with Capture() as cap:
+            cap.watch("attn0", model.blocks[0].attn.attn_drop, grad=True)
+            logits = model(x)
+            logits[:, 0].sum().backward()
+        cap.outputs["attn0"], cap.grads["attn0"]
+    """
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.grads: dict[str, torch.Tensor] = {}
+        self._handles: list = []
+        self._watched: set[str] = set()
+        self._want_grad: set[str] = set()
+
+    def watch(self, key: str, module: nn.Module, *, grad: bool = False) -> None:
+        """Records ``module``'s output under ``key`` (detached); with ``grad``, also the gradient flowing into it."""
+
+        def hook(_module, _inputs, output):
+            if key in self.outputs:
+                raise RuntimeError(f"hook {key!r} fired twice in one forward pass")
+            if not isinstance(output, torch.Tensor):
+                raise RuntimeError(f"hook {key!r}: expected a tensor output, got {type(output).__name__}")
+            self.outputs[key] = output.detach()
+            if grad and output.requires_grad:
+                self._handles.append(output.register_hook(lambda g: self.grads.__setitem__(key, g.detach())))
+
+        self._handles.append(module.register_forward_hook(hook))
+        self._watched.add(key)
+        if grad:
+            self._want_grad.add(key)
+
+    def require(self, *, grads: bool = False) -> None:
+        """Raises if a watched output (or, with ``grads``, a gradient) was not captured."""
+        missing = sorted(self._watched - set(self.outputs))
+        if missing:
+            raise RuntimeError(f"hooks matched nothing for {missing[:4]}{'...' if len(missing) > 4 else ''}")
+        if grads:
+            missing = sorted(self._want_grad - set(self.grads))
+            if missing:
+                raise RuntimeError(f"no gradient reached {missing[:4]}; was the backward pass run?")
+
+    def release(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

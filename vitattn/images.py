@@ -1,0 +1,76 @@
+"""Image input: any PIL image to RGB, then resized to the model's square input without cropping.
+
+No crop means a map covers the whole image, so a map cell ``(r, c)`` of a ``gh x gw`` grid covers the normalized
+rectangle ``[c / gw, (c + 1) / gw) x [r / gh, (r + 1) / gh)`` of the original image, whatever its aspect ratio, and
+lines up with normalized boxes exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Images larger than this (width x height) are refused before decoding: PIL's own bomb check warns at ~89 MP.
+MAX_PIXELS = 50_000_000
+
+
+def to_rgb(image: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """Converts any PIL image to 8-bit RGB.
+
+    Alpha (RGBA, LA, P with transparency) is composited over ``background``; 16-bit and 32-bit integer or float
+    grayscale (I;16, I, F) is scaled by its own range, not clipped at 255 as PIL's ``convert`` would; CMYK and
+    the rest go through PIL's conversion.
+
+    Raises:
+        TypeError: not a PIL image.
+        ValueError: an empty image or one over ``MAX_PIXELS``.
+    """
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL.Image.Image, got {type(image).__name__}")
+    w, h = image.size
+    if w < 1 or h < 1:
+        raise ValueError(f"image has no pixels ({w}x{h})")
+    if w * h > MAX_PIXELS:
+        raise ValueError(f"image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,}")
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _scale_to_rgb(np.asarray(image, dtype=np.float64))
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, background)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB")
+
+
+def _scale_to_rgb(values: np.ndarray) -> Image.Image:
+    """A high-bit-depth grayscale array stretched to 0..255 by its own min and max."""
+    lo, hi = float(values.min()), float(values.max())
+    scaled = np.zeros_like(values) if hi == lo else (values - lo) / (hi - lo) * 255.0
+    gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.stack([gray] * 3, axis=-1), mode="RGB")
+
+
+class Transform:
+    """PIL image -> normalized float tensor ``[3, size, size]``: RGB, resize (no crop), scale, normalize."""
+
+    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], interpolation: str = "bicubic"):
+        self.size = size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}.get(
+            interpolation, Image.BICUBIC
+        )
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        rgb = to_rgb(image).resize((self.size, self.size), self.resample)
+        x = torch.from_numpy(np.asarray(rgb, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0  # (3, S, S)
+        return (x - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return f"Transform(size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"

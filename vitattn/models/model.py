@@ -1,0 +1,127 @@
+"""`Model`: a loaded network, its adapter and input transform; `analyze` turns images into `Analysis` values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..analysis import Analysis, LayerMaps, readonly
+from ..images import Transform
+from ..labels import imagenet_labels
+from ..methods import METHODS
+from ..specs import GRADIENT_METHODS, ModelSpec
+from ..trace import Maps, Trace
+
+
+class Model:
+    """A model ready to analyze images. ``module`` and ``transform`` are exposed for use with other tools."""
+
+    def __init__(self, spec: ModelSpec, module: torch.nn.Module, adapter, transform: Transform, device: torch.device):
+        self.spec = spec
+        self.module = module
+        self.adapter = adapter
+        self.transform = transform
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec.name!r}, {self.spec.timm_id}, grid={self.spec.grid}, device={self.device})"
+
+    def analyze(
+        self,
+        images: Image.Image | Sequence[Image.Image],
+        *,
+        methods: Sequence[str] | None = None,
+        target: int | Sequence[int] | None = None,
+        features: bool = True,
+        batch_size: int = 8,
+    ) -> Analysis | list[Analysis]:
+        """Every map (all methods, layers, heads) and feature of one image, or of a list of images in batches.
+
+        Args:
+            images: a PIL image (any mode, any size) or a list of them.
+            methods: subset of ``spec.methods`` (default: all). Gradient methods add one backward pass.
+            target: ImageNet class explained by gradient methods, per image or for all (default: top-1).
+            features: also keep the patch features of every layer.
+            batch_size: images per forward pass.
+
+        Returns:
+            One `Analysis` for an image, a list for a list.
+        """
+        single = isinstance(images, Image.Image)
+        batch = [images] if single else list(images)
+        methods = self._check_methods(methods)
+        targets = self._check_targets(target, len(batch))
+        out: list[Analysis] = []
+        for start in range(0, len(batch), max(1, batch_size)):
+            chunk = batch[start : start + batch_size]
+            tgt = None if targets is None else targets[start : start + batch_size]
+            out.extend(self._analyze_batch(chunk, methods, tgt, features))
+        return out[0] if single else out
+
+    def _analyze_batch(self, images, methods, targets, features) -> list[Analysis]:
+        x = torch.stack([self.transform(im) for im in images]).to(self.device)  # (B, 3, S, S)
+        grads = any(m in GRADIENT_METHODS for m in methods)
+        tgt = None if targets is None else torch.tensor(targets, dtype=torch.long)
+        trace = self.adapter.trace(x, grads=grads, targets=tgt)
+        per_method = {m: _to_numpy(METHODS[m](trace)) for m in methods}
+        feats = [readonly(f.float().cpu().numpy()) for f in trace.features] if features else []
+        preds = self._top5(trace)
+        return [
+            Analysis(
+                model=self.spec.name,
+                grid=tuple(trace.grids[-1]),
+                num_heads=self.spec.num_heads,
+                image_size=im.size,
+                maps={m: {layer: _pick(v, b) for layer, v in maps.items()} for m, maps in per_method.items()},
+                feats={layer: readonly(f[b]) for layer, f in enumerate(feats)},
+                predictions=None if preds is None else preds[b],
+                target=None if trace.targets is None or not grads else int(trace.targets[b]),
+            )
+            for b, im in enumerate(images)
+        ]
+
+    def _top5(self, trace: Trace) -> list[tuple[tuple[str, float], ...]] | None:
+        if trace.logits is None or not self.spec.classifier:
+            return None
+        probs = trace.logits.float().softmax(-1).cpu()  # (B, 1000)
+        top = probs.topk(5, dim=-1)
+        labels = imagenet_labels()
+        return [
+            tuple((labels[int(i)], float(p)) for p, i in zip(ps, idx, strict=True))
+            for ps, idx in zip(top.values, top.indices, strict=True)
+        ]
+
+    def _check_methods(self, methods: Sequence[str] | None) -> tuple[str, ...]:
+        if methods is None:
+            return self.spec.methods
+        methods = (methods,) if isinstance(methods, str) else tuple(methods)
+        bad = [m for m in methods if m not in self.spec.methods]
+        if bad or not methods:
+            raise ValueError(f"model {self.spec.name!r} has no method {bad or methods}; valid: {self.spec.methods}")
+        return methods
+
+    def _check_targets(self, target, n: int) -> list[int] | None:
+        if target is None:
+            return None
+        if not self.spec.classifier:
+            raise ValueError(f"model {self.spec.name!r} is not a classifier; target must be None")
+        targets = [target] * n if isinstance(target, (int, np.integer)) else list(target)
+        if len(targets) != n or not all(isinstance(t, (int, np.integer)) and 0 <= t < 1000 for t in targets):
+            raise ValueError(f"target must be an ImageNet class index 0..999 (or one per image), got {target!r}")
+        return [int(t) for t in targets]
+
+
+def _to_numpy(maps: dict[int, Maps]) -> dict[int, tuple[np.ndarray | None, np.ndarray]]:
+    """Batch tensors to CPU float32 numpy, one transfer per layer."""
+    return {
+        layer: (None if m.heads is None else m.heads.detach().float().cpu().numpy(), m.fused.detach().float().cpu().numpy())
+        for layer, m in maps.items()
+    }
+
+
+def _pick(value: tuple[np.ndarray | None, np.ndarray], b: int) -> LayerMaps:
+    heads, fused = value
+    return LayerMaps(fused=readonly(fused[b]), heads=None if heads is None else readonly(heads[b]))

@@ -1,0 +1,96 @@
+"""Adapter for timm Vision Transformers (VisionTransformer and Eva: DINOv2, DINOv3, CLIP, MAE, SigLIP, ViT).
+
+Attention weights are captured at each block's ``attn.attn_drop`` (the softmax output the module itself computes),
+so fused/SDPA attention, which returns no weights, is switched off on every module that has it. SigLIP's
+attention-pooling head is read from its own ``q_norm``/``k_norm`` outputs, and so are the pre-softmax scores that
+AG-CAM needs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..capture import Capture
+from ..tokens import patch_tokens
+from ..trace import Trace
+
+
+class VitAdapter:
+    """Runs a timm ViT and fills a `Trace` with attention, patch tokens and (optionally) attention gradients."""
+
+    def __init__(self, module: nn.Module):
+        blocks = getattr(module, "blocks", None)
+        if not blocks:
+            raise ValueError(f"{type(module).__name__} has no transformer blocks")
+        self.module = module
+        self.blocks = list(blocks)
+        for b in self.blocks:
+            if not isinstance(getattr(getattr(b, "attn", None), "attn_drop", None), nn.Module):
+                raise ValueError(f"block {type(b).__name__} has no attn.attn_drop to capture attention weights at")
+        switched = 0
+        for m in module.modules():
+            if hasattr(m, "fused_attn"):
+                m.fused_attn = False  # eager attention computes the weights we capture
+                switched += 1
+        if switched == 0:
+            raise ValueError("no attention module with a fused_attn switch found")
+        self.num_prefix = int(module.num_prefix_tokens)
+        self.has_cls = getattr(module, "cls_token", None) is not None
+        self.grid = tuple(int(g) for g in module.patch_embed.grid_size)
+        self.num_heads = int(self.blocks[0].attn.num_heads)
+        self.pool = getattr(module, "attn_pool", None)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    def trace(self, x: torch.Tensor, *, grads: bool = False, targets: torch.Tensor | None = None) -> Trace:
+        """One forward pass of ``x`` ``(B, 3, S, S)``; with ``grads``, one backward of the target class scores."""
+        with Capture() as cap:
+            for i, block in enumerate(self.blocks):
+                cap.watch(f"attn{i}", block.attn.attn_drop, grad=grads)
+                cap.watch(f"out{i}", block)
+                if grads:
+                    cap.watch(f"q{i}", block.attn.q_norm)
+                    cap.watch(f"k{i}", block.attn.k_norm)
+            if self.pool is not None:
+                cap.watch("pool_q", self.pool.q_norm)
+                cap.watch("pool_k", self.pool.k_norm)
+            with torch.set_grad_enabled(grads):
+                out = self.module(x.requires_grad_(grads))  # (B, num_classes) or (B, D)
+                logits = out if self._is_classifier else None
+                if grads:
+                    targets = logits.argmax(-1) if targets is None else targets.to(logits.device)
+                    logits.gather(1, targets[:, None]).sum().backward()
+            cap.require(grads=grads)
+        layers = range(self.num_layers)
+        return Trace(
+            grids=tuple(self.grid for _ in layers),
+            num_prefix=self.num_prefix,
+            has_cls=self.has_cls,
+            features=[patch_tokens(cap.outputs[f"out{i}"], self.num_prefix, self.grid) for i in layers],
+            attentions=[cap.outputs[f"attn{i}"] for i in layers],
+            pool=self._pool_attention(cap) if self.pool is not None else None,
+            scores=[self._scores(i, cap) for i in layers] if grads else None,
+            attention_grads=[cap.grads[f"attn{i}"] for i in layers] if grads else None,
+            logits=None if logits is None else logits.detach(),
+            targets=targets,
+        )
+
+    @property
+    def _is_classifier(self) -> bool:
+        return getattr(self.module, "num_classes", 0) == 1000
+
+    def _scores(self, i: int, cap: Capture) -> torch.Tensor:
+        """Pre-softmax scores ``(q * scale) @ k^T`` of block ``i``, ``(B, H, T, T)``, as the module computes them."""
+        attn = self.blocks[i].attn
+        if type(attn).__name__ != "Attention":  # rotary attention rotates q and k after q_norm/k_norm
+            raise ValueError(f"attention scores are only read from timm's plain Attention, not {type(attn).__name__}")
+        return (cap.outputs[f"q{i}"] * attn.scale) @ cap.outputs[f"k{i}"].transpose(-2, -1)
+
+    def _pool_attention(self, cap: Capture) -> torch.Tensor:
+        """The MAP probe's softmax attention over the final tokens, ``(B, H, T)`` (mean over latents if several)."""
+        q, k = cap.outputs["pool_q"], cap.outputs["pool_k"]  # (B, H, Lq, hd), (B, H, T, hd)
+        attn = ((q * self.pool.scale) @ k.transpose(-2, -1)).softmax(-1)  # (B, H, Lq, T)
+        return attn.mean(2)

@@ -1,0 +1,150 @@
+"""Model specs: one frozen entry per model. Adding a model is adding an entry here.
+
+A spec names the public checkpoint and what the model offers (methods, layers, heads). The numbers in a spec are
+those of the full-size architecture; `load_model` reads the actual token layout from the built module and checks
+it against the spec, so a spec can never silently disagree with the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ATTENTION_METHODS = ("cls", "mean", "rollout", "pool")
+GRADIENT_METHODS = ("gradcam", "agcam")
+ALL_METHODS = ATTENTION_METHODS + GRADIENT_METHODS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and what vitattn can compute on it."""
+
+    name: str  # short name used everywhere (store, app, API)
+    title: str  # human-readable name
+    family: str  # adapter: "vit" (timm VisionTransformer and Eva) or "resnet"
+    timm_id: str  # timm checkpoint id, loaded with timm.create_model(..., pretrained=True)
+    hf_id: str | None  # the same weights on the Hugging Face Hub under their original id, for reference
+    img_size: int  # square input side; images are resized to it without cropping
+    patch_size: int  # pixels per patch side (for resnet50: the stride of the last stage)
+    num_layers: int  # transformer blocks (resnet50: 4 stages)
+    num_heads: int  # attention heads per block (0 for a CNN)
+    num_prefix_tokens: int  # CLS + register tokens before the patch tokens
+    methods: tuple[str, ...]  # map methods this model supports
+    classifier: bool = False  # has an ImageNet-1k head: top-5 predictions and gradient methods
+    training: str = ""  # "self-supervised", "language-supervised", "supervised"
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """The patch grid of the last layer at the spec's input size."""
+        side = self.img_size // self.patch_size
+        return (side, side)
+
+    def describe(self) -> str:
+        return f"{self.title} ({self.timm_id})"
+
+
+def _vit(name, title, timm_id, hf_id, *, patch=16, prefix=1, methods=("cls", "mean", "rollout"), **kw) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        title=title,
+        family="vit",
+        timm_id=timm_id,
+        hf_id=hf_id,
+        img_size=224,
+        patch_size=patch,
+        num_layers=12,
+        num_heads=12,
+        num_prefix_tokens=prefix,
+        methods=methods,
+        **kw,
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        _vit(
+            "dinov2",
+            "DINOv2 ViT-B/14 with registers",
+            "vit_base_patch14_reg4_dinov2.lvd142m",
+            "facebook/dinov2-with-registers-base",
+            patch=14,
+            prefix=5,
+            training="self-supervised",
+        ),
+        _vit(
+            "dinov3",
+            "DINOv3 ViT-B/16",
+            "vit_base_patch16_dinov3.lvd1689m",
+            "facebook/dinov3-vitb16-pretrain-lvd1689m",
+            prefix=5,
+            training="self-supervised",
+        ),
+        _vit(
+            "clip",
+            "CLIP ViT-B/16 (OpenAI)",
+            "vit_base_patch16_clip_quickgelu_224.openai",
+            "openai/clip-vit-base-patch16",
+            training="language-supervised",
+        ),
+        _vit("mae", "MAE ViT-B/16", "vit_base_patch16_224.mae", "facebook/vit-mae-base", training="self-supervised"),
+        _vit(
+            "siglip",
+            "SigLIP B/16",
+            "vit_base_patch16_siglip_224.webli",
+            "google/siglip-base-patch16-224",
+            prefix=0,
+            methods=("mean", "rollout", "pool"),
+            training="language-supervised",
+        ),
+        _vit(
+            "siglip2",
+            "SigLIP 2 B/16",
+            "vit_base_patch16_siglip_224.v2_webli",
+            "google/siglip2-base-patch16-224",
+            prefix=0,
+            methods=("mean", "rollout", "pool"),
+            training="language-supervised",
+        ),
+        _vit(
+            "vit",
+            "ViT-B/16 (supervised, ImageNet)",
+            "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+            None,
+            methods=("cls", "mean", "rollout", "agcam"),
+            classifier=True,
+            training="supervised",
+        ),
+        _vit(
+            "vit32",
+            "ViT-B/32 (supervised, ImageNet)",
+            "vit_base_patch32_224.augreg_in21k_ft_in1k",
+            None,
+            patch=32,
+            methods=("cls", "mean", "rollout", "agcam"),
+            classifier=True,
+            training="supervised",
+        ),
+        ModelSpec(
+            name="resnet50",
+            title="ResNet-50 (supervised, ImageNet)",
+            family="resnet",
+            timm_id="resnet50.tv2_in1k",
+            hf_id=None,
+            img_size=224,
+            patch_size=32,
+            num_layers=4,
+            num_heads=0,
+            num_prefix_tokens=0,
+            methods=("gradcam",),
+            classifier=True,
+            training="supervised",
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a model by name; a ValueError names the valid ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    return MODELS[name]
