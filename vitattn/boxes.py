@@ -64,7 +64,9 @@ def from_pixels_xywh(x: float, y: float, w: float, h: float, image_w: int, image
     return from_xywh(x / image_w, y / image_h, w / image_w, h / image_h, what=what)
 
 
-def from_pixels_xyxy(x0: float, y0: float, x1: float, y1: float, image_w: int, image_h: int, *, what: str = "box") -> Box:
+def from_pixels_xyxy(
+    x0: float, y0: float, x1: float, y1: float, image_w: int, image_h: int, *, what: str = "box"
+) -> Box:
     """Pixel corners ``(x0, y0, x1, y1)`` to the convention, clamped to the image."""
     return from_pixels_xywh(x0, y0, x1 - x0, y1 - y0, image_w, image_h, what=what)
 

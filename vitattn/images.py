@@ -1,4 +1,4 @@
-"""Image input: any PIL image to RGB, then resized to the model's square input without cropping.
+"""Image input: any PIL image to 8-bit RGB (numpy and PIL only; the model transform lives in `vitattn.models`).
 
 No crop means a map covers the whole image, so a map cell ``(r, c)`` of a ``gh x gw`` grid covers the normalized
 rectangle ``[c / gw, (c + 1) / gw) x [r / gh, (r + 1) / gh)`` of the original image, whatever its aspect ratio, and
@@ -8,7 +8,6 @@ lines up with normalized boxes exactly.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 # Images larger than this (width x height) are refused before decoding: PIL's own bomb check warns at ~89 MP.
@@ -54,23 +53,3 @@ def _scale_to_rgb(values: np.ndarray) -> Image.Image:
     scaled = np.zeros_like(values) if hi == lo else (values - lo) / (hi - lo) * 255.0
     gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return Image.fromarray(np.stack([gray] * 3, axis=-1), mode="RGB")
-
-
-class Transform:
-    """PIL image -> normalized float tensor ``[3, size, size]``: RGB, resize (no crop), scale, normalize."""
-
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], interpolation: str = "bicubic"):
-        self.size = size
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-        self.resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}.get(
-            interpolation, Image.BICUBIC
-        )
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        rgb = to_rgb(image).resize((self.size, self.size), self.resample)
-        x = torch.from_numpy(np.asarray(rgb, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0  # (3, S, S)
-        return (x - self.mean) / self.std
-
-    def __repr__(self) -> str:
-        return f"Transform(size={self.size}, mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()})"

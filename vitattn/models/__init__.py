@@ -6,10 +6,10 @@ import dataclasses
 
 import torch
 
-from ..images import Transform
 from ..specs import ModelSpec, get_spec
 from .model import Model
 from .resnet import ResnetAdapter
+from .transform import Transform
 from .vit import VitAdapter
 
 ADAPTERS = {"vit": VitAdapter, "resnet": ResnetAdapter}
@@ -31,7 +31,7 @@ def load_model(name: str, pretrained: bool = True, device: str | torch.device | 
     spec = get_spec(name)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     kwargs = {"img_size": spec.img_size} if spec.family == "vit" else {}
-    kwargs.update(overrides)
+    kwargs.update({k: v for k, v in overrides.items() if spec.family == "vit" or k != "img_size"})
     try:
         module = timm.create_model(spec.timm_id, pretrained=pretrained, **kwargs)
     except Exception as e:

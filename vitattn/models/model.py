@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 
 from ..analysis import Analysis, LayerMaps, readonly
-from ..images import Transform
 from ..labels import imagenet_labels
 from ..methods import METHODS
 from ..specs import GRADIENT_METHODS, ModelSpec
 from ..trace import Maps, Trace
+from .transform import Transform
 
 
 class Model:
@@ -116,10 +116,11 @@ class Model:
 
 def _to_numpy(maps: dict[int, Maps]) -> dict[int, tuple[np.ndarray | None, np.ndarray]]:
     """Batch tensors to CPU float32 numpy, one transfer per layer."""
-    return {
-        layer: (None if m.heads is None else m.heads.detach().float().cpu().numpy(), m.fused.detach().float().cpu().numpy())
-        for layer, m in maps.items()
-    }
+
+    def host(t: torch.Tensor | None) -> np.ndarray | None:
+        return None if t is None else t.detach().float().cpu().numpy()
+
+    return {layer: (host(m.heads), host(m.fused)) for layer, m in maps.items()}
 
 
 def _pick(value: tuple[np.ndarray | None, np.ndarray], b: int) -> LayerMaps:

@@ -1,0 +1,84 @@
+"""Cost of `analyze` against a plain inference forward of the same ViT-B, measured side by side.
+
+    python -m bench.engine [--model vit] [--batch 8] [--repeats 5] [--device cpu]
+
+"plain" is the model as timm ships it for inference (fused SDPA attention, no hooks, no_grad); "analyze" captures
+every layer's attention, computes cls/mean/rollout (and pool) for all layers and heads, and keeps every layer's
+patch features, as numpy. Random weights: speed does not depend on the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+import vitattn
+from vitattn.specs import ATTENTION_METHODS
+
+
+def once(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def side_by_side(a, b, repeats: int) -> tuple[float, float]:
+    """Median times of ``a`` and ``b``, run alternately so both see the same machine load."""
+    a(), b()  # warm-up
+    times = [(once(a), once(b)) for _ in range(repeats)]
+    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="vit")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default=None)
+    args = p.parse_args()
+
+    torch.manual_seed(0)
+    model = vitattn.load_model(args.model, pretrained=False, device=args.device)
+    plain = copy.deepcopy(model.module)
+    for m in plain.modules():
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = True
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) for _ in range(args.batch)]
+    methods = [m for m in model.spec.methods if m in ATTENTION_METHODS]
+
+    def run_plain(n: int) -> None:
+        x = torch.stack([model.transform(im) for im in images[:n]]).to(model.device)
+        with torch.no_grad():
+            plain(x)
+
+    def run_analyze(n: int) -> None:
+        model.analyze(images[:n], methods=methods, features=True, batch_size=n)
+
+    print(f"model {args.model} ({model.spec.timm_id}), device {model.device}, torch threads {torch.get_num_threads()}")
+    print(f"methods {methods}, {model.spec.num_layers} layers x {model.spec.num_heads} heads, features of every layer")
+    for n in (1, args.batch):
+        t_plain, t_analyze = side_by_side(lambda n=n: run_plain(n), lambda n=n: run_analyze(n), args.repeats)
+        print(
+            f"batch {n:2d}: plain forward {t_plain * 1000:8.1f} ms ({n / t_plain:6.1f} img/s) | "
+            f"analyze {t_analyze * 1000:8.1f} ms ({n / t_analyze:6.1f} img/s) | ratio {t_analyze / t_plain:.2f}"
+        )
+    if "agcam" in model.spec.methods:
+        t_plain, t_all = side_by_side(
+            lambda: run_plain(args.batch), lambda: model.analyze(images, batch_size=args.batch), args.repeats
+        )
+        print(f"batch {args.batch:2d}: all methods incl. agcam (one backward) ratio {t_all / t_plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()

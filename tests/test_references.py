@@ -1,0 +1,150 @@
+"""Each method against an independent reference on the same random weights.
+
+- cls / mean / pool: timm's `AttentionExtract` (torch.fx graph of the eager softmax nodes), indexed by hand.
+- rollout: a direct NumPy implementation of Abnar & Zuidema's formula.
+- gradcam: pytorch-grad-cam on the same ResNet-50.
+- agcam: a hand-written re-forward of the ViT with autograd, following Leem & Seo's reference code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from small_models import noise_image, small_model
+from timm.utils import AttentionExtract
+
+import vitattn
+
+VITS = [n for n, s in vitattn.MODELS.items() if s.family == "vit"]
+
+
+def reference_attention(model: vitattn.Model, image) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Per layer (H, T, T) softmax attention and the pool probe's (H, T), via torch.fx, not our hooks."""
+    names = ["*attn.softmax"] + (["attn_pool.softmax"] if model.adapter.pool is not None else [])
+    extract = AttentionExtract(model.module, names=names)
+    with torch.no_grad():
+        out = extract(model.transform(image)[None])
+    layers = [out[f"blocks.{i}.attn.softmax"][0].numpy() for i in range(model.spec.num_layers)]
+    pool = out["attn_pool.softmax"][0].mean(1).numpy() if "attn_pool.softmax" in out else None
+    return layers, pool
+
+
+def grid_of(row: np.ndarray, prefix: int, grid: tuple[int, int]) -> np.ndarray:
+    """By hand: drop the prefix tokens, reshape patches in raster order."""
+    return row[..., prefix:].reshape(*row.shape[:-1], *grid)
+
+
+@pytest.mark.parametrize("name", VITS)
+def test_cls_mean_pool_match_timm_attention_extract(name):
+    model, image = small_model(name), noise_image(110, 70, seed=5)
+    spec, a = model.spec, model.analyze(image)
+    attn, pool = reference_attention(model, image)
+    for layer, A in enumerate(attn):  # A: (H, T, T)
+        if "cls" in spec.methods:
+            expected = grid_of(A[:, 0, :], spec.num_prefix_tokens, spec.grid)  # (H, gh, gw)
+            np.testing.assert_allclose(a.heads("cls", layer), expected, rtol=1e-5, atol=1e-7)
+        expected = grid_of(A.mean(1), spec.num_prefix_tokens, spec.grid)
+        np.testing.assert_allclose(a.heads("mean", layer), expected, rtol=1e-5, atol=1e-7)
+    if "pool" in spec.methods:
+        np.testing.assert_allclose(a.heads("pool"), grid_of(pool, spec.num_prefix_tokens, spec.grid), rtol=1e-5)
+
+
+def numpy_rollout(attn: list[np.ndarray]) -> list[np.ndarray]:
+    """Abnar & Zuidema (2020): mean over heads, (A + I) / 2, rows renormalized, product from the first layer."""
+    out, rolled = [], None
+    for A in attn:
+        a = A.astype(np.float64).mean(0)
+        a = (a + np.eye(a.shape[0])) / 2
+        a = a / a.sum(1, keepdims=True)
+        rolled = a if rolled is None else a @ rolled
+        out.append(rolled)
+    return out
+
+
+@pytest.mark.parametrize("name", VITS)
+def test_rollout_matches_numpy_formula(name):
+    model, image = small_model(name), noise_image(90, 130, seed=6)
+    spec, a = model.spec, model.analyze(image, methods=["rollout"])
+    attn, _ = reference_attention(model, image)
+    for layer, R in enumerate(numpy_rollout(attn)):
+        row = R[0] if spec.num_prefix_tokens else R.mean(0)  # CLS row; mean row without CLS (SigLIP)
+        np.testing.assert_allclose(a.map("rollout", layer), grid_of(row, spec.num_prefix_tokens, spec.grid), rtol=1e-4)
+
+
+def test_rollout_worked_on_paper():
+    """Two tokens, one head. A1 = [[1, 0], [0, 1]] -> (A1 + I)/2 = I. A2 = [[0, 1], [1, 0]] -> [[.5, .5], [.5, .5]]."""
+    from vitattn.methods import rollout_matrices
+
+    a1 = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    a2 = torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]])
+    r1, r2 = rollout_matrices([a1, a2])
+    np.testing.assert_allclose(r1[0].numpy(), np.eye(2))
+    np.testing.assert_allclose(r2[0].numpy(), np.full((2, 2), 0.5))
+
+
+def test_gradcam_matches_pytorch_grad_cam():
+    """Full-size ResNet-50 with random weights; every stage, top-1 target, correlation >= 0.999."""
+    from pytorch_grad_cam import GradCAM
+
+    torch.manual_seed(0)
+    model = vitattn.load_model("resnet50", pretrained=False, device="cpu")
+    image = noise_image(200, 150, seed=7)
+    a = model.analyze(image)
+    x = model.transform(image)[None]
+    model.module.requires_grad_(True)  # pytorch-grad-cam backpropagates into the weights; the forward is unchanged
+    for layer, stage in enumerate([model.module.layer1, model.module.layer2, model.module.layer3, model.module.layer4]):
+        with GradCAM(model=model.module, target_layers=[stage]) as cam:
+            reference = cam(input_tensor=x, targets=None)[0]  # (224, 224), min-max scaled, top-1 target
+        ours = torch.nn.functional.interpolate(
+            torch.from_numpy(a.map("gradcam", layer).copy())[None, None], size=reference.shape, mode="bilinear"
+        )[0, 0].numpy()
+        ours = (ours - ours.min()) / (ours.max() - ours.min() + 1e-7)
+        corr = np.corrcoef(ours.ravel(), reference.ravel())[0, 1]
+        assert corr >= 0.999, f"stage {layer}: correlation {corr}"
+
+
+def manual_agcam(model: vitattn.Model, image) -> tuple[np.ndarray, np.ndarray, int]:
+    """AG-CAM by a hand-written forward of timm's ViT (no hooks): scores S, softmax A with retained grads,
+    then ReLU(dA) * sigmoid(S) at the CLS row, per layer and head (Leem & Seo 2024, eqs. 5-9)."""
+    vit = model.module
+    x = vit.norm_pre(vit._pos_embed(vit.patch_embed(model.transform(image)[None].requires_grad_(True))))
+    scores, probs = [], []
+    for blk in vit.blocks:
+        at = blk.attn
+        h = blk.norm1(x)
+        b, n, c = h.shape
+        q, k, v = at.qkv(h).reshape(b, n, 3, at.num_heads, at.head_dim).permute(2, 0, 3, 1, 4)
+        s = (q * at.scale) @ k.transpose(-2, -1)  # (1, H, T, T)
+        p = s.softmax(-1)
+        p.retain_grad()
+        scores.append(s)
+        probs.append(p)
+        o = at.proj((p @ v).transpose(1, 2).reshape(b, n, c))
+        x = x + blk.ls1(o)
+        x = x + blk.ls2(blk.mlp(blk.norm2(x)))
+    logits = vit.forward_head(vit.norm(x))
+    target = int(logits.argmax())
+    logits[0, target].backward()
+    terms = np.stack(
+        [
+            (torch.relu(p.grad[0, :, 0, 1:]) * torch.sigmoid(s[0, :, 0, 1:])).detach().numpy()
+            for s, p in zip(scores, probs)
+        ]
+    )  # (L, H, P)
+    return terms, logits.detach().numpy(), target
+
+
+@pytest.mark.parametrize("name", ["vit", "vit32"])
+def test_agcam_matches_manual_autograd(name):
+    model, image = small_model(name), noise_image(100, 75, seed=8)
+    with torch.enable_grad():
+        model.module.requires_grad_(False)
+        terms, _, target = manual_agcam(model, image)
+    a = model.analyze(image, methods=["agcam"])
+    assert a.target == target
+    gh, gw = model.spec.grid
+    for layer in range(model.spec.num_layers):
+        np.testing.assert_allclose(a.heads("agcam", layer), terms[layer].reshape(-1, gh, gw), rtol=1e-4, atol=1e-8)
+        expected = terms[: layer + 1].sum(axis=(0, 1)).reshape(gh, gw)  # heads and layers 0..l summed
+        np.testing.assert_allclose(a.map("agcam", layer), expected, rtol=1e-4, atol=1e-8)

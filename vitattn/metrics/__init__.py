@@ -1,0 +1,82 @@
+"""Alignment of attention maps with expert boxes, baselines and table summaries. Numpy and scipy only, no torch.
+
+Maps are ``[gh, gw]`` float arrays on a model's patch grid covering the whole image; boxes are normalized
+``(x0, y0, x1, y1)`` (``vitattn.boxes``). ``all_metrics`` / ``score_batch`` give every column of the metrics
+table; ``summary`` turns that table into means with bootstrap intervals, best layers and paired tests.
+"""
+
+from vitattn.metrics.baselines import baseline_maps, baseline_metrics, center_map, random_map, spectral_residual
+from vitattn.metrics.ranking import descending_order, top_k_count
+from vitattn.metrics.raster import area_resize, box_masks, union_mask, upsample
+from vitattn.metrics.scores import (
+    METRIC_NAMES,
+    PERCENTILES,
+    BatchScores,
+    all_metrics,
+    all_metrics_batch,
+    coverage,
+    iou,
+    iou_auc,
+    per_box_iou,
+    pointing_game,
+    score_batch,
+)
+from vitattn.metrics.summary import (
+    best_layers,
+    bootstrap_mean,
+    breakdown,
+    group_means,
+    layer_head_grid,
+    paired_test,
+    rank_biserial,
+    summarize,
+)
+from vitattn.metrics.tables import (
+    BOX_COLUMNS,
+    FUSED_HEAD,
+    KEY_COLUMNS,
+    METRICS_COLUMNS,
+    box_rows,
+    per_box_rows,
+    select,
+)
+
+__all__ = [
+    "BOX_COLUMNS",
+    "FUSED_HEAD",
+    "KEY_COLUMNS",
+    "METRICS_COLUMNS",
+    "METRIC_NAMES",
+    "PERCENTILES",
+    "BatchScores",
+    "all_metrics",
+    "all_metrics_batch",
+    "area_resize",
+    "baseline_maps",
+    "baseline_metrics",
+    "best_layers",
+    "bootstrap_mean",
+    "box_masks",
+    "box_rows",
+    "breakdown",
+    "center_map",
+    "coverage",
+    "descending_order",
+    "group_means",
+    "iou",
+    "iou_auc",
+    "layer_head_grid",
+    "paired_test",
+    "per_box_iou",
+    "per_box_rows",
+    "pointing_game",
+    "random_map",
+    "rank_biserial",
+    "score_batch",
+    "select",
+    "spectral_residual",
+    "summarize",
+    "top_k_count",
+    "union_mask",
+    "upsample",
+]
