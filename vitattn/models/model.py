@@ -67,7 +67,7 @@ class Model:
         tgt = None if targets is None else torch.tensor(targets, dtype=torch.long)
         trace = self.adapter.trace(x, grads=grads, targets=tgt)
         per_method = {m: _to_numpy(METHODS[m](trace)) for m in methods}
-        feats = [readonly(f.float().cpu().numpy()) for f in trace.features] if features else []
+        feats = [f.float().cpu().numpy() for f in trace.features] if features else []
         preds = self._top5(trace)
         return [
             Analysis(
