@@ -271,7 +271,7 @@ def test_load_from_bytes_and_unreadable_files(tmp_path: Path):
     Image.new("L", (6, 4), 128).save(gray, format="PNG")
     assert AnnotatedImage("bytes", (), {}, None, gray.getvalue()).load().mode == "RGB"
     (tmp_path / "junk.jpg").write_bytes(b"not an image")
-    with pytest.raises(ValueError, match=r"image 'junk' .*junk\.jpg.* cannot be read"):
+    with pytest.raises(ValueError, match=r"image 'junk' .*junk\.jpg.* is not an image PIL can read"):
         AnnotatedImage("junk", (), {}, tmp_path / "junk.jpg").load()
     with pytest.raises(FileNotFoundError, match=r"image 'gone': file not found"):
         AnnotatedImage("gone", (), {}, tmp_path / "gone.jpg").load()

@@ -7,14 +7,20 @@ lines up with normalized boxes exactly.
 
 from __future__ import annotations
 
+import io
+import warnings
+from pathlib import Path
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 # Images larger than this (width x height) are refused before decoding: PIL's own bomb check warns at ~89 MP.
 MAX_PIXELS = 50_000_000
 
 
-def to_rgb(image: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+def to_rgb(
+    image: Image.Image, *, background: tuple[int, int, int] = (255, 255, 255), max_pixels: int = MAX_PIXELS
+) -> Image.Image:
     """Converts any PIL image to 8-bit RGB.
 
     Alpha (RGBA, LA, P with transparency) is composited over ``background``; 16-bit and 32-bit integer or float
@@ -30,8 +36,8 @@ def to_rgb(image: Image.Image, *, background: tuple[int, int, int] = (255, 255, 
     w, h = image.size
     if w < 1 or h < 1:
         raise ValueError(f"image has no pixels ({w}x{h})")
-    if w * h > MAX_PIXELS:
-        raise ValueError(f"image is {w}x{h} = {w * h:,} pixels, over the limit of {MAX_PIXELS:,}")
+    if w * h > max_pixels:
+        raise ValueError(f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
     mode = image.mode
     if mode == "RGB":
         return image
@@ -53,3 +59,41 @@ def _scale_to_rgb(values: np.ndarray) -> Image.Image:
     scaled = np.zeros_like(values) if hi == lo else (values - lo) / (hi - lo) * 255.0
     gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return Image.fromarray(np.stack([gray] * 3, axis=-1), mode="RGB")
+
+
+def open_image(source: str | Path | bytes, *, name: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Opens an image file or encoded bytes safely: upright (EXIF orientation), 8-bit RGB, fully decoded.
+
+    The pixel count is checked from the header before decoding, so a decompression bomb is refused without
+    allocating it.
+
+    Raises:
+        ValueError: empty, not an image, truncated or corrupt, or over ``max_pixels`` (the message names ``name``).
+        FileNotFoundError: a path that does not exist.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ValueError(f"{name} is empty (0 bytes)")
+        fp, where = io.BytesIO(bytes(source)), f"{name}"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: file not found: {path}")
+        if path.stat().st_size == 0:
+            raise ValueError(f"{name} is empty (0 bytes): {path}")
+        fp, where = path, f"{name} ({path})"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as image:
+                w, h = image.size
+                if w * h > max_pixels:
+                    raise ValueError(f"{where} is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}")
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image), max_pixels=max_pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"{where} is too large to decode safely: {e}") from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"{where} is not an image PIL can read (PNG, JPEG, WebP, TIFF, BMP, GIF, ...)") from None
+    except (OSError, SyntaxError) as e:  # truncated or corrupt data
+        raise ValueError(f"{where} is truncated or corrupt: {e}") from None

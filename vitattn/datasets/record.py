@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vitattn.boxes import LabeledBox
-from vitattn.images import to_rgb
+from vitattn.images import open_image
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -43,21 +42,7 @@ class AnnotatedImage:
             FileNotFoundError: the file is gone.
             ValueError: the file or bytes cannot be read as an image.
         """
-        where = str(self.path) if self.path is not None else "in-memory bytes"
-        try:
-            with Image.open(self.path if self.path is not None else io.BytesIO(self.data)) as image:
-                upright = ImageOps.exif_transpose(image)
-                upright.load()
-                return to_rgb(upright)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"image '{self.id}': file not found: {self.path}") from None
-        except (
-            OSError,
-            SyntaxError,
-            ValueError,
-            Image.DecompressionBombError,
-        ) as e:  # PIL.UnidentifiedImageError is an OSError
-            raise ValueError(f"image '{self.id}' ({where}) cannot be read as an image: {e}") from e
+        return open_image(self.path if self.path is not None else self.data, name=f"image '{self.id}'")
 
 
 def check_id(image_id: object, where: str = "") -> str:
