@@ -87,44 +87,47 @@ def test_gradcam_matches_pytorch_grad_cam():
     """Full-size ResNet-50 with random weights; every stage, top-1 target, correlation >= 0.999."""
     from pytorch_grad_cam import GradCAM
 
+    from vitattn.methods.gradcam import gradcam_map
+
     torch.manual_seed(0)
     model = vitattn.load_model("resnet50", pretrained=False, device="cpu")
     image = noise_image(200, 150, seed=7)
-    a = model.analyze(image)
     x = model.transform(image)[None]
+    trace = model.adapter.trace(x.clone(), grads=True)  # our maps before registration to the cell grid
+    raw = [gradcam_map(a, g)[0].numpy() for a, g in zip(trace.activations, trace.activation_grads, strict=True)]
     model.module.requires_grad_(True)  # pytorch-grad-cam backpropagates into the weights; the forward is unchanged
     for layer, stage in enumerate([model.module.layer1, model.module.layer2, model.module.layer3, model.module.layer4]):
         with GradCAM(model=model.module, target_layers=[stage]) as cam:
             reference = cam(input_tensor=x, targets=None)[0]  # (224, 224), min-max scaled, top-1 target
         ours = torch.nn.functional.interpolate(
-            torch.from_numpy(a.map("gradcam", layer).copy())[None, None], size=reference.shape, mode="bilinear"
+            torch.from_numpy(raw[layer])[None, None], size=reference.shape, mode="bilinear"
         )[0, 0].numpy()
         ours = (ours - ours.min()) / (ours.max() - ours.min() + 1e-7)
         corr = np.corrcoef(ours.ravel(), reference.ravel())[0, 1]
         assert corr >= 0.999, f"stage {layer}: correlation {corr}"
 
 
-def manual_agcam(model: vitattn.Model, image) -> tuple[np.ndarray, np.ndarray, int]:
-    """AG-CAM by a hand-written forward of timm's ViT (no hooks): scores S, softmax A with retained grads,
-    then ReLU(dA) * sigmoid(S) at the CLS row, per layer and head (Leem & Seo 2024, eqs. 5-9)."""
+def manual_agcam(model: vitattn.Model, image, target: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """AG-CAM by a hand-written forward of timm's ViT (no hooks), as in Leem & Seo's reference code: the attention
+    input is detached (`x = x.detach()`), scores S, softmax A as a leaf with a gradient, then ReLU(dA) * sigmoid(S)
+    at the CLS row, per layer and head (Leem & Seo 2024, eqs. 5-9)."""
     vit = model.module
-    x = vit.norm_pre(vit._pos_embed(vit.patch_embed(model.transform(image)[None].requires_grad_(True))))
+    x = vit.norm_pre(vit._pos_embed(vit.patch_embed(model.transform(image)[None])))
     scores, probs = [], []
     for blk in vit.blocks:
         at = blk.attn
-        h = blk.norm1(x)
+        h = blk.norm1(x).detach()
         b, n, c = h.shape
         q, k, v = at.qkv(h).reshape(b, n, 3, at.num_heads, at.head_dim).permute(2, 0, 3, 1, 4)
         s = (q * at.scale) @ k.transpose(-2, -1)  # (1, H, T, T)
-        p = s.softmax(-1)
-        p.retain_grad()
+        p = s.softmax(-1).requires_grad_()
         scores.append(s)
         probs.append(p)
         o = at.proj((p @ v).transpose(1, 2).reshape(b, n, c))
         x = x + blk.ls1(o)
         x = x + blk.ls2(blk.mlp(blk.norm2(x)))
     logits = vit.forward_head(vit.norm(x))
-    target = int(logits.argmax())
+    target = int(logits.argmax()) if target is None else target
     logits[0, target].backward()
     terms = np.stack(
         [
@@ -143,8 +146,57 @@ def test_agcam_matches_manual_autograd(name):
         terms, _, target = manual_agcam(model, image)
     a = model.analyze(image, methods=["agcam"])
     assert a.target == target
+    assert np.isfinite(a.map("agcam")).all()
     gh, gw = model.spec.grid
     for layer in range(model.spec.num_layers):
         np.testing.assert_allclose(a.heads("agcam", layer), terms[layer].reshape(-1, gh, gw), rtol=1e-4, atol=1e-8)
         expected = terms[: layer + 1].sum(axis=(0, 1)).reshape(gh, gw)  # heads and layers 0..l summed
         np.testing.assert_allclose(a.map("agcam", layer), expected, rtol=1e-4, atol=1e-8)
+
+
+def test_agcam_follows_an_explicit_target():
+    model, image = small_model("vit"), noise_image(100, 75, seed=9)
+    with torch.enable_grad():
+        terms, _, _ = manual_agcam(model, image, target=5)
+    a = model.analyze(image, methods=["agcam"], target=5)
+    assert a.target == 5
+    np.testing.assert_allclose(a.heads("agcam", 1), terms[1].reshape(-1, *model.spec.grid), rtol=1e-4, atol=1e-8)
+
+
+def test_resnet_unit_centres_match_their_receptive_fields():
+    """The centroid of d(unit)/d(input) on a full-size random ResNet-50 sits where `stage_unit_centers` says."""
+    from vitattn.models.resnet import STAGES, stage_unit_centers
+
+    torch.manual_seed(0)
+    model = vitattn.load_model("resnet50", pretrained=False, device="cpu")
+    centers = stage_unit_centers(model.module)
+    assert centers == (0.125, 0.0625, 0.03125, 0.015625)  # pixel 0.5 over strides 4, 8, 16, 32
+    x = torch.randn(1, 3, 224, 224, requires_grad=True)
+    feats = {}
+    hooks = [
+        getattr(model.module, s).register_forward_hook(lambda m, i, o, s=s: feats.__setitem__(s, o)) for s in STAGES
+    ]
+    model.module(x)
+    for h in hooks:
+        h.remove()
+    for stage, center in zip(STAGES[2:], centers[2:], strict=True):
+        f = feats[stage]
+        stride, j = 224 // f.shape[-1], f.shape[-1] // 2
+        (grad,) = torch.autograd.grad(f[0, :, j, j].sum(), x, retain_graph=True)
+        weight = grad.abs().sum((0, 1))  # (224, 224)
+        coords = torch.arange(224, dtype=torch.float32) + 0.5
+        cy = float((weight.sum(1) * coords).sum() / weight.sum())
+        cx = float((weight.sum(0) * coords).sum() / weight.sum())
+        expected = (j + center) * stride  # pixels
+        assert abs(cy - expected) < stride / 8 and abs(cx - expected) < stride / 8, (stage, cy, cx, expected)
+
+
+def test_register_to_cells_on_paper():
+    """Units centred at 0 and 1 cells (center=0.0); cell centres 0.5 and 1.5 read halfway, then clamped."""
+    from vitattn.tokens import register_to_cells
+
+    m = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]])  # (1, 2, 2)
+    out = register_to_cells(m, 0.0)[0]
+    # rows: r0 = (row0 + row1) / 2 = [1, 2], r1 = row1 clamped = [2, 3]; then columns the same way
+    np.testing.assert_allclose(out.numpy(), [[1.5, 2.0], [2.5, 3.0]])
+    np.testing.assert_allclose(register_to_cells(m, 0.5)[0].numpy(), m[0].numpy())  # already centred

@@ -46,6 +46,16 @@ class Capture:
         if grad:
             self._want_grad.add(key)
 
+    def cut_input(self, module: nn.Module) -> None:
+        """Detaches ``module``'s first input, so no gradient flows back through it (the module's own output still
+        carries gradients to what comes after it)."""
+        self._handles.append(module.register_forward_pre_hook(lambda _m, args: (args[0].detach(), *args[1:])))
+
+    def leaf_output(self, module: nn.Module) -> None:
+        """Makes ``module``'s output a leaf that requires grad, so its gradient exists even when nothing before it
+        requires grad. Call before ``watch`` on the same module: hooks run in registration order."""
+        self._handles.append(module.register_forward_hook(lambda _m, _a, out: out.detach().requires_grad_()))
+
     def require(self, *, grads: bool = False) -> None:
         """Raises if a watched output (or, with ``grads``, a gradient) was not captured."""
         missing = sorted(self._watched - set(self.outputs))

@@ -38,3 +38,27 @@ def feature_map_tokens(fmap: torch.Tensor) -> torch.Tensor:
     """A CNN feature map ``[B, C, h, w]`` -> ``[B, h * w, C]`` in the same raster order as ViT patches."""
     b, c, h, w = fmap.shape
     return fmap.reshape(b, c, h * w).transpose(1, 2)
+
+
+def register_to_cells(maps: torch.Tensor, center: float) -> torch.Tensor:
+    """Resamples CNN maps so that value ``(r, c)`` belongs to the centre of grid cell ``(r, c)``.
+
+    Everything downstream assumes cell ``i`` of an ``n``-cell axis covers ``[i / n, (i + 1) / n)`` of the image,
+    centred at ``i + 0.5`` cells. A ViT patch does; a CNN unit ``j`` of stride ``S`` is centred where its receptive
+    field is, ``j + center`` cells (``center = c0 / S`` for a first unit centred at pixel ``c0``; symmetric padding
+    puts ResNet's units at ``c0 = 0.5``, half a cell up-left of the cell centre). Each value is read at the cell
+    centre by linear interpolation between neighbouring units, clamped at the edges.
+
+    Args:
+        maps: ``(B, h, w)``.
+        center: centre of unit 0 in cells along both axes.
+    """
+    out = maps
+    for axis in (1, 2):
+        n = maps.shape[axis]
+        u = (torch.arange(n, dtype=maps.dtype, device=maps.device) + 0.5 - center).clamp(0, n - 1)  # unit coords
+        lo = u.floor().long()
+        hi = (lo + 1).clamp(max=n - 1)
+        w = (u - lo.to(maps.dtype)).view([-1 if d == axis else 1 for d in range(3)])
+        out = out.index_select(axis, lo) * (1 - w) + out.index_select(axis, hi) * w
+    return out

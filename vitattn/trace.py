@@ -13,7 +13,7 @@ import torch
 
 @dataclass
 class Trace:
-    """Captured intermediates of one batch, on the CPU, float32.
+    """Captured intermediates of one batch, float32, on the model's device.
 
     Shapes: ``B`` images, ``L`` layers, ``H`` heads, ``T = num_prefix + gh * gw`` tokens, ``D`` channels.
     """
@@ -28,6 +28,7 @@ class Trace:
     attention_grads: list[torch.Tensor] | None = None  # per layer (B, H, T, T) d(target logit)/d(attention)
     activations: list[torch.Tensor] | None = None  # per stage (B, C, h, w) CNN feature maps
     activation_grads: list[torch.Tensor] | None = None  # per stage (B, C, h, w) d(target logit)/d(activation)
+    unit_centers: tuple[float, ...] | None = None  # CNN: centre of unit 0 per stage, in cells (0.5 = cell centre)
     logits: torch.Tensor | None = None  # (B, num_classes) for classifiers
     targets: torch.Tensor | None = None  # (B,) class explained by gradient methods
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from ..tokens import register_to_cells
 from ..trace import Maps, Trace
 
 
@@ -22,10 +23,16 @@ def gradcam_map(activations: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
 
 
 def gradcam(trace: Trace) -> dict[int, Maps]:
-    """Grad-CAM at every stage (layer 0..3 = ResNet stages layer1..layer4); a CNN has no heads."""
+    """Grad-CAM at every stage (layer 0..3 = ResNet stages layer1..layer4); a CNN has no heads.
+
+    Each map is registered to the patch-grid convention (`register_to_cells`): a ResNet unit sits half a cell
+    up-left of its cell's centre (at ``layer4``, 15.5 of 224 pixels), which would otherwise shift the map
+    against the boxes. pytorch-grad-cam upsamples the unregistered map.
+    """
     if trace.activations is None or trace.activation_grads is None:
         raise ValueError("gradcam needs a CNN's stage activations and their gradients")
+    centers = trace.unit_centers or (0.5,) * len(trace.activations)
     return {
-        layer: Maps(None, gradcam_map(acts, grads))
+        layer: Maps(None, register_to_cells(gradcam_map(acts, grads), centers[layer]))
         for layer, (acts, grads) in enumerate(zip(trace.activations, trace.activation_grads, strict=True))
     }

@@ -54,8 +54,10 @@ class Model:
         batch = [images] if single else list(images)
         methods = self._check_methods(methods)
         targets = self._check_targets(target, len(batch))
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         out: list[Analysis] = []
-        for start in range(0, len(batch), max(1, batch_size)):
+        for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
             tgt = None if targets is None else targets[start : start + batch_size]
             out.extend(self._analyze_batch(chunk, methods, tgt, features))

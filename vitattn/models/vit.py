@@ -49,6 +49,9 @@ class VitAdapter:
         """One forward pass of ``x`` ``(B, 3, S, S)``; with ``grads``, one backward of the target class scores."""
         with Capture() as cap:
             for i, block in enumerate(self.blocks):
+                if grads:  # AG-CAM's gradient path, see `_cut_attention_inputs`
+                    cap.cut_input(block.attn)
+                    cap.leaf_output(block.attn.attn_drop)
                 cap.watch(f"attn{i}", block.attn.attn_drop, grad=grads)
                 cap.watch(f"out{i}", block)
                 if grads:
@@ -78,6 +81,12 @@ class VitAdapter:
             targets=targets,
         )
 
+    # Gradients for AG-CAM follow Leem & Seo's reference code (Methods/AGCAM/ViT_for_AGCAM/models/
+    # vision_transformer.py, `Attention.forward` starts with `x = x.detach()`): the attention block's input is
+    # detached, so the gradient reaching layer k's attention flows to the class score only along the skip
+    # connections and MLPs of later blocks, never through their q, k, v ("dE_1^(k+1)/dE_2^k = I", paper Fig. 2).
+    # The softmax output is then made a leaf that requires grad, so its gradient exists.
+
     @property
     def _is_classifier(self) -> bool:
         return getattr(self.module, "num_classes", 0) == 1000
@@ -90,7 +99,11 @@ class VitAdapter:
         return (cap.outputs[f"q{i}"] * attn.scale) @ cap.outputs[f"k{i}"].transpose(-2, -1)
 
     def _pool_attention(self, cap: Capture) -> torch.Tensor:
-        """The MAP probe's softmax attention over the final tokens, ``(B, H, T)`` (mean over latents if several)."""
+        """The MAP probe's softmax attention over the final tokens, ``(B, H, T)``.
+
+        With several latents, timm's ``AttentionPoolLatent`` keeps latent 0 (``pool='token'``) or averages them
+        (``pool='avg'``); we read the attention the same way.
+        """
         q, k = cap.outputs["pool_q"], cap.outputs["pool_k"]  # (B, H, Lq, hd), (B, H, T, hd)
         attn = ((q * self.pool.scale) @ k.transpose(-2, -1)).softmax(-1)  # (B, H, Lq, T)
-        return attn.mean(2)
+        return attn[:, :, 0] if getattr(self.pool, "pool", "token") == "token" else attn.mean(2)
