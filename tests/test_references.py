@@ -132,7 +132,7 @@ def manual_agcam(model: vitattn.Model, image, target: int | None = None) -> tupl
     terms = np.stack(
         [
             (torch.relu(p.grad[0, :, 0, 1:]) * torch.sigmoid(s[0, :, 0, 1:])).detach().numpy()
-            for s, p in zip(scores, probs)
+            for s, p in zip(scores, probs, strict=True)
         ]
     )  # (L, H, P)
     return terms, logits.detach().numpy(), target
