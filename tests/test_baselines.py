@@ -92,7 +92,7 @@ def test_baseline_metrics_with_image_and_a_whole_image_box() -> None:
         assert list(scores[name]) == list(METRIC_NAMES)
         assert scores[name]["iou_90"] == pytest.approx(0.1)
         assert scores[name]["coverage"] == pytest.approx(1.0)
-        assert scores[name]["pointing"] == 1.0
+        assert scores[name]["pointing"] == scores[name]["pointing_15"] == 1.0
 
 
 def test_center_prior_beats_chance_on_a_centred_box() -> None:

@@ -14,8 +14,10 @@ from vitattn.metrics import (
     box_masks,
     coverage,
     descending_order,
+    expected_top_k_hits,
     iou,
     iou_auc,
+    literature_tolerance,
     per_box_iou,
     pointing_game,
     score_batch,
@@ -119,30 +121,92 @@ def test_hand_computed_metrics_of_one_hot_cell() -> None:
     assert scores["iou_50"] == pytest.approx(0.5)
     assert scores["coverage"] == pytest.approx(12.25 / 16)
     assert scores["pointing"] == 1.0
+    assert scores["pointing_15"] == 1.0  # tolerance 15 * 8 / 224 px: the peak is inside the box anyway
     assert scores["iou_auc"] == pytest.approx(np.mean([scores[f"iou_{p}"] for p in PERCENTILES]))
     assert iou(HOT, [QUADRANT], 90, resolution=8) == pytest.approx(0.375)
     assert iou_auc(HOT, [QUADRANT], resolution=8) == pytest.approx(scores["iou_auc"])
     assert coverage(HOT, [QUADRANT], resolution=8) == pytest.approx(0.765625)
 
 
-def test_ties_at_the_threshold_keep_exactly_k_in_raster_order() -> None:
+def test_ties_at_the_threshold_get_their_expected_share() -> None:
     # [[1, 1], [0, 0]] at R = 4: rows take 1, 0.75, 0.25, 0, so row 0 holds four tied maxima. At p = 90,
-    # k = round(1.6) = 2: the first two pixels of row 0, i.e. the left half of the top row.
+    # k = round(1.6) = 2: the 2 places go to 2 of the 4 tied pixels at random, so a box holding 2 of them
+    # expects 0 + 2 * 2 / 4 = 1 hit: IoU = 1 / (2 + 2 - 1). The whole row expects 2 hits: 2 / (2 + 4 - 2).
     m = np.array([[1.0, 1.0], [0.0, 0.0]], dtype=np.float32)
-    assert iou(m, [(0.0, 0.0, 0.5, 0.25)], 90, resolution=4) == 1.0
-    assert iou(m, [(0.5, 0.0, 1.0, 0.25)], 90, resolution=4) == 0.0
-    assert iou(m, [(0.0, 0.0, 1.0, 0.25)], 90, resolution=4) == pytest.approx(2 / 4)  # kept 2 of the row's 4
+    assert iou(m, [(0.0, 0.0, 0.5, 0.25)], 90, resolution=4) == pytest.approx(1 / 3)
+    assert iou(m, [(0.5, 0.0, 1.0, 0.25)], 90, resolution=4) == pytest.approx(1 / 3)
+    assert iou(m, [(0.0, 0.0, 1.0, 0.25)], 90, resolution=4) == pytest.approx(2 / 4)
+    np.testing.assert_allclose(per_box_iou(m, [(0.0, 0.0, 0.5, 0.25), (0.5, 0.0, 1.0, 0.25)], 90, 4), [1 / 3, 1 / 3])
 
 
 def test_constant_map() -> None:
     flat = np.full((3, 3), 7.0, dtype=np.float32)
-    # R = 4, p = 75: k = 4 -> the top row in raster order.
-    assert iou(flat, [(0.0, 0.0, 1.0, 0.25)], 75, resolution=4) == 1.0
-    assert iou(flat, [(0.0, 0.75, 1.0, 1.0)], 75, resolution=4) == 0.0
+    # R = 4, p = 75: k = 4 of n = 16, all tied, so each pixel is kept with chance 4 / 16. A row (area 4) expects
+    # 4 * 4 / 16 = 1 hit: IoU = 1 / (4 + 4 - 1) = 1 / 7, wherever the row is.
+    for row in range(4):
+        assert iou(flat, [(0.0, row / 4, 1.0, (row + 1) / 4)], 75, resolution=4) == pytest.approx(1 / 7)
+    # In general (k * area / n) / (k + area - k * area / n): R = 10, p = 90 (k = 10), a 3 x 5 box (area 15).
+    hits = 10 * 15 / 100
+    assert iou(flat, [(0.2, 0.3, 0.7, 0.6)], 90, resolution=10) == pytest.approx(hits / (10 + 15 - hits))
     assert coverage(flat, [(0.0, 0.0, 0.5, 0.25)], resolution=8) == pytest.approx(8 / 64)  # the area fraction
     # Every pixel is a peak, so a hit needs the boxes to hold them all.
     assert not pointing_game(flat, [(0.0, 0.0, 0.5, 1.0)], resolution=8)
     assert pointing_game(flat, [(0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 1.0, 1.0)], resolution=8)
+
+
+def test_symmetric_map_scores_the_same_against_mirrored_boxes() -> None:
+    # A 2 x 2 blob at the centre of a 14 x 14 grid, zeros elsewhere: at R = 224 most pixels tie at 0. Breaking
+    # ties in raster order gave iou_auc 0.475 against the top half and 0.032 against the bottom half.
+    m = np.zeros((14, 14), dtype=np.float32)
+    m[6:8, 6:8] = 1.0
+    halves = {
+        "top": (0.0, 0.0, 1.0, 0.5),
+        "bottom": (0.0, 0.5, 1.0, 1.0),
+        "left": (0.0, 0.0, 0.5, 1.0),
+        "right": (0.5, 0.0, 1.0, 1.0),
+    }
+    scores = {name: all_metrics(m, [box], resolution=224) for name, box in halves.items()}
+    for a, b in [("top", "bottom"), ("left", "right"), ("top", "left")]:
+        assert scores[a] == pytest.approx(scores[b], abs=1e-12)
+    # The map is symmetric about the midline, so each half holds half of every level set (the pixels above the
+    # threshold and those tied at it): k / 2 expected hits at every percentile, IoU = (k / 2) / (k + n / 2 - k / 2).
+    n = 224 * 224
+    for p in PERCENTILES:
+        k = top_k_count(n, p)
+        assert scores["top"][f"iou_{p}"] == pytest.approx((k / 2) / (k / 2 + n / 2))
+    boxes = list(halves.values())
+    np.testing.assert_allclose(per_box_iou(m, boxes, 90, 224), np.full(4, per_box_iou(m, boxes, 90, 224)[0]))
+    quadrants = [(0.0, 0.0, 0.5, 0.5), (0.5, 0.0, 1.0, 0.5), (0.0, 0.5, 0.5, 1.0), (0.5, 0.5, 1.0, 1.0)]
+    batch = score_batch(m[None], quadrants, resolution=224).box_iou[0]
+    np.testing.assert_allclose(batch, np.full(4, batch[0]), rtol=0, atol=1e-12)
+
+
+def test_expected_hits_match_a_sort_based_reference() -> None:
+    # Heavy ties (values rounded to a few levels): the expectation over random tie-breaks equals
+    # hits among the n_above pixels + (k - n_above) * (tied pixels in mask) / (tied pixels).
+    rng = np.random.default_rng(7)
+    x = np.round(rng.random((5, 203)) * 4).astype(np.float32)  # 5 levels, n not a multiple of 8
+    masks = rng.random((3, 203)) < 0.4
+    ks = np.array([1, 20, 57, 101, 150, 203, 20])
+    hits = expected_top_k_hits(x, masks, ks)
+    assert hits.shape == (5, 7, 3)
+    for i in range(5):
+        for j, k in enumerate(ks):
+            t = np.sort(x[i])[::-1][k - 1]
+            above, tied = x[i] > t, x[i] == t
+            for m in range(3):
+                expected = (above & masks[m]).sum() + (k - above.sum()) * (tied & masks[m]).sum() / tied.sum()
+                assert hits[i, j, m] == pytest.approx(expected)
+    # A tie-break at random, averaged over many draws, converges to the same expectation.
+    draws = np.mean([masks[0][np.argsort(-x[0] + rng.random(203) * 1e-3)[:57]].sum() for _ in range(4000)])
+    assert draws == pytest.approx(hits[0, 2, 0], abs=0.15)
+    # Masks that tile the image share out exactly k; without ties the counts are whole numbers.
+    tiles = np.stack([np.arange(203) % 3 == r for r in range(3)])
+    np.testing.assert_allclose(expected_top_k_hits(x, tiles, ks).sum(axis=2), np.broadcast_to(ks, (5, 7)))
+    distinct = rng.permutation(203).astype(np.float32)[None]
+    got = expected_top_k_hits(distinct, masks, ks)[0]
+    top = np.argsort(-distinct[0])
+    np.testing.assert_array_equal(got, [[masks[m][top[:k]].sum() for m in range(3)] for k in ks])
 
 
 def test_box_covering_the_whole_image() -> None:
@@ -151,7 +215,7 @@ def test_box_covering_the_whole_image() -> None:
     assert scores["iou_90"] == pytest.approx(0.1)
     assert scores["iou_50"] == pytest.approx(0.5)
     assert scores["coverage"] == pytest.approx(1.0)
-    assert scores["pointing"] == 1.0
+    assert scores["pointing"] == scores["pointing_15"] == 1.0
 
 
 def test_coverage_of_a_map_uniform_inside_the_box() -> None:
@@ -170,6 +234,32 @@ def test_pointing_game_with_tolerance() -> None:
     assert not pointing_game(HOT, [OPPOSITE], resolution=8)
     assert not pointing_game(HOT, [OPPOSITE], resolution=8, tolerance=5)  # (0, 0) still too far
     assert pointing_game(HOT, [OPPOSITE], resolution=8, tolerance=6)
+
+
+def test_pointing_15_uses_the_15_pixel_tolerance_at_224() -> None:
+    # One hot corner cell of a 14 x 14 grid: at R = 224 the maximum is the 8 x 8 plateau at rows/columns 0..7
+    # (edge clamping), at R = 448 the 16 x 16 plateau at 0..15. A box from x = 15 / 224 holds columns >= 15 at
+    # R = 224: the farthest tied peak, column 0, is 15 px away (a hit); from x = 16 / 224, 16 px (a miss).
+    # At R = 448 the tolerance scales to 30 px and the same boxes give the same answers.
+    m = np.zeros((14, 14), dtype=np.float32)
+    m[0, 0] = 1.0
+    assert literature_tolerance(224) == 15.0 and literature_tolerance(448) == 30.0
+    assert literature_tolerance(112) == 7.5
+    for resolution in (224, 448):
+        near = all_metrics(m, [(15 / 224, 0.0, 1.0, 1.0)], resolution=resolution)
+        far = all_metrics(m, [(16 / 224, 0.0, 1.0, 1.0)], resolution=resolution)
+        assert (near["pointing"], near["pointing_15"]) == (0.0, 1.0)
+        assert (far["pointing"], far["pointing_15"]) == (0.0, 0.0)
+        box = [(15 / 224, 0.0, 1.0, 1.0)]
+        assert near["pointing_15"] == pointing_game(m, box, resolution, tolerance=literature_tolerance(resolution))
+        assert not pointing_game(m, box, resolution)  # tolerance 0 stays the default
+    # All tied maxima must be within tolerance: with a second, equal peak in the top-right corner, the box near
+    # the top-left plateau alone misses; adding a box near the other plateau (mirrored) makes it a hit.
+    two = m.copy()
+    two[0, 13] = 1.0
+    left, right = (15 / 224, 0.0, 0.5, 1.0), (0.5, 0.0, 209 / 224, 1.0)
+    assert all_metrics(two, [left], resolution=224)["pointing_15"] == 0.0
+    assert all_metrics(two, [left, right], resolution=224)["pointing_15"] == 1.0
 
 
 def test_per_box_iou() -> None:

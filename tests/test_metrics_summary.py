@@ -101,6 +101,58 @@ def test_best_layers_picks_the_highest_fused_mean() -> None:
         best_layers(make_table(), "iou_90", method="rollout")
 
 
+def noise_table(n_layers: int = 6, n_images: int = 30, seed: int = 1) -> dict[str, np.ndarray]:
+    """Fused rows of one model whose layers are all pure noise of the same mean (no layer is truly best)."""
+    rng = np.random.default_rng(seed)
+    rows = list(itertools.product([f"img{i:02d}" for i in range(n_images)], range(n_layers)))
+    image_id, layer = (np.array(c) for c in zip(*rows, strict=True))
+    n = len(rows)
+    return {
+        "image_id": image_id,
+        "model": np.array(["dino"] * n),
+        "method": np.array(["cls"] * n),
+        "layer": layer,
+        "head": np.full(n, -1),
+        "iou_90": rng.normal(0.5, 0.1, n),
+    }
+
+
+def test_best_layers_interval_redoes_the_selection_in_each_resample() -> None:
+    table = noise_table()
+    (row,) = best_layers(table, "iou_90", n_boot=300, seed=2)
+    # Reference: the same image draws as bootstrap_mean (seed 2), the best layer re-chosen in every resample.
+    images = np.unique(table["image_id"])
+    layers = np.unique(table["layer"])
+    cell = np.array(
+        [[table["iou_90"][(table["image_id"] == i) & (table["layer"] == la)][0] for la in layers] for i in images]
+    )
+    draws = np.random.default_rng(2).integers(0, len(images), size=(300, len(images)))  # [300, 30]
+    boot = cell[draws].mean(axis=1)  # [300, L] per-layer means of each resample
+    lo, hi = np.quantile(boot.max(axis=1), [0.025, 0.975])
+    assert row["layer"] == int(np.argmax(cell.mean(axis=0)))
+    assert row["mean"] == pytest.approx(cell.mean(axis=0).max())
+    assert (row["lo"], row["hi"]) == pytest.approx((lo, hi))
+    assert row["p_best"] == pytest.approx(np.mean(boot.argmax(axis=1) == row["layer"]))
+    # Holding the chosen layer fixed (the old behaviour) gives a lower, optimistic interval: with six equally
+    # good layers the max over layers in a resample beats the chosen layer's mean in that resample.
+    (fixed,) = summarize(select(table, layer=row["layer"]), "iou_90", n_boot=300, seed=2)
+    assert row["lo"] > fixed["lo"] and row["hi"] > fixed["hi"]
+    assert row["p_best"] < 0.9
+
+
+def test_best_layers_clear_winner_matches_the_fixed_layer_interval() -> None:
+    # Layer 2 beats the others by 0.1 with noise 0.01: every resample picks it, so re-selection changes nothing.
+    rows = best_layers(make_table(), "iou_90", n_boot=200)
+    for row in rows:
+        (fixed,) = summarize(
+            select(make_table(), model=row["model"], layer=row["layer"], head=-1), "iou_90", n_boot=200
+        )
+        assert row["p_best"] == 1.0
+        assert (row["mean"], row["lo"], row["hi"], row["n"]) == pytest.approx(
+            (fixed["mean"], fixed["lo"], fixed["hi"], fixed["n"])
+        )
+
+
 def test_best_layers_breaks_ties_towards_the_shallower_layer() -> None:
     table = {**make_table(), "iou_90": np.ones(len(make_table()["image_id"]))}
     assert {r["layer"] for r in best_layers(table, "iou_90", n_boot=10)} == {0}

@@ -6,17 +6,20 @@ table; ``summary`` turns that table into means with bootstrap intervals, best la
 """
 
 from vitattn.metrics.baselines import baseline_maps, baseline_metrics, center_map, random_map, spectral_residual
-from vitattn.metrics.ranking import descending_order, top_k_count
+from vitattn.metrics.ranking import descending_order, expected_top_k_hits, top_k_count
 from vitattn.metrics.raster import area_resize, box_masks, union_mask, upsample
 from vitattn.metrics.scores import (
     METRIC_NAMES,
     PERCENTILES,
+    POINTING_REFERENCE_RESOLUTION,
+    POINTING_TOLERANCE,
     BatchScores,
     all_metrics,
     all_metrics_batch,
     coverage,
     iou,
     iou_auc,
+    literature_tolerance,
     per_box_iou,
     pointing_game,
     score_batch,
@@ -48,6 +51,8 @@ __all__ = [
     "METRICS_COLUMNS",
     "METRIC_NAMES",
     "PERCENTILES",
+    "POINTING_REFERENCE_RESOLUTION",
+    "POINTING_TOLERANCE",
     "BatchScores",
     "all_metrics",
     "all_metrics_batch",
@@ -62,10 +67,12 @@ __all__ = [
     "center_map",
     "coverage",
     "descending_order",
+    "expected_top_k_hits",
     "group_means",
     "iou",
     "iou_auc",
     "layer_head_grid",
+    "literature_tolerance",
     "paired_test",
     "per_box_iou",
     "per_box_rows",

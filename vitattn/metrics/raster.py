@@ -13,7 +13,7 @@ import numpy as np
 
 from vitattn.boxes import Box, LabeledBox, boxes_of
 
-MAX_RESOLUTION = 4096  # metrics pack a pixel index into 16-24 bits of a sort key (see ranking.py)
+MAX_RESOLUTION = 4096  # ranking.descending_order packs a pixel index into at most 24 bits of a sort key
 
 
 def check_resolution(resolution: int) -> int:

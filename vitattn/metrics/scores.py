@@ -5,17 +5,30 @@ rasterizes the boxes on the same grid (``raster.box_masks``: a pixel is in a box
 ``[x0, x1) x [y0, y1)``). Maps are compared at float32 precision. Conventions:
 
 - IoU at percentile p keeps exactly ``k = max(1, round(n * (100 - p) / 100))`` of the ``n = R * R`` pixels, the
-  highest first; ties at the threshold go to the earlier pixel in raster order (``ranking.descending_order``).
+  highest first. Pixels tied at the threshold (the k-th largest value ``t``) get their expected share under a
+  uniformly random tie-break (``ranking.expected_top_k_hits``): ``hits = hits_above + (k - n_above) *
+  tied_in / n_tied``, where ``n_above`` pixels exceed ``t``, ``hits_above`` of them in the mask, and
+  ``tied_in`` of the ``n_tied`` pixels equal to ``t`` lie in the mask. Then ``IoU = hits / (k + area - hits)``,
+  the expected intersection over the expected union (``area`` = mask pixels). No pixel order enters, so a flat
+  region does not favour the top of the image, and a constant map scores ``(k * area / n) / (k + area - k *
+  area / n)``. The per-box IoU (``per_box_iou``, ``BatchScores.box_iou``) follows the same rule with each box.
   Thresholding a map at a percentile of its values follows Network Dissection (Bau et al., CVPR 2017) and
   DINO's attention masks (Caron et al., ICCV 2021); IoU against the box union is the Jaccard index.
+- ``iou_auc`` is the unweighted mean of the IoUs at ``PERCENTILES`` (90, 85, 80, 75, 70, 60, 50): a summary over
+  thresholds, not a trapezoidal area under an IoU curve (the percentiles are unevenly spaced and each counts
+  once).
 - Coverage is the share of the map's mass inside the box union after subtracting the map's minimum (over
   the upsampled grid). A constant map spreads its mass uniformly, so its coverage is the union's area fraction.
-- Pointing game (Zhang et al., "Top-down neural attention by excitation backprop", ECCV 2016): a hit when the
-  peak falls within ``tolerance`` pixels of a box. When several pixels share the maximum, all of them must be
-  within tolerance (the conservative choice: a flat map does not score by luck of raster order).
+- Pointing game (after Zhang et al., "Top-down neural attention by excitation backprop", ECCV 2016): a hit when
+  the peak lies within ``tolerance`` pixels (Euclidean distance, pixels of the R grid) of a pixel of the box
+  union. Two columns: ``pointing`` with tolerance 0 (the peak must lie inside a box) and ``pointing_15`` with
+  Zhang et al.'s 15 pixel tolerance, taken at R = 224 and scaled to ``15 * R / 224`` on other grids (so it is a
+  fixed 15 / 224 of the image side, not 15 pixels of the original photograph). When several pixels share the
+  maximum, a hit needs all of them within tolerance (the conservative choice: a flat map does not score by
+  luck of pixel order; a constant map hits only when the boxes, widened by the tolerance, cover the image).
 
-``score_batch`` does the work once for a stack of maps and one box list: it upsamples, rasterizes and sorts
-once and reads every percentile off the same ranking.
+``score_batch`` does the work once for a stack of maps and one box list: it upsamples, rasterizes and finds the
+percentile thresholds once and reads every percentile and box off them.
 """
 
 from __future__ import annotations
@@ -27,11 +40,13 @@ import numpy as np
 from scipy import ndimage
 
 from vitattn.boxes import Box, LabeledBox
-from vitattn.metrics.ranking import check_percentile, descending_order, top_k_count
+from vitattn.metrics.ranking import check_percentile, expected_top_k_hits, top_k_count
 from vitattn.metrics.raster import box_masks, check_resolution, upsample
 
 PERCENTILES = (90, 85, 80, 75, 70, 60, 50)
-METRIC_NAMES = (*(f"iou_{p}" for p in PERCENTILES), "iou_auc", "coverage", "pointing")
+POINTING_TOLERANCE = 15  # Zhang et al. (ECCV 2016): pixels ...
+POINTING_REFERENCE_RESOLUTION = 224  # ... on a 224 px grid; scaled as 15 * R / 224 on an R grid
+METRIC_NAMES = (*(f"iou_{p}" for p in PERCENTILES), "iou_auc", "coverage", "pointing", "pointing_15")
 BoxList = Sequence[Box | LabeledBox | Sequence[float]]
 
 
@@ -39,7 +54,7 @@ BoxList = Sequence[Box | LabeledBox | Sequence[float]]
 class BatchScores:
     """Scores of ``N`` maps against one box list."""
 
-    metrics: dict[str, np.ndarray]  # METRIC_NAMES -> [N] float64 (pointing as 0.0 / 1.0)
+    metrics: dict[str, np.ndarray]  # METRIC_NAMES -> [N] float64 (pointing, pointing_15 as 0.0 / 1.0)
     box_iou: np.ndarray  # [N, B] IoU of the thresholded map with each box alone, at box_percentile
 
 
@@ -63,23 +78,26 @@ def check_heatmaps(heatmaps: np.ndarray, *, ndim: int = 3) -> np.ndarray:
 
 def _near_box(union: np.ndarray, tolerance: float) -> np.ndarray:
     """``[R, R]`` bool: pixels within ``tolerance`` (Euclidean, in pixels) of a box pixel."""
-    if not (isinstance(tolerance, int | float | np.number) and np.isfinite(tolerance) and tolerance >= 0):
+    if isinstance(tolerance, bool) or not (
+        isinstance(tolerance, int | float | np.number) and np.isfinite(tolerance) and tolerance >= 0
+    ):
         raise ValueError(f"tolerance must be a finite number >= 0 (pixels of the R grid), got {tolerance!r}")
     if tolerance == 0:
         return union
     return ndimage.distance_transform_edt(~union) <= tolerance  # distance to the nearest box pixel
 
 
-def _top_k_hits(order: np.ndarray, mask: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """``[N, K]`` how many of the top-k pixels (for each k in ``ks``) lie in ``mask`` (``[n]`` bool)."""
-    k_max = int(ks.max())
-    hits = mask[order[:, :k_max]]  # [N, k_max] bool, in rank order
-    return np.cumsum(hits, axis=1, dtype=np.int64)[:, ks - 1]  # [N, K]
+def literature_tolerance(resolution: int) -> float:
+    """The ``pointing_15`` tolerance on an R grid: ``15 * R / 224`` pixels (15 px at 224, Zhang et al.)."""
+    return POINTING_TOLERANCE * check_resolution(resolution) / POINTING_REFERENCE_RESOLUTION
 
 
-def _iou(hits: np.ndarray, ks: np.ndarray, area: int) -> np.ndarray:
-    """Jaccard index of k kept pixels and a mask of ``area`` pixels, ``hits`` of them shared: ``[N, K]``."""
-    return hits / (ks + area - hits)
+def _iou(hits: np.ndarray, ks: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Jaccard index of k kept pixels and masks of ``areas`` pixels, ``hits`` of them shared.
+
+    ``hits`` is ``[N, K, M]``, ``ks`` ``[K]``, ``areas`` ``[M]``; returns ``[N, K, M]``.
+    """
+    return hits / (ks[:, None] + areas[None, :] - hits)
 
 
 def _coverage(up: np.ndarray, union: np.ndarray) -> np.ndarray:
@@ -105,10 +123,17 @@ def _prepare(heatmaps: np.ndarray, boxes: BoxList, resolution: int) -> tuple[np.
     return up, masks
 
 
+def _ious(up: np.ndarray, masks: np.ndarray, percentiles: Sequence[float]) -> np.ndarray:
+    """``[N, K, M]`` IoU of each map (``[N, n]``) thresholded at each percentile with each mask (``[M, n]``)."""
+    n = up.shape[1]
+    ks = np.array([top_k_count(n, p) for p in percentiles])  # [K]
+    return _iou(expected_top_k_hits(up, masks, ks), ks, masks.sum(axis=1))
+
+
 def score_batch(
     heatmaps: np.ndarray, boxes: BoxList, resolution: int = 224, *, box_percentile: float = 90
 ) -> BatchScores:
-    """All metrics of a stack of maps against one box list, sorting each map once.
+    """All metrics of a stack of maps against one box list, thresholding each map once.
 
     Args:
         heatmaps: ``[N, gh, gw]`` maps on the patch grid, row 0 at the top, covering the whole image.
@@ -119,22 +144,22 @@ def score_batch(
     Returns:
         ``BatchScores`` with every column of ``METRIC_NAMES`` and the per-box IoU.
 
-    Temporaries take about 30 bytes per map pixel (~1.5 MB per map at R = 224): feed a few hundred maps at a time.
+    Temporaries take about 25 bytes per map pixel (~1.3 MB per map at R = 224): feed a few hundred maps at a time.
     """
     maps = check_heatmaps(heatmaps, ndim=3)
+    box_percentile = check_percentile(box_percentile)
     up, masks = _prepare(maps, boxes, resolution)  # [N, n], [B, n]
-    n = up.shape[1]
+    side = check_resolution(resolution)
     union = masks.any(axis=0)  # [n]
-    ks = np.array([top_k_count(n, p) for p in PERCENTILES])  # [K]
-    order = descending_order(up)  # [N, n]
-    ious = _iou(_top_k_hits(order, union, ks), ks, int(union.sum()))  # [N, K]
-    metrics = {f"iou_{p}": ious[:, j] for j, p in enumerate(PERCENTILES)}
-    metrics["iou_auc"] = ious.mean(axis=1)
+    percentiles = (*PERCENTILES, box_percentile)
+    ious = _ious(up, np.concatenate([union[None], masks]), percentiles)  # [N, K + 1, 1 + B]
+    metrics = {f"iou_{p}": ious[:, j, 0] for j, p in enumerate(PERCENTILES)}
+    metrics["iou_auc"] = ious[:, : len(PERCENTILES), 0].mean(axis=1)
     metrics["coverage"] = _coverage(up, union)
     metrics["pointing"] = _pointing(up, union).astype(np.float64)
-    k_box = np.array([top_k_count(n, box_percentile)])  # [1]
-    box_iou = np.stack([_iou(_top_k_hits(order, m, k_box), k_box, int(m.sum()))[:, 0] for m in masks], axis=1)
-    return BatchScores(metrics=metrics, box_iou=box_iou)  # box_iou [N, B]
+    near = _near_box(union.reshape(side, side), literature_tolerance(side)).reshape(-1)  # [n]
+    metrics["pointing_15"] = _pointing(up, near).astype(np.float64)
+    return BatchScores(metrics=metrics, box_iou=ious[:, -1, 1:])  # box_iou [N, B]
 
 
 def all_metrics_batch(heatmaps: np.ndarray, boxes: BoxList, resolution: int = 224) -> dict[str, np.ndarray]:
@@ -148,22 +173,14 @@ def all_metrics(heatmap: np.ndarray, boxes: BoxList, resolution: int = 224) -> d
     return {name: float(scores[name][0]) for name in METRIC_NAMES}
 
 
-def _ranked(heatmap: np.ndarray, boxes: BoxList, resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ranking ``[1, n]`` of one ``[gh, gw]`` map's upsampled pixels and the flat box masks ``[B, n]``."""
-    up, masks = _prepare(check_heatmaps(heatmap, ndim=2)[None], boxes, resolution)  # [1, n], [B, n]
-    return descending_order(up), masks
-
-
 def _union_ious(heatmap: np.ndarray, boxes: BoxList, percentiles: Sequence[float], resolution: int) -> np.ndarray:
     """``[K]`` IoU of one map with the box union at each percentile."""
-    order, masks = _ranked(heatmap, boxes, resolution)  # [1, n], [B, n]
-    union = masks.any(axis=0)  # [n]
-    ks = np.array([top_k_count(order.shape[1], p) for p in percentiles])  # [K]
-    return _iou(_top_k_hits(order, union, ks), ks, int(union.sum()))[0]
+    up, masks = _prepare(check_heatmaps(heatmap, ndim=2)[None], boxes, resolution)  # [1, n], [B, n]
+    return _ious(up, masks.any(axis=0, keepdims=True), percentiles)[0, :, 0]
 
 
 def iou(heatmap: np.ndarray, boxes: BoxList, percentile: float = 90, resolution: int = 224) -> float:
-    """IoU of the map's top ``100 - percentile`` % pixels (exactly k, ties in raster order) with the box union.
+    """IoU of the map's top ``100 - percentile`` % pixels with the box union (ties shared, see the module).
 
     Args:
         heatmap: ``[gh, gw]`` map on the patch grid, row 0 at the top, covering the whole image.
@@ -175,15 +192,20 @@ def iou(heatmap: np.ndarray, boxes: BoxList, percentile: float = 90, resolution:
 
 
 def iou_auc(heatmap: np.ndarray, boxes: BoxList, resolution: int = 224) -> float:
-    """The mean IoU over ``PERCENTILES`` (a summary over thresholds, so no single cut-off decides)."""
+    """The unweighted mean of the IoUs at ``PERCENTILES`` (90, 85, 80, 75, 70, 60, 50).
+
+    Each percentile counts once: this is not a trapezoidal area under the IoU-vs-threshold curve, whose uneven
+    spacing (steps of 5 then 10) would weight 60 and 50 more. A summary over thresholds, so no single cut-off
+    decides.
+    """
     return float(_union_ious(heatmap, boxes, PERCENTILES, resolution).mean())
 
 
 def per_box_iou(heatmap: np.ndarray, boxes: BoxList, percentile: float = 90, resolution: int = 224) -> np.ndarray:
     """``[B]`` IoU of the thresholded map (as in ``iou``) with each box on its own, to break results down by label."""
-    order, masks = _ranked(heatmap, boxes, resolution)  # [1, n], [B, n]
-    ks = np.array([top_k_count(order.shape[1], check_percentile(percentile))])  # [1]
-    return np.array([_iou(_top_k_hits(order, m, ks), ks, int(m.sum()))[0, 0] for m in masks])  # [B]
+    p = check_percentile(percentile)
+    up, masks = _prepare(check_heatmaps(heatmap, ndim=2)[None], boxes, resolution)  # [1, n], [B, n]
+    return _ious(up, masks, (p,))[0, 0]  # [B]
 
 
 def coverage(heatmap: np.ndarray, boxes: BoxList, resolution: int = 224) -> float:
@@ -196,7 +218,9 @@ def pointing_game(heatmap: np.ndarray, boxes: BoxList, resolution: int = 224, to
     """Whether the map's peak lies within ``tolerance`` pixels (of the R grid) of a box.
 
     A hit needs every pixel that holds the maximum to be within tolerance (Euclidean distance to the nearest
-    box pixel); with ``tolerance=0`` the peak must lie inside a box.
+    box pixel); with ``tolerance=0`` (the ``pointing`` column) the peak must lie inside a box. Zhang et al.'s
+    protocol (ECCV 2016) uses 15 pixels: the ``pointing_15`` column is ``tolerance=15 * R / 224``
+    (``literature_tolerance(R)``).
     """
     up, masks = _prepare(check_heatmaps(heatmap, ndim=2)[None], boxes, resolution)  # [1, n], [B, n]
     side = check_resolution(resolution)

@@ -4,6 +4,9 @@ Tables are column mappings (see ``tables.py``). Images are the unit of resamplin
 ids with replacement and averages every row of the drawn images, so rows of one image (several boxes, say)
 stay together. Each group uses a fresh generator seeded with ``seed``, so a group's interval does not depend on
 which other groups the table holds, and groups over the same images share their resamples.
+
+``best_layers`` picks a layer by its mean, so its interval redoes that choice in every resample (the interval
+of the max-over-layers mean); ``summarize`` of one fixed layer gives the interval conditional on that layer.
 """
 
 from __future__ import annotations
@@ -108,26 +111,71 @@ def group_means(table: Table, metric: str, by: Sequence[str]) -> list[tuple[tupl
     return [(key, float(values[idx].mean())) for key, idx in _groups(table, tuple(by))]
 
 
+def _best_layer_bootstrap(
+    values: np.ndarray, image_ids: np.ndarray, layers: np.ndarray, n_boot: int, ci: float, seed: int
+) -> tuple[int, float, float, float, float, int]:
+    """The best layer of one model and method and the bootstrap interval of the best-layer mean.
+
+    Every resample draws images with replacement (the same draws as ``bootstrap_mean`` with this seed) and
+    picks its own best layer; the interval is that of ``max over layers of the layer mean``.
+
+    Returns:
+        ``(layer index into np.unique(layers), mean, lo, hi, p_best, n_images)``.
+    """
+    images, image_of = np.unique(image_ids, return_inverse=True)  # [m], [rows]
+    layer_values, layer_of = np.unique(layers, return_inverse=True)  # [L], [rows]
+    m, n_layers = len(images), len(layer_values)
+    cell = image_of.reshape(-1) * n_layers + layer_of.reshape(-1)  # [rows]
+    sums = np.bincount(cell, weights=values, minlength=m * n_layers).reshape(m, n_layers)  # [m, L]
+    counts = np.bincount(cell, minlength=m * n_layers).reshape(m, n_layers).astype(np.float64)  # [m, L]
+    means = sums.sum(axis=0) / counts.sum(axis=0)  # [L]; every layer has rows
+    best = int(np.argmax(means))  # first maximum: ties go to the shallower layer
+    draws = np.random.default_rng(seed).integers(0, m, size=(n_boot, m))  # [n_boot, m]
+    weights = (
+        np.bincount((draws + m * np.arange(n_boot)[:, None]).reshape(-1), minlength=n_boot * m)
+        .reshape(n_boot, m)
+        .astype(np.float64)
+    )  # [n_boot, m] how often each image is drawn
+    boot_counts = weights @ counts  # [n_boot, L]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot_means = np.where(boot_counts > 0, (weights @ sums) / boot_counts, -np.inf)  # [n_boot, L]
+    boot_best = boot_means.max(axis=1)  # [n_boot]; a layer absent from a resample cannot win it
+    lo, hi = np.quantile(boot_best, [(1.0 - ci) / 2.0, (1.0 + ci) / 2.0])
+    p_best = float((boot_means.argmax(axis=1) == best).mean())
+    return best, float(means[best]), float(lo), float(hi), p_best, m
+
+
 def best_layers(
     table: Table, metric: str, method: str | None = None, n_boot: int = 1000, ci: float = 0.95, seed: int = 0
 ) -> list[Row]:
-    """Per (model, method), the layer whose fused-head (``head == -1``) mean is highest, with its interval.
+    """Per (model, method), the layer whose fused-head (``head == -1``) mean is highest, with a selection-aware CI.
 
-    Ties go to the shallower layer. Returns rows ``model, method, layer, mean, lo, hi, n`` sorted by model, method.
+    Ties go to the shallower layer. The interval accounts for the selection: each bootstrap resample of images
+    re-selects its own best layer, and ``lo`` / ``hi`` are the percentile interval of the resampled
+    max-over-layers mean (not of the chosen layer's mean with the choice held fixed, which would be optimistic).
+    Because the max of noisy means is biased upwards, the interval can sit slightly above ``mean`` when several
+    layers are close; ``p_best`` says how often the resamples pick the reported layer (near 1 when it is clearly
+    best). For the conditional interval of one fixed layer, use ``summarize`` on that layer.
+
+    Returns:
+        Rows ``model, method, layer, mean, lo, hi, p_best, n`` (n = images), sorted by model, method.
     """
     require_columns(table, ("image_id", "model", "method", "layer", "head", metric))
+    _check_bootstrap(n_boot, ci)
     fused = select(table, head=FUSED_HEAD)
     if method is not None:
         fused = select(fused, method=method)
-    best: dict[tuple, tuple[object, float]] = {}
-    for (model, meth, layer), mean in group_means(fused, metric, ("model", "method", "layer")):
-        if (model, meth) not in best or mean > best[(model, meth)][1]:
-            best[(model, meth)] = (layer, mean)
-    by = ("model", "method", "layer")
-    return [
-        summarize(select(fused, model=model, method=meth, layer=layer), metric, by, n_boot, ci, seed)[0]
-        for (model, meth), (layer, _) in best.items()
-    ]
+    values, image_ids, layers = _metric(fused, metric), np.asarray(fused["image_id"]), np.asarray(fused["layer"])
+    rows = []
+    for (model, meth), idx in _groups(fused, ("model", "method")):
+        best, mean, lo, hi, p_best, n = _best_layer_bootstrap(
+            values[idx], image_ids[idx], layers[idx], n_boot, ci, seed
+        )
+        layer = _python(np.unique(layers[idx])[best])
+        rows.append(
+            {"model": model, "method": meth, "layer": layer, "mean": mean, "lo": lo, "hi": hi, "p_best": p_best, "n": n}
+        )
+    return rows
 
 
 def layer_head_grid(table: Table, model: str, method: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
