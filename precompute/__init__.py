@@ -1,0 +1,22 @@
+"""The precompute job: every map, feature and metric of an annotated image set, as a store (Parquet), pushed to a
+Hugging Face Hub dataset if asked.
+
+    python -m precompute --source examples --output store                      # all models, pretrained weights
+    python -m precompute --models dinov2,clip --methods cls,rollout --feature-layers -1 --batch-size 32 \\
+        --device cuda --output store --push-to-hub ns/vitattn-examples
+    python -m precompute --random-weights --output /tmp/dry-run                 # no download: tests, dry runs
+    python -m precompute --source wikichurches/ --shard 2/8 --output store     # machine 2 of 8
+
+Stop it at any time and run the same command again: it skips the units already written and ends with the same
+store as an uninterrupted run. Pushing sends one commit holding only new or changed files. Read the result with
+``vitattn.store.open_store``.
+
+Layout: ``config.py`` (the frozen `Config`, parsed from the command line), ``job.py`` (units of work, resume),
+``push.py`` (one commit of the changed files), ``__main__.py`` (the command).
+"""
+
+from precompute.config import Config
+from precompute.job import Unit, run
+from precompute.push import PushResult, push
+
+__all__ = ["Config", "PushResult", "Unit", "push", "run"]

@@ -1,0 +1,138 @@
+"""The job's configuration: one frozen dataclass, parsed once from the command line and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from vitattn.specs import ALL_METHODS, MODELS, get_spec
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to compute and where to put it."""
+
+    source: str = "examples"  # annotated image set: a `vitattn.datasets.load_annotated` spec
+    models: tuple[str, ...] = tuple(MODELS)  # model names (vitattn.MODELS)
+    methods: tuple[str, ...] | None = None  # map methods; each model computes those it supports (None: all)
+    feature_layers: str = "all"  # "all", "none", or comma-separated layers ("-1" is the last)
+    batch_size: int = 8  # images per forward pass
+    device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
+    output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
+    chunk_size: int = 32  # images per unit of work (and per data file)
+    shard: tuple[int, int] = (0, 1)  # (i, n): this run computes the chunks c with c % n == i
+    push_to_hub: str | None = None  # "namespace/name": push the store as one commit after the run
+    private: bool = False  # create the Hub repo private
+    random_weights: bool = False  # random weights: no download; for tests and dry runs (the manifest says so)
+    seed: int = 0  # torch seed before building each random-weight model
+    resolution: int = 224  # side of the grid metrics are computed on
+    progress: bool = True  # tqdm progress bar
+    # Test-only: timm keyword arguments per model (e.g. depth=2) to build tiny variants; recorded in the manifest.
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "overrides", MappingProxyType({k: dict(v) for k, v in self.overrides.items()}))
+        object.__setattr__(self, "output", Path(self.output))
+        for name in self.models:
+            get_spec(name)  # raises naming the valid ones
+        if not self.models or len(set(self.models)) != len(self.models):
+            raise ValueError(f"models must be distinct and at least one, got {self.models}")
+        bad = [m for m in self.methods or () if m not in ALL_METHODS]
+        if bad or self.methods == ():
+            raise ValueError(f"unknown method(s) {bad or '(none given)'}; valid methods: {', '.join(ALL_METHODS)}")
+        parse_layers(self.feature_layers, 12)  # syntax only; ranges are checked against each model
+        i, n = self.shard
+        if not 0 <= i < n:
+            raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+        if self.batch_size < 1 or self.chunk_size < 1 or self.resolution < 1:
+            raise ValueError("batch size, chunk size and resolution must be positive")
+        if self.push_to_hub is not None and not REPO_ID.match(self.push_to_hub):
+            raise ValueError(f"--push-to-hub {self.push_to_hub!r}: expected namespace/name")
+        unknown = set(self.overrides) - set(self.models)
+        if unknown:
+            raise ValueError(f"overrides for models not in the run: {sorted(unknown)}")
+
+    def methods_of(self, name: str) -> tuple[str, ...]:
+        """The methods computed for a model: those asked for that it supports, in the spec's order."""
+        spec = get_spec(name)
+        return spec.methods if self.methods is None else tuple(m for m in spec.methods if m in self.methods)
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None) -> Config:
+        args = parser().parse_args(argv)
+        shard = re.fullmatch(r"(\d+)/(\d+)", args.shard)
+        if shard is None:
+            raise SystemExit(f"--shard {args.shard!r}: expected i/n, e.g. 0/4")
+        try:
+            return cls(
+                source=args.source,
+                models=_names(args.models, tuple(MODELS)),
+                methods=_names(args.methods, None),
+                feature_layers=args.feature_layers,
+                batch_size=args.batch_size,
+                device=args.device,
+                output=Path(args.output),
+                chunk_size=args.chunk_size,
+                shard=(int(shard[1]), int(shard[2])),
+                push_to_hub=args.push_to_hub,
+                private=args.private,
+                random_weights=args.random_weights,
+                seed=args.seed,
+                resolution=args.resolution,
+                progress=not args.quiet,
+                overrides=json.loads(args.overrides) if args.overrides else {},
+            )
+        except ValueError as e:
+            raise SystemExit(f"precompute: {e}") from None
+
+
+def parse_layers(text: str, num_layers: int) -> tuple[int, ...]:
+    """``all`` / ``none`` / ``"0,5,-1"`` -> sorted distinct layers of a model with ``num_layers`` layers."""
+    if text == "all":
+        return tuple(range(num_layers))
+    if text == "none":
+        return ()
+    try:
+        asked = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise ValueError(f"feature layers {text!r}: expected all, none or comma-separated integers") from None
+    bad = [layer for layer in asked if not -num_layers <= layer < num_layers]
+    if bad:
+        raise ValueError(f"feature layers {bad} out of range for a model with {num_layers} layers")
+    return tuple(sorted({layer % num_layers for layer in asked}))
+
+
+def _names(text: str | None, default):
+    return default if text in (None, "all") else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m precompute",
+        description="Compute every map, feature and metric of an annotated image set into a store (Parquet).",
+    )
+    p.add_argument("--source", default="examples", help="annotated image set (load_annotated spec; default: examples)")
+    p.add_argument("--models", default="all", help=f"comma-separated models or 'all' ({', '.join(MODELS)})")
+    p.add_argument("--methods", default="all", help=f"comma-separated methods or 'all' ({', '.join(ALL_METHODS)})")
+    p.add_argument("--feature-layers", default="all", help="'all', 'none' or comma-separated layers (-1: last)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
+    p.add_argument("--output", default="store", help="store folder; a rerun resumes there (default: store)")
+    p.add_argument("--chunk-size", type=int, default=32, help="images per unit of work and data file (default 32)")
+    p.add_argument("--shard", default="0/1", help="i/n: compute the chunks c with c %% n == i (default 0/1)")
+    p.add_argument("--push-to-hub", default=None, metavar="NS/NAME", help="push the store to this Hub dataset")
+    p.add_argument("--private", action="store_true", help="create the Hub dataset private")
+    p.add_argument("--random-weights", action="store_true", help="random weights, no download (tests, dry runs)")
+    p.add_argument("--seed", type=int, default=0, help="torch seed for random weights (default 0)")
+    p.add_argument("--resolution", type=int, default=224, help="grid side metrics are computed on (default 224)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overrides", default=None, help=argparse.SUPPRESS)  # test-only: json {model: timm kwargs}
+    return p

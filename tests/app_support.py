@@ -1,0 +1,97 @@
+"""What the app tests share: a random-weight store of tiny models, built once per session, and the app launched once.
+
+``store_dir()`` runs the precompute job (``--random-weights`` with the tiny variants of ``small_models``) on the
+bundled examples; ``AppServer`` starts ``python app.py`` on that store on a free 127.0.0.1 port and stops it by its
+process id. Both are cached per test process, so the handler, client and browser tests pay for them once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from functools import cache
+from pathlib import Path
+
+from small_models import small_overrides
+
+import vitattn
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+
+
+@cache
+def store_dir() -> Path:
+    """A store of every model's tiny random variant on the bundled examples (built once per test process)."""
+    from precompute import Config, run
+
+    out = Path(tempfile.mkdtemp(prefix="vitattn-app-store-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    overrides = {name: small_overrides(name) for name in vitattn.MODELS}
+    run(Config(output=out / "store", random_weights=True, overrides=overrides, progress=False))
+    return out / "store"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """``python app.py --store <store> --port <free>`` in a subprocess; ``url`` once it answers."""
+
+    def __init__(self, store: Path | None, *, weights: str = "small", timeout: float = 120.0):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "VITATTN_WEIGHTS": weights, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        env.pop("VITATTN_STORE", None)
+        args = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)]
+        if store is not None:
+            args += ["--store", str(store)]
+        self.log = tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait(timeout)
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(self.url + "gradio_api/info", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the app did not answer within {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+@cache
+def app_server() -> AppServer:
+    """The app on ``store_dir()``, started once per test process and stopped at exit."""
+    server = AppServer(store_dir())
+    atexit.register(server.stop)
+    return server

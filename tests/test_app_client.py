@@ -1,0 +1,116 @@
+"""Every named endpoint through ``gradio_client``, against the app launched on a local port (a subprocess)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from app_support import app_server
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from small_models import noise_image
+
+ENDPOINTS = {
+    "/ping",
+    "/info",
+    "/image",
+    "/attention",
+    "/layers",
+    "/heads",
+    "/predictions",
+    "/similarity",
+    "/analyze",
+    "/metrics",
+    "/leaderboard",
+    "/layer_curves",
+    "/layer_head",
+    "/breakdown",
+    "/compare",
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Client:
+    return Client(app_server().url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def upload_id(client, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("upload") / "noise.png"
+    noise_image(100, 70, seed=5).save(path)
+    image_id, picture, data = client.predict(handle_file(str(path)), "clip", api_name="/analyze")
+    assert image_id.startswith("upload-") and data["source"] == "live"
+    assert Image.open(picture).width == 448  # small images are enlarged for display (render.MIN_SIDE)
+    return image_id
+
+
+def opened(path: str) -> Image.Image:
+    with open(path, "rb") as f:
+        return Image.open(io.BytesIO(f.read()))
+
+
+def test_view_api_documents_the_named_endpoints_and_hides_the_page_plumbing(client):
+    api = client.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == ENDPOINTS
+    assert not api["unnamed_endpoints"]
+
+
+def test_ping_and_info(client):
+    assert client.predict(api_name="/ping") == "pong"
+    info = client.predict(api_name="/info")
+    assert info["mode"] == "store" and info["random_weights"]["store"] is True
+    assert info["images"][0] == "astronaut" and info["models"]["siglip"]["layers"]["pool"] == [1]
+
+
+@pytest.mark.parametrize("image_id", ["astronaut", "upload"])
+def test_every_view_endpoint_on_a_stored_and_an_uploaded_image(client, upload_id, image_id):
+    image_id = upload_id if image_id == "upload" else image_id
+    source = "live" if image_id == upload_id else "store"
+    picture, table, data = client.predict(image_id, "clip", "cls", 1, 2, 0.5, api_name="/attention")
+    assert opened(picture).width > 0 and data["source"] == source and len(data["map"]) == 4
+    assert table["headers"] == ["metric", "map", "random", "center", "saliency"]
+    picture, data = client.predict(image_id, "clip", "mean", -1, 0.5, api_name="/layers")
+    assert data["layers"] == [0, 1] and len(data["maps"]) == 2
+    picture, data = client.predict(image_id, "clip", "cls", 0, 0.5, api_name="/heads")
+    assert len(data["maps"]) == 4
+    picture, data = client.predict(image_id, "clip", 1, 0.2, 0.3, 0.2, 0.3, 0.5, api_name="/similarity")
+    assert data["selected"] == [[1, 0]] and data["source"] == source
+    picture, data = client.predict(image_id, api_name="/image")
+    assert data["image_id"] == image_id
+    picture, table = client.predict(
+        image_id, "clip", "rollout", 1, -1, 0.5, "0.1 0.1 0.6 0.6 mine", api_name="/metrics"
+    )
+    assert table["data"][0][0] == "iou_90" and 0 <= table["data"][0][1] <= 1
+    top5 = client.predict(image_id, "vit", api_name="/predictions")
+    assert len(top5["confidences"]) == 5
+
+
+def test_the_iou_endpoints(client):
+    board = client.predict(90, "best", api_name="/leaderboard")
+    assert board["headers"][:5] == ["rank", "model", "method", "layer", "iou_90"] and len(board["data"]) == 9 + 3
+    curves = client.predict(70, "rollout", api_name="/layer_curves")
+    assert curves["columns"] == ["model", "layer", "iou"]
+    picture, grid = client.predict("vit", "agcam", 80, api_name="/layer_head")
+    assert len(grid["grid"]) == 2 and len(grid["grid"][0]) == 4
+    labels = client.predict("resnet50", "gradcam", 3, "label", 90, api_name="/breakdown")
+    assert "cup" in [row[0] for row in labels["data"]]
+    paired = client.predict("dinov2", "siglip2", 90, api_name="/compare")
+    assert paired["headers"][:4] == ["metric", "a", "b", "n"]
+
+
+@pytest.mark.parametrize(
+    "args, api_name, message",
+    [
+        (("nope", "clip", "cls", 1, -1, 0.6), "/attention", "unknown image id 'nope'"),
+        (("astronaut", "clap", "cls", 1, -1, 0.6), "/attention", "unknown model 'clap'"),
+        (("astronaut", "siglip", "cls", 1, -1, 0.6), "/attention", "has no method 'cls'"),
+        (("astronaut", "clip", "cls", 1, 9, 0.6), "/attention", "head 9 out of range"),
+        (("astronaut", "clip", "cls", 7, -1, 0.6), "/attention", "greater than maximum"),
+        (("astronaut", "clip", 1, 0.6, 0.2, 0.1, 0.9, 0.6), "/similarity", "bad box"),
+        (("astronaut", "clip", "cls", 1, -1, 0.6, "1 2 3"), "/metrics", "four numbers"),
+    ],
+)
+def test_bad_input_comes_back_as_a_clear_error(client, args, api_name, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=api_name)

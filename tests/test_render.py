@@ -1,0 +1,123 @@
+"""Rendering on tiny hand-made maps and images: values, colours and box positions checked by hand."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vitattn import LabeledBox, render
+from vitattn.metrics import upsample
+
+
+def gray(w=40, h=20, value=128) -> Image.Image:
+    return Image.new("RGB", (w, h), (value, value, value))
+
+
+def test_resize_bilinear_matches_the_metrics_upsampling_on_squares():
+    m = np.random.default_rng(0).random((3, 5)).astype(np.float32)
+    np.testing.assert_allclose(render.resize_bilinear(m, (7, 7)), upsample(m, 7), atol=1e-6)
+
+
+def test_resize_bilinear_half_pixel_centres_on_paper():
+    m = np.array([[0.0, 1.0]])  # one row, two cells
+    out = render.resize_bilinear(m, (1, 4))
+    # output pixel i samples (i + 0.5) * 2 / 4 - 0.5 = -0.25, 0.25, 0.75, 1.25 -> clamped 0, 0.25, 0.75, 1
+    np.testing.assert_allclose(out, [[0.0, 0.25, 0.75, 1.0]])
+
+
+def test_normalize_uses_the_maps_own_range_and_a_flat_map_is_zero():
+    np.testing.assert_allclose(render.normalize(np.array([[2.0, 4.0], [3.0, 4.0]])), [[0, 1], [0.5, 1]])
+    assert not render.normalize(np.full((2, 2), 7.0)).any()
+    np.testing.assert_allclose(render.normalize(np.array([[0.0, 10.0]]), 0.0, 5.0), [[0.0, 1.0]])
+
+
+def test_colorize_ends_are_the_colormap_ends():
+    c = render.colorize(np.array([[0.0, 1.0]]))
+    assert tuple(c[0, 0]) == (0, 0, 4)  # inferno's darkest
+    assert tuple(c[0, 1]) == (252, 255, 164)  # and brightest
+
+
+def test_overlay_opacity_zero_is_the_image_and_one_is_the_map():
+    img = gray()
+    m = np.array([[0.0, 1.0]])
+    assert np.array_equal(np.asarray(render.overlay(img, m, 0.0)), np.asarray(img))
+    full = np.asarray(render.overlay(img, m, 1.0))
+    assert full.shape == (20, 40, 3)
+    assert tuple(full[10, 0]) == (0, 0, 4)  # left edge: the low cell
+    assert tuple(full[10, 39]) == (252, 255, 164)  # right edge: the high cell
+    with pytest.raises(ValueError, match="opacity"):
+        render.overlay(img, m, 1.5)
+
+
+def test_overlay_does_not_mutate_its_inputs():
+    img, m = gray(), np.array([[0.0, 1.0]], dtype=np.float32)
+    before_img, before_m = np.asarray(img).copy(), m.copy()
+    render.map_view(img, m, boxes=[LabeledBox((0.1, 0.1, 0.5, 0.5), "a")], title="t", cells=np.ones((1, 2), bool))
+    assert np.array_equal(np.asarray(img), before_img)
+    assert np.array_equal(m, before_m)
+
+
+def test_boxes_are_outlined_where_they_are():
+    img = gray(100, 50, 255)
+    out = np.asarray(render.draw_boxes(img, [(0.2, 0.4, 0.6, 0.8)], labels=False))
+    # the box spans x 20..59, y 20..39 in pixels; its outline changes those pixels, the centre stays white
+    assert (out[30, 20] != 255).any() and (out[30, 59] != 255).any()
+    assert (out[20, 40] != 255).any() and (out[39, 40] != 255).any()
+    assert (out[30, 40] == 255).all()
+    assert (out[5, 5] == 255).all() and (out[45, 90] == 255).all()
+
+
+def test_selected_cells_are_outlined_along_their_border_only():
+    img = gray(80, 80, 255)
+    cells = np.zeros((4, 4), bool)
+    cells[1, 1] = cells[1, 2] = True  # two neighbours: x 20..60, y 20..40
+    out = np.asarray(render.outline_cells(img, cells))
+    assert (out[20, 30] != 255).any()  # top edge
+    assert (out[30, 20] != 255).any()  # left edge
+    assert (out[30, 40] == 255).all()  # the shared edge between the two cells is not drawn
+    assert (out[70, 70] == 255).all()
+
+
+def test_map_view_adds_a_title_band_and_a_colour_bar():
+    img = gray(200, 100)
+    view = render.map_view(img, np.eye(3), title="cls", warning="random weights")
+    assert view.width == 200 and view.height > 100 + 24 + render.BAR_HEIGHT
+
+
+def test_tiles_lays_out_one_tile_per_map():
+    maps = np.random.default_rng(0).random((5, 2, 2))
+    out = render.tiles(gray(64, 32), maps, [f"layer {i}" for i in range(5)], columns=3, side=32)
+    assert out.width == 3 * (32 + 6)
+    assert out.height == 2 * (16 + 22)
+    with pytest.raises(ValueError, match="one title each"):
+        render.tiles(gray(), maps, ["a"])
+
+
+def test_heat_table_size_and_nan_cells():
+    v = np.array([[0.1, np.nan], [0.3, 0.4]])
+    out = render.heat_table(v, ["0", "1"], ["h0", "h1"], cell=40)
+    assert out.size == (64 + 2 * 40 + 4, 24 + 2 * 22 + 4)
+    with pytest.raises(ValueError, match="labels"):
+        render.heat_table(v, ["0"], ["a", "b"])
+
+
+def test_fit_scales_the_long_side_into_bounds():
+    img = gray(100, 50)
+    assert render.fit(img, 768) is img
+    assert render.fit(gray(2000, 1000), 768).size == (768, 384)
+    assert render.fit(img, 768, 448).size == (448, 224)
+
+
+def test_banner_and_colour_bar_make_room_on_narrow_pictures():
+    assert render.banner(600, "short", "RANDOM WEIGHTS").height == 24
+    assert render.banner(200, "a much longer title for a narrow picture", "RANDOM WEIGHTS").height == 44
+    assert render.colorbar(600, 0.0, 1.0, "cls").height < render.colorbar(120, 0.0, 1.0, "a long label here").height
+
+
+def test_colour_bar_ends_get_enough_digits_to_differ():
+    assert render._numbers(0.047601, 0.047623) == ("0.0476", "0.04762")  # 3 digits would read 0.0476 twice
+    assert render._numbers(0.0, 1.0) == ("0", "1")
+
+
+def test_value_range_refuses_a_map_without_finite_values():
+    with pytest.raises(ValueError, match="finite"):
+        render.value_range(np.full((2, 2), np.nan))

@@ -1,0 +1,390 @@
+"""Pictures of maps: a colormap overlay on the image, labelled box outlines, a colour bar, strips and grids.
+
+Numpy and PIL only. A map ``[gh, gw]`` covers the whole image (the model input is the resized image, no crop), so
+it is stretched over the picture with bilinear interpolation of its values (half-pixel centres, edge-clamped, as
+``vitattn.metrics.upsample``) before colouring. Each map is scaled to its own range for display (``normalize``);
+the colour bar names that range. Boxes are normalized ``(x0, y0, x1, y1)`` (``vitattn.boxes``).
+
+    from vitattn import render
+    picture = render.map_view(image, heatmap, opacity=0.6, boxes=record.boxes, title="dinov2 · cls · layer 11")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from vitattn.boxes import Box, LabeledBox
+
+# "inferno" (Smith & van der Walt's perceptually uniform map, as in matplotlib) at 9 evenly spaced stops.
+INFERNO = ("#000004", "#1f0c48", "#550f6d", "#88226a", "#ba3655", "#e35933", "#f98e09", "#f9cb35", "#fcffa4")
+# Box outline colours, one per box in turn (Tableau 10).
+BOX_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+CELL_COLOR = "#00e5ff"  # outline of selected patches
+WARNING_COLOR = "#d62728"
+MAX_SIDE = 768  # pictures are drawn at most this many pixels on their long side
+MIN_SIDE = 448  # and small images are enlarged to this, so titles and colour bars have room
+BAR_HEIGHT = 14
+
+
+def _hex(color: str) -> tuple[int, int, int]:
+    return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def _lut(stops: Sequence[str]) -> np.ndarray:
+    """``[256, 3]`` uint8 colours, linear between evenly spaced ``stops``."""
+    anchors = np.array([_hex(c) for c in stops], dtype=np.float64)  # [S, 3]
+    x = np.linspace(0.0, 1.0, len(stops))  # [S]
+    t = np.linspace(0.0, 1.0, 256)  # [256]
+    return np.stack([np.interp(t, x, anchors[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+LUT = _lut(INFERNO)
+
+
+@lru_cache(maxsize=8)
+def font(size: int = 14) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at ``size`` pixels."""
+    return ImageFont.load_default(size=size)
+
+
+def fit(image: Image.Image, max_side: int = MAX_SIDE, min_side: int = 0) -> Image.Image:
+    """The image scaled so its long side lies in ``[min_side, max_side]``; the same object if it does already.
+
+    Shrinking averages (bilinear with a reducing gap); enlarging a small image for display is bilinear.
+    """
+    w, h = image.size
+    long = max(w, h)
+    if long > max_side:
+        scale = max_side / long
+    elif long < min_side:
+        scale = min_side / long
+    else:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return image.resize(size, Image.BILINEAR, reducing_gap=2.0 if scale < 1 else None)
+
+
+def resize_bilinear(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resampling of ``[gh, gw]`` values to ``size = (h, w)``: ``[h, w]`` float32.
+
+    Same convention as ``vitattn.metrics.upsample`` (which is square only): output pixel ``i`` samples
+    ``(i + 0.5) * n_in / n_out - 0.5``, clamped to the grid, so the map covers the whole picture. PIL's float
+    ("F") resampling computes exactly this when enlarging (tests check it against ``upsample``), in C.
+    """
+    m = np.asarray(values, dtype=np.float32)  # [gh, gw]
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"values must be a non-empty 2-D [gh, gw] array, got shape {m.shape}")
+    if size[0] < m.shape[0] or size[1] < m.shape[1]:
+        raise ValueError(f"resize_bilinear enlarges only: {m.shape} -> {size}")
+    return np.asarray(Image.fromarray(np.ascontiguousarray(m), mode="F").resize(size[::-1], Image.BILINEAR))
+
+
+def value_range(values: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` of the finite values; ValueError when there are none."""
+    m = np.asarray(values, dtype=np.float64)
+    finite = m[np.isfinite(m)]
+    if finite.size == 0:
+        raise ValueError("the map has no finite values to draw")
+    return float(finite.min()), float(finite.max())
+
+
+def normalize(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Values scaled to [0, 1] by ``lo``..``hi`` (default: their own range), clipped; a flat map is all 0.
+
+    Non-finite values become 0. Returns a new float32 array.
+    """
+    m = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if lo is None or hi is None:
+        lo, hi = value_range(values)
+    if hi <= lo:
+        return np.zeros_like(m)
+    return np.clip((m - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0)
+
+
+def colorize(values01: np.ndarray) -> np.ndarray:
+    """``[h, w]`` values in [0, 1] -> ``[h, w, 3]`` uint8 inferno colours."""
+    idx = np.clip(np.rint(np.asarray(values01, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)  # [h, w]
+    return LUT[idx]  # [h, w, 3]
+
+
+def heat_image(
+    heatmap: np.ndarray, size: tuple[int, int], lo: float | None = None, hi: float | None = None
+) -> Image.Image:
+    """The map stretched over ``size = (w, h)`` pixels in colour: an RGB image (``lo`` darkest, ``hi`` brightest).
+
+    Scaling to 0..255 happens on the grid (it commutes with linear interpolation); the enlarged values are
+    rounded to the 256 colours of ``LUT``.
+    """
+    lo, hi = _range(heatmap, lo, hi)
+    scaled = normalize(heatmap, lo, hi) * np.float32(255.0) + np.float32(0.5)  # [gh, gw]; +0.5: round on truncation
+    w, h = size
+    if w < scaled.shape[1] or h < scaled.shape[0]:  # a picture smaller than the grid: average, then colour
+        levels = Image.fromarray(scaled, mode="F").resize((w, h), Image.BOX)
+    else:
+        levels = Image.fromarray(resize_bilinear(scaled, (h, w)), mode="F")
+    indexed = levels.convert("L")  # truncates to 0..255
+    indexed.putpalette(LUT.tobytes())
+    return indexed.convert("RGB")
+
+
+def overlay(
+    image: Image.Image, heatmap: np.ndarray, opacity: float = 0.6, lo: float | None = None, hi: float | None = None
+) -> Image.Image:
+    """The map in colour over the image, ``opacity`` 0 (image only) .. 1 (map only); a new RGB image.
+
+    Args:
+        image: the picture (RGB); the map is stretched over all of it.
+        heatmap: ``[gh, gw]`` map.
+        opacity: weight of the colours in the blend.
+        lo: value drawn darkest (default: the map's minimum).
+        hi: value drawn brightest (default: the map's maximum).
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
+    return Image.blend(image.convert("RGB"), heat_image(heatmap, image.size, lo, hi), float(opacity))
+
+
+def _range(heatmap: np.ndarray, lo: float | None, hi: float | None) -> tuple[float, float]:
+    if lo is None or hi is None:
+        return value_range(heatmap)
+    return float(lo), float(hi)
+
+
+def _box_of(item: LabeledBox | Sequence[float]) -> tuple[Box, str]:
+    if isinstance(item, LabeledBox):
+        return tuple(float(v) for v in item.box), item.label
+    x0, y0, x1, y1 = (float(v) for v in item)
+    return (x0, y0, x1, y1), ""
+
+
+def draw_boxes(
+    picture: Image.Image, boxes: Sequence[LabeledBox | Sequence[float]], *, labels: bool = True
+) -> Image.Image:
+    """Outlines each box (a colour per box, in turn) with its label at the top-left corner; a new image.
+
+    Boxes are labelled ``"<index>: <label>"`` so a label that occurs twice can still be told apart.
+    """
+    out = picture.convert("RGB")  # convert copies, even from RGB
+    layer = box_layer(out.size, tuple(_box_of(b) for b in boxes), labels)
+    out.paste(layer, (0, 0), layer)
+    return out
+
+
+@lru_cache(maxsize=64)
+def box_layer(size: tuple[int, int], boxes: tuple[tuple[Box, str], ...], labels: bool = True) -> Image.Image:
+    """Box outlines and labels on a transparent ``size`` RGBA layer.
+
+    Cached (a picture's boxes do not change between views), so the returned layer is shared: paste it, do not
+    draw on it.
+    """
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    w, h = size
+    width = max(2, round(max(w, h) / 300))
+    text_font = font(max(11, round(max(w, h) / 55)))
+    for i, ((x0, y0, x1, y1), label) in enumerate(boxes):
+        color = (*_hex(BOX_COLORS[i % len(BOX_COLORS)]), 255)
+        rect = (x0 * w, y0 * h, max(x0 * w, x1 * w - 1), max(y0 * h, y1 * h - 1))
+        draw.rectangle(rect, outline=(0, 0, 0, 255), width=width + 2)
+        draw.rectangle(rect, outline=color, width=width)
+        if labels:
+            _label(draw, f"{i}: {label}" if label else str(i), rect, color, text_font, (w, h))
+    return layer
+
+
+def _label(draw: ImageDraw.ImageDraw, text: str, rect, color, text_font, size: tuple[int, int]) -> None:
+    """Text on a filled tag at the box's top-left corner, inside the picture."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=text_font)
+    tw, th = right - left + 6, bottom - top + 4
+    x = min(max(0, rect[0]), max(0, size[0] - tw))
+    y = rect[1] - th if rect[1] - th >= 0 else rect[1]
+    y = min(y, max(0, size[1] - th))
+    draw.rectangle((x, y, x + tw, y + th), fill=color)
+    draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255, 255), font=text_font)
+
+
+def outline_cells(picture: Image.Image, cells: np.ndarray, color: str = CELL_COLOR) -> Image.Image:
+    """Outlines the border of the selected grid cells (``[gh, gw]`` bool, covering the picture); a new image."""
+    mask = np.asarray(cells, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"cells must be a 2-D [gh, gw] bool array, got shape {mask.shape}")
+    out = picture.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    w, h = out.size
+    gh, gw = mask.shape
+    xs = np.round(np.arange(gw + 1) * w / gw).astype(int)  # [gw + 1] cell edges in pixels
+    ys = np.round(np.arange(gh + 1) * h / gh).astype(int)  # [gh + 1]
+    padded = np.pad(mask, 1)  # [gh + 2, gw + 2], False around
+    rgb, width = _hex(color), max(2, round(max(w, h) / 250))
+    for r, c in zip(*np.nonzero(mask), strict=True):
+        x0, x1, y0, y1 = xs[c], min(xs[c + 1], w - 1), ys[r], min(ys[r + 1], h - 1)
+        if not padded[r, c + 1]:  # no selected cell above
+            draw.line((x0, y0, x1, y0), fill=rgb, width=width)
+        if not padded[r + 2, c + 1]:
+            draw.line((x0, y1, x1, y1), fill=rgb, width=width)
+        if not padded[r + 1, c]:
+            draw.line((x0, y0, x0, y1), fill=rgb, width=width)
+        if not padded[r + 1, c + 2]:
+            draw.line((x1, y0, x1, y1), fill=rgb, width=width)
+    return out
+
+
+def _numbers(lo: float, hi: float) -> tuple[str, str]:
+    """``lo`` and ``hi`` with the fewest significant digits (3 to 8) that tell them apart."""
+    for digits in range(3, 9):
+        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+        if a != b:
+            break
+    return a, b
+
+
+@lru_cache(maxsize=16)
+def _ramp(width: int) -> Image.Image:
+    """The colour ramp of ``LUT``, ``width`` pixels wide and ``BAR_HEIGHT`` high (shared: paste it, do not draw)."""
+    return Image.fromarray(colorize(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (BAR_HEIGHT, 1))))
+
+
+def colorbar(width: int, lo: float, hi: float, label: str = "") -> Image.Image:
+    """A horizontal colour bar ``width`` pixels wide from ``lo`` (left) to ``hi`` (right), with end values."""
+    text_font = font(12)
+    left, right = _numbers(lo, hi)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    ends = measure.textlength(left, font=text_font) + measure.textlength(right, font=text_font)
+    below = bool(label) and ends + measure.textlength(label, font=text_font) + 40 > width  # label on its own line
+    bar = Image.new("RGB", (width, BAR_HEIGHT + 22 + (16 if below else 0)), (255, 255, 255))
+    bar.paste(_ramp(max(1, width - 16)), (8, 2))
+    draw = ImageDraw.Draw(bar)
+    y = BAR_HEIGHT + 4
+    draw.text((8, y), left, fill=(0, 0, 0), font=text_font)
+    draw.text((width - 8 - draw.textlength(right, font=text_font), y), right, fill=(0, 0, 0), font=text_font)
+    if label:
+        x = max(4, (width - draw.textlength(label, font=text_font)) / 2)
+        draw.text((x, y + (16 if below else 0)), label, fill=(80, 80, 80), font=text_font)
+    return bar
+
+
+def banner(width: int, text: str, warning: str = "") -> Image.Image:
+    """A white band with ``text`` and, when given, a ``warning`` in red on the right (e.g. "random weights")."""
+    text_font = font(14)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    room = width - 12 - measure.textlength(text, font=text_font)
+    two_lines = bool(warning and text) and measure.textlength(warning, font=text_font) + 12 > room
+    band = Image.new("RGB", (width, 44 if two_lines else 24), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    draw.text((6, 4), text, fill=(0, 0, 0), font=text_font)
+    if warning:
+        x = max(6, width - 6 - draw.textlength(warning, font=text_font))
+        draw.text((x, 24 if two_lines else 4), warning, fill=_hex(WARNING_COLOR), font=text_font)
+    return band
+
+
+def stack(pictures: Sequence[Image.Image]) -> Image.Image:
+    """Pictures one above the other, left-aligned, on white."""
+    width = max(p.width for p in pictures)
+    out = Image.new("RGB", (width, sum(p.height for p in pictures)), (255, 255, 255))
+    y = 0
+    for p in pictures:
+        out.paste(p, (0, y))
+        y += p.height
+    return out
+
+
+def map_view(
+    image: Image.Image,
+    heatmap: np.ndarray,
+    *,
+    opacity: float = 0.6,
+    boxes: Sequence[LabeledBox | Sequence[float]] = (),
+    labels: bool = True,
+    cells: np.ndarray | None = None,
+    title: str = "",
+    warning: str = "",
+    bar_label: str = "",
+) -> Image.Image:
+    """The full view of one map: a title band, the overlay with boxes (and selected cells), a colour bar.
+
+    Args:
+        image: the picture, already at display size (see ``fit``).
+        heatmap: ``[gh, gw]`` map.
+        opacity: weight of the map colours, 0..1.
+        boxes: boxes to outline.
+        labels: label the boxes ("<index>: <label>").
+        cells: ``[gh', gw']`` bool cells to outline (the patches a similarity query selected).
+        title: text of the title band.
+        warning: red text in the title band (e.g. "random weights").
+        bar_label: what the colour bar measures.
+    """
+    lo, hi = value_range(heatmap)
+    picture = overlay(image, heatmap, opacity, lo, hi)
+    if boxes:
+        picture = draw_boxes(picture, boxes, labels=labels)
+    if cells is not None:
+        picture = outline_cells(picture, cells)
+    parts = [banner(picture.width, title, warning)] if title or warning else []
+    return stack([*parts, picture, colorbar(picture.width, lo, hi, bar_label)])
+
+
+def tiles(
+    image: Image.Image,
+    heatmaps: np.ndarray,
+    titles: Sequence[str],
+    *,
+    columns: int = 6,
+    side: int = 160,
+    opacity: float = 0.6,
+    warning: str = "",
+) -> Image.Image:
+    """Small overlays of ``[N, gh, gw]`` maps in a grid of ``columns``, each titled and scaled to its own range."""
+    maps = np.asarray(heatmaps)
+    if maps.ndim != 3 or maps.shape[0] != len(titles) or maps.shape[0] == 0:
+        raise ValueError(f"need [N, gh, gw] maps with one title each, got shape {maps.shape} and {len(titles)} titles")
+    thumb = fit(image, side)
+    text_font = font(12)
+    cols = max(1, min(columns, len(titles)))
+    rows = -(-len(titles) // cols)
+    cell_w, cell_h = thumb.width + 6, thumb.height + 22
+    top = 24 if warning else 0
+    out = Image.new("RGB", (cols * cell_w, top + rows * cell_h), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    if warning:
+        out.paste(banner(out.width, "", warning), (0, 0))
+    for i, (m, title) in enumerate(zip(maps, titles, strict=True)):
+        x, y = (i % cols) * cell_w + 3, top + (i // cols) * cell_h
+        draw.text((x, y + 3), title, fill=(0, 0, 0), font=text_font)
+        out.paste(overlay(thumb, m, opacity), (x, y + 20))
+    return out
+
+
+def heat_table(
+    values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "", cell: int = 44
+) -> Image.Image:
+    """A ``[R, C]`` table of numbers drawn as coloured cells with their values (NaN cells grey, "n/a")."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"values {v.shape} do not match {len(row_labels)} row and {len(col_labels)} column labels")
+    text_font = font(12)
+    left, top = 64, 24 + (24 if title else 0)
+    out = Image.new("RGB", (left + cell * v.shape[1] + 4, top + 22 * v.shape[0] + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    if title:
+        draw.text((4, 4), title, fill=(0, 0, 0), font=font(14))
+    finite = v[np.isfinite(v)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    shades = colorize(normalize(np.where(np.isfinite(v), v, lo), lo, hi))  # [R, C, 3]
+    for c, label in enumerate(col_labels):
+        draw.text((left + c * cell + 4, top - 18), label, fill=(0, 0, 0), font=text_font)
+    for r, label in enumerate(row_labels):
+        y = top + r * 22
+        draw.text((4, y + 4), label, fill=(0, 0, 0), font=text_font)
+        for c in range(v.shape[1]):
+            x = left + c * cell
+            ok = bool(np.isfinite(v[r, c]))
+            fill = tuple(int(k) for k in shades[r, c]) if ok else (220, 220, 220)
+            draw.rectangle((x, y, x + cell - 2, y + 20), fill=fill)
+            ink = (0, 0, 0) if not ok or sum(fill) > 380 else (255, 255, 255)
+            draw.text((x + 4, y + 4), f"{v[r, c]:.2f}" if ok else "n/a", fill=ink, font=text_font)
+    return out

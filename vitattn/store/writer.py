@@ -1,0 +1,221 @@
+"""Writing a store: tables from analyses, images and scores, written atomically as sorted Parquet files.
+
+Numpy and pyarrow only (no torch): the precompute job computes the `Analysis` values and hands them here.
+Every map is rounded to float16 before it is scored, so the metrics table agrees with the maps the store holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vitattn.analysis import Analysis
+from vitattn.boxes import LabeledBox
+from vitattn.metrics import FUSED_HEAD, METRIC_NAMES, baseline_metrics, score_batch
+from vitattn.store.layout import FLOAT16_MAX, METADATA_KEY, ROW_GROUP_KEYS, SCHEMAS, SORT_KEYS
+
+SCORE_BATCH = 128  # maps scored at once (score_batch needs ~1.5 MB per map at R = 224)
+
+
+def to_float16(values: np.ndarray, what: str) -> np.ndarray:
+    """``values`` as float16, clipped to its finite range (a warning says how many values were clipped)."""
+    values = np.asarray(values, dtype=np.float32)
+    over = int(np.count_nonzero(np.abs(values) > FLOAT16_MAX))
+    if over:
+        warnings.warn(f"{what}: {over} value(s) beyond the float16 range were clipped to +-{FLOAT16_MAX}", stacklevel=2)
+    return np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+
+
+def _flat_list(arrays: Sequence[np.ndarray]) -> pa.ListArray:
+    """One list<halffloat> row per array (flattened row-major)."""
+    sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, np.float16)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float16()))
+
+
+def map_rows(analysis: Analysis) -> list[tuple[str, int, int, np.ndarray]]:
+    """Every map of an analysis as ``(method, layer, head, float16 [gh, gw])``, fused first (head -1), sorted."""
+    rows = []
+    for method in sorted(analysis.methods):
+        for layer in analysis.layers(method):
+            what = f"{analysis.model}/{method}/layer {layer}"
+            rows.append((method, layer, FUSED_HEAD, to_float16(analysis.map(method, layer), what)))
+            if analysis.has_heads(method):
+                heads = to_float16(analysis.heads(method, layer), what)
+                rows += [(method, layer, h, heads[h]) for h in range(heads.shape[0])]
+    return rows
+
+
+def maps_table(model: str, image_ids: Sequence[str], rows: Sequence[Sequence[tuple]]) -> pa.Table:
+    """The maps table of some images: ``rows[i]`` are ``map_rows`` of ``image_ids[i]``."""
+    flat = [(image_id, *row) for image_id, per_image in zip(image_ids, rows, strict=True) for row in per_image]
+    return pa.Table.from_pydict(
+        {
+            "image_id": [r[0] for r in flat],
+            "model": [model] * len(flat),
+            "method": [r[1] for r in flat],
+            "layer": [r[2] for r in flat],
+            "head": [r[3] for r in flat],
+            "grid_h": [r[4].shape[0] for r in flat],
+            "grid_w": [r[4].shape[1] for r in flat],
+            "values": _flat_list([r[4] for r in flat]),
+        },
+        schema=SCHEMAS["maps"],
+    )
+
+
+def features_table(model: str, image_ids: Sequence[str], analyses: Sequence[Analysis], layers: Sequence[int]):
+    """Patch tokens ``(gh * gw, D)`` of ``layers`` of each image, float16."""
+    pairs = zip(image_ids, analyses, strict=True)
+    rows = [(i, layer, a.feature_grid(layer), a.features(layer)) for i, a in pairs for layer in layers]
+    return pa.Table.from_pydict(
+        {
+            "image_id": [r[0] for r in rows],
+            "model": [model] * len(rows),
+            "layer": [r[1] for r in rows],
+            "grid_h": [r[2][0] for r in rows],
+            "grid_w": [r[2][1] for r in rows],
+            "dim": [r[3].shape[1] for r in rows],
+            "values": _flat_list([to_float16(r[3], f"{model}/features/layer {r[1]}") for r in rows]),
+        },
+        schema=SCHEMAS["features"],
+    )
+
+
+def score_tables(
+    model: str, image_ids: Sequence[str], rows: Sequence[Sequence[tuple]], boxes: Sequence, resolution: int
+) -> tuple[pa.Table, pa.Table]:
+    """The metrics table (every metric of every map) and the per-box table of some images.
+
+    Maps are scored as stored (float16), grouped by grid, ``SCORE_BATCH`` at a time with ``score_batch``.
+    """
+    metrics: dict[str, list] = {c: [] for c in SCHEMAS["metrics"].names}
+    per_box: dict[str, list] = {c: [] for c in SCHEMAS["boxes"].names}
+    for image_id, per_image, image_boxes in zip(image_ids, rows, boxes, strict=True):
+        labels = [b.label if isinstance(b, LabeledBox) else "" for b in image_boxes]
+        for batch in _batches(per_image):
+            scores = score_batch(np.stack([r[3] for r in batch]).astype(np.float32), image_boxes, resolution)
+            for j, (method, layer, head, _) in enumerate(batch):
+                keys = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
+                for k, v in keys.items():
+                    metrics[k].append(v)
+                    per_box[k] += [v] * len(labels)
+                for name in METRIC_NAMES:
+                    metrics[name].append(float(scores.metrics[name][j]))
+                per_box["box"] += range(len(labels))
+                per_box["label"] += labels
+                per_box["iou"] += scores.box_iou[j].tolist()
+    return _table("metrics", metrics), _table("boxes", per_box)
+
+
+def _batches(rows: Sequence[tuple]) -> list[list[tuple]]:
+    """Rows grouped by grid shape, in slices of at most SCORE_BATCH (order kept within a grid)."""
+    by_grid: dict[tuple[int, int], list[tuple]] = {}
+    for row in rows:
+        by_grid.setdefault(row[3].shape, []).append(row)
+    return [group[i : i + SCORE_BATCH] for group in by_grid.values() for i in range(0, len(group), SCORE_BATCH)]
+
+
+def baseline_rows(image_id: str, boxes: Sequence, rgb: np.ndarray, grid: tuple[int, int], resolution: int) -> list:
+    """``(image_id, grid_h, grid_w, baseline, *METRIC_NAMES)`` rows of the random, center and saliency baselines."""
+    scores = baseline_metrics(boxes, image=rgb, resolution=resolution, grid=tuple(grid))
+    return [(image_id, *grid, name, *(values[m] for m in METRIC_NAMES)) for name, values in sorted(scores.items())]
+
+
+def baselines_table(model: str, rows: Sequence[tuple]) -> pa.Table:
+    columns = ("image_id", "grid_h", "grid_w", "baseline", *METRIC_NAMES)
+    data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    return _table("baselines", {**data, "model": [model] * len(rows)})
+
+
+def images_table(records: Sequence[tuple[str, bytes, int, int, Sequence[LabeledBox], Mapping]]) -> pa.Table:
+    """``(image_id, encoded bytes, width, height, boxes, meta)`` per image; width and height of the upright image."""
+    boxes = [
+        [
+            {"x0": b.box[0], "y0": b.box[1], "x1": b.box[2], "y1": b.box[3], "label": b.label, "group": b.group}
+            | {"extra": json.dumps(b.extra, sort_keys=True, default=str)}
+            for b in r[4]
+        ]
+        for r in records
+    ]
+    return _table(
+        "images",
+        {
+            "image_id": [r[0] for r in records],
+            "image": [{"bytes": r[1], "path": None} for r in records],
+            "width": [r[2] for r in records],
+            "height": [r[3] for r in records],
+            "boxes": boxes,
+            "meta": [json.dumps(dict(r[5]), sort_keys=True, default=str) for r in records],
+        },
+    )
+
+
+def _table(name: str, columns: Mapping[str, Sequence]) -> pa.Table:
+    schema = SCHEMAS[name]
+    return pa.Table.from_pydict({c: columns[c] for c in schema.names}, schema=schema)
+
+
+def write_table(path: Path, name: str, table: pa.Table, unit: Mapping) -> None:
+    """Writes ``table`` (one of ``SCHEMAS``) to ``path`` atomically, sorted, with ``unit`` in its metadata.
+
+    The file is written beside its destination under a temporary name and renamed into place, so ``path`` is
+    either the complete file or what was there before. Rows are sorted by ``SORT_KEYS[name]``; each distinct
+    ``ROW_GROUP_KEYS[name]`` value gets its own row group (one per image, or per (image, layer)).
+    """
+    table = table.sort_by([(k, "ascending") for k in SORT_KEYS[name]])
+    metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(unit).encode()}
+    table = table.replace_schema_metadata(metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with pq.ParquetWriter(tmp, table.schema, **_options(name, table.schema)) as writer:
+            for start, stop in _group_bounds(table, ROW_GROUP_KEYS.get(name, ())):
+                writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _options(name: str, schema: pa.Schema) -> dict:
+    """Writer options that keep footers small (a footer is read before any row group): statistics only on the
+    sort keys (the reader finds row groups from them), dictionaries only where a row group has many rows."""
+    one_row_groups = name in ("images", "features")  # one row per row group: a dictionary page only adds bytes
+    strings = False if one_row_groups else [f.name for f in schema if pa.types.is_string(f.type)]
+    compression = {c: "zstd" for c in schema.names} | ({"image": "none"} if name == "images" else {})
+    sorting = list(pq.SortingColumn.from_ordering(schema, [(k, "ascending") for k in SORT_KEYS[name]]))
+    statistics = list(ROW_GROUP_KEYS.get(name, SORT_KEYS[name]))
+    return dict(compression=compression, use_dictionary=strings, write_statistics=statistics, sorting_columns=sorting)
+
+
+def _group_bounds(table: pa.Table, keys: Sequence[str]) -> list[tuple[int, int]]:
+    """``[start, stop)`` row ranges of equal ``keys`` in a sorted table; the whole table when ``keys`` is empty."""
+    n = table.num_rows
+    if not keys or n == 0:
+        return [(0, n)]
+    change = np.zeros(n, dtype=bool)  # [n] a new group starts here
+    change[0] = True
+    for key in keys:
+        values = np.asarray(table.column(key).to_pylist(), dtype=object)
+        change[1:] |= values[1:] != values[:-1]
+    starts = np.flatnonzero(change).tolist()
+    return list(zip(starts, [*starts[1:], n], strict=True))
+
+
+def read_unit(path: Path) -> dict | None:
+    """The unit metadata of a complete data file, or None when it is absent or unreadable (then it is redone)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        return json.loads(metadata[METADATA_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None

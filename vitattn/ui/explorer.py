@@ -1,0 +1,411 @@
+"""The app's data: maps, features and scores from the store when it has them, from live inference otherwise.
+
+Where maps come from, per request:
+
+- a stored image under a stored model: the store (``store.map`` / ``store.features`` / ``store.metrics``), cached
+  here in small LRUs so moving a slider back and forth reads nothing twice;
+- an uploaded or bundled example image, or a stored part that cannot be read: live inference
+  (``LiveModels``), cached by image content and model, so only the first view of an image under a model waits.
+
+A stored part that fails is recorded once (``problems``, shown on the page) and not asked for again; the view
+falls back to live inference. Opening the store reads its manifest and image list only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+
+import gradio as gr
+import numpy as np
+
+from vitattn.analysis import Analysis
+from vitattn.boxes import LabeledBox
+from vitattn.datasets import load_examples
+from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
+from vitattn.specs import MODELS
+from vitattn.ui.cache import LRU
+from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, fail, read_upload, upload_item
+from vitattn.ui.config import AppConfig
+from vitattn.ui.live import LiveModels, Variant, content_key
+
+log = logging.getLogger(__name__)
+Table = dict[str, np.ndarray]
+UPLOAD_PREFIX = "upload-"
+
+
+class Explorer:
+    """Everything the handlers read: the image list, models, maps, features, scores and the page status."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        store=None,
+        problems: Sequence[str] = (),
+        examples: Sequence | None = None,
+        live: LiveModels | None = None,
+    ):
+        self.config = config
+        self.store = store
+        variants = {m: Variant.of_manifest(e) for m, e in store.manifest["models"].items()} if store else {}
+        self.live = live or LiveModels(
+            config.weights, variants=variants, device=config.device, keep=config.models_kept, analyses=config.analyses
+        )
+        self._problems = list(problems)
+        self._examples = {r.id: r for r in (examples or ())}
+        self._ids = list(store.image_ids()) if store is not None else sorted(self._examples)
+        self._id_set = set(self._ids)
+        self._models = self._store_models() if store is not None else list(MODELS)
+        self._infos: dict[str, ModelInfo] = {}
+        self._items: LRU[str, Item] = LRU(256)
+        self._uploads: LRU[str, Item] = LRU(config.uploads)
+        self._maps: LRU[tuple, np.ndarray] = LRU(4096)
+        self._features: LRU[tuple, np.ndarray] = LRU(64)
+        self._scores: LRU[tuple, dict] = LRU(4096)
+        self._baselines: LRU[tuple, dict] = LRU(512)
+        self._indexes: LRU[tuple, tuple[Table, dict]] = LRU(32)
+        self._tables: dict[str, object] = {}
+        self._memo: LRU[tuple, object] = LRU(256)
+        self._failed: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, config: AppConfig, live: LiveModels | None = None) -> Explorer:
+        """The explorer of ``config``'s store; without one, or when it cannot be opened, of the bundled examples."""
+        store, problems = None, []
+        if config.store:
+            try:
+                from vitattn.store import open_store
+
+                store = open_store(config.store)
+                if not store.image_ids() or not store.models():
+                    problems.append(f"the store {config.store} holds no images or no models")
+                    store = None
+            except Exception as e:  # unreachable Hub, missing folder, damaged manifest: the app must still start
+                log.warning("store %s cannot be opened: %s", config.store, e)
+                problems.append(f"the store {config.store} cannot be opened ({e})")
+                store = None
+            if store is None:
+                problems[-1] += "; showing the bundled example images with live inference instead"
+        return cls(config, store=store, problems=problems, examples=None if store else load_examples(), live=live)
+
+    # -- what there is ---------------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """``"store"`` or ``"live"`` (bundled examples, live inference)."""
+        return "store" if self.store is not None else "live"
+
+    @property
+    def problems(self) -> list[str]:
+        stored = list(getattr(self.store, "problems", []) or []) if self.store is not None else []
+        with self._lock:
+            return list(dict.fromkeys(stored + self._problems))
+
+    def image_ids(self) -> list[str]:
+        return list(self._ids)
+
+    def models(self) -> list[str]:
+        return list(self._models)
+
+    def info(self, model: str) -> ModelInfo:
+        """The model's methods, layers and heads (from the manifest when stored, else its spec)."""
+        if model not in self._models:
+            raise fail(f"unknown model {model!r}; valid models: {', '.join(self._models)}")
+        if model not in self._infos:
+            if self.store is not None:
+                self._infos[model] = ModelInfo.from_manifest(model, self.store.manifest["models"][model])
+            else:
+                self._infos[model] = ModelInfo.from_spec(self.live.spec(model))
+        return self._infos[model]
+
+    def extent(self) -> tuple[int, tuple[str, ...], int]:
+        """The most layers, every method and the most heads over all models, without loading any network."""
+        if self.store is not None:
+            entries = [self.store.manifest["models"][m] for m in self._models]
+            layers = max(int(e["num_layers"]) for e in entries)
+            methods = {m for e in entries for m in e["methods"]}
+            heads = max(max(map(int, e["heads"].values()), default=0) for e in entries)
+        else:
+            specs = [MODELS[m] for m in self._models]
+            layers = max(s.num_layers for s in specs)
+            methods = {m for s in specs for m in s.methods}
+            heads = max(s.num_heads for s in specs)
+        return layers, tuple(sorted(methods)), heads
+
+    def random_weights(self, origin: str, model: str | None = None) -> bool:
+        """Whether maps of ``origin`` ("store" or "live") under ``model`` (default: any) come from random weights."""
+        if origin == "store":
+            if self.store is None:
+                return False
+            if model is None:
+                return bool(self.store.random_weights)
+            return bool(self.store.manifest["models"].get(model, {}).get("random_weights", False))
+        return self.live.random_weights(model)
+
+    def _store_models(self) -> list[str]:
+        names = list(self.store.models())
+        unknown = [n for n in names if n not in MODELS]
+        if unknown:
+            self._problem(f"the store holds models this vitattn does not know: {', '.join(unknown)} (skipped)")
+        return [n for n in names if n in MODELS]
+
+    def _problem(self, message: str) -> None:
+        log.warning(message)
+        with self._lock:
+            if message not in self._problems:
+                self._problems.append(message)
+
+    # -- images ----------------------------------------------------------------------------------------------
+
+    def item(self, image_id: str) -> Item:
+        """A stored, bundled or uploaded image by id."""
+        if not isinstance(image_id, str) or not image_id:
+            raise fail(f"image id must be a non-empty string, got {image_id!r}")
+        if image_id.startswith(UPLOAD_PREFIX) and image_id not in self._id_set:
+            item = self._uploads.get(image_id)
+            if item is None:
+                raise fail(f"upload {image_id!r} is unknown or expired; upload the image again")
+            return item
+        if image_id not in self._id_set:
+            sample = ", ".join(self._ids[:8]) + (", ..." if len(self._ids) > 8 else "")
+            raise fail(f"unknown image id {image_id!r}; this app has {len(self._ids)} images: {sample}")
+        return self._items.get_or_make(image_id, lambda: self._load_item(image_id))
+
+    def _load_item(self, image_id: str) -> Item:
+        if self.store is None:
+            record = self._examples[image_id]
+            full = record.load()
+            return Item(image_id, "examples", display(full), record.boxes, dict(record.meta), f"examples:{image_id}")
+        try:
+            stored = self.store.image(image_id)
+            picture = display(stored.image)
+        except Exception as e:
+            self._problem(f"image {image_id} cannot be read from the store: {e}")
+            raise fail(f"image {image_id!r} cannot be read from the store: {e}") from None
+        return Item(
+            image_id,
+            "store",
+            picture,
+            tuple(stored.boxes),
+            dict(stored.meta),
+            f"store:{image_id}",
+            full=lambda: self.store.image(image_id).image,
+        )
+
+    def upload(self, data: bytes) -> Item:
+        """Registers uploaded image bytes under ``upload-<hash>`` (the same bytes give the same id)."""
+        if not data:
+            raise fail("the upload is empty")
+        key = content_key(data)
+        image_id = UPLOAD_PREFIX + key[:16]
+        return self._uploads.get_or_make(image_id, lambda: upload_item(image_id, key, read_upload(data)))
+
+    # -- maps, features, predictions -------------------------------------------------------------------------
+
+    def _stored(self, item: Item, model: str, part: str) -> bool:
+        return item.origin == "store" and (item.id, f"{model}/{part}") not in self._failed
+
+    def _store_failed(self, item: Item, model: str, part: str, error: Exception) -> None:
+        with self._lock:
+            self._failed.add((item.id, f"{model}/{part}"))
+        message = f"{part} of {model} for image {item.id} cannot be read from the store ({error}); computed live"
+        self._problem(message)
+        gr.Warning(message)
+
+    def analysis(self, item: Item, model: str) -> Analysis:
+        """The live analysis of an image under a model (cached by content and model)."""
+        cached = self.live.cached(item.key, model)
+        if cached is not None:
+            return cached
+        try:
+            return self.live.analysis(item.key, item.image, model)
+        except gr.Error:
+            raise
+        except Exception as e:  # no network for the weights, out of memory...: say so on the page
+            log.exception("live inference failed")
+            self._problem(f"live inference with {model} failed: {e}")
+            raise fail(f"live inference with {model} failed: {e}") from None
+
+    def is_cached(self, item: Item, model: str) -> bool:
+        """Whether a view needs no inference (stored maps, or a cached analysis)."""
+        return (item.origin == "store" and model in self._models) or self.live.cached(item.key, model) is not None
+
+    def map(self, item: Item, model: str, method: str, layer: int, head: int | None) -> tuple[np.ndarray, str]:
+        """A checked view's ``[gh, gw]`` map and where it came from (``"store"`` or ``"live"``)."""
+        if self._stored(item, model, "maps"):
+            key = (item.id, model, method, layer, head)
+            try:
+                read = lambda: _readonly(self.store.map(item.id, model, method, layer, head))  # noqa: E731
+                return self._maps.get_or_make(key, read), "store"
+            except Exception as e:
+                self._store_failed(item, model, "maps", e)
+        return self._live(lambda a: a.map(method, layer, head), item, model), "live"
+
+    def heads(self, item: Item, model: str, method: str, layer: int) -> tuple[np.ndarray, str]:
+        """All heads of a layer, ``[H, gh, gw]``."""
+        n = self.info(model).heads[method]
+        if self._stored(item, model, "maps"):
+            maps = [self.map(item, model, method, layer, h) for h in range(n)]
+            if all(origin == "store" for _, origin in maps):
+                return np.stack([m for m, _ in maps]), "store"
+        return self._live(lambda a: a.heads(method, layer), item, model), "live"
+
+    def features(self, item: Item, model: str, layer: int) -> tuple[np.ndarray, str]:
+        """Patch features ``[N, D]`` of a layer and where they came from."""
+        if self._stored(item, model, "features") and layer in self.info(model).feature_layers:
+            key = (item.id, model, layer)
+            try:
+                read = lambda: _readonly(self.store.features(item.id, model, layer))  # noqa: E731
+                return self._features.get_or_make(key, read), "store"
+            except Exception as e:
+                self._store_failed(item, model, "features", e)
+        return self._live(lambda a: a.features(layer), item, model), "live"
+
+    def _live(self, pick, item: Item, model: str) -> np.ndarray:
+        analysis = self.analysis(item, model)
+        try:
+            return pick(analysis)
+        except ValueError as e:  # the live network's layout differs from the store's (e.g. other weights)
+            raise fail(f"live inference with {model} cannot give this view: {e}") from None
+
+    def predictions(self, item: Item, model: str) -> tuple[tuple[str, float], ...] | None:
+        """Top-5 ImageNet predictions of a classifier (live inference, cached); None for other models."""
+        if not self.info(model).classifier:
+            return None
+        return self.analysis(item, model).predictions
+
+    # -- scores ----------------------------------------------------------------------------------------------
+
+    def scores(
+        self, item: Item, model: str, method: str, layer: int, head: int | None, boxes: Sequence[LabeledBox] = ()
+    ) -> tuple[dict[str, float] | None, str]:
+        """Every metric of a view against ``boxes`` (default: the image's expert boxes) and where it came from.
+
+        Stored metrics are read for expert boxes; others are computed (``vitattn.metrics.all_metrics``).
+        """
+        if not boxes and self._stored(item, model, "metrics"):
+            try:
+                row = self._stored_row("metrics", item.id, model, method=method, layer=layer, head=_head(head))
+                if row is not None:
+                    return row, "store"
+            except Exception as e:
+                self._store_failed(item, model, "metrics", e)
+        boxes = tuple(boxes) or item.boxes
+        if not boxes:
+            return None, "none"
+        heatmap, origin = self.map(item, model, method, layer, head)
+        key = (item.key, origin, model, method, layer, head, tuple(b.box for b in boxes))
+        return self._scores.get_or_make(key, lambda: all_metrics(heatmap, boxes)), "computed"
+
+    def baselines(self, item: Item, model: str, boxes: Sequence[LabeledBox] = ()) -> dict[str, dict[str, float]]:
+        """Baseline name -> metrics on the model's grid, against ``boxes`` (default: the expert boxes)."""
+        if not boxes and self._stored(item, model, "baselines"):
+            try:
+                rows = self._stored_rows("baselines", item.id, model)
+                if rows:
+                    return {str(r["baseline"]): _metric_values(r) for r in rows}
+            except Exception as e:
+                self._store_failed(item, model, "baselines", e)
+        boxes = tuple(boxes) or item.boxes
+        if not boxes:
+            return {}
+        grid = self.info(model).grid
+        key = (item.key, grid, tuple(b.box for b in boxes))
+        rgb = lambda: np.asarray(item.picture)  # noqa: E731  saliency works on a 64 px copy anyway
+        return self._baselines.get_or_make(key, lambda: baseline_metrics(boxes, rgb(), grid=grid))
+
+    def _index(self, table: str, model: str) -> tuple[Table, dict[str, np.ndarray]]:
+        """A stored table of one model and its rows grouped by image id (built once per table and model)."""
+
+        def build() -> tuple[Table, dict[str, np.ndarray]]:
+            data = self.store.metrics(model) if table == "metrics" else self._baseline_table(model)
+            data = {k: np.asarray(v) for k, v in data.items()}
+            ids = data["image_id"]
+            order = np.argsort(ids, kind="stable")
+            uniq, starts = np.unique(ids[order], return_index=True)
+            return data, dict(zip(uniq.tolist(), np.split(order, starts[1:]), strict=True))
+
+        return self._indexes.get_or_make((table, model), build)
+
+    def _baseline_table(self, model: str) -> Table:
+        data = self._table("baselines", lambda: self.store.baselines())
+        if "model" not in data:
+            return data
+        keep = np.asarray(data["model"]) == model
+        return {k: np.asarray(v)[keep] for k, v in data.items()}
+
+    def _stored_rows(self, table: str, image_id: str, model: str, **where: object) -> list[dict]:
+        data, index = self._index(table, model)
+        rows = index.get(image_id)
+        if rows is None:
+            return []
+        for column, value in where.items():
+            rows = rows[data[column][rows] == value]
+        return [{k: v[i] for k, v in data.items()} for i in rows]
+
+    def _stored_row(self, table: str, image_id: str, model: str, **where: object) -> dict[str, float] | None:
+        rows = self._stored_rows(table, image_id, model, **where)
+        return _metric_values(rows[0]) if rows else None
+
+    # -- whole tables (IoU tab) ------------------------------------------------------------------------------
+
+    def memo(self, key: tuple, make):
+        """A value derived from the stored tables, computed once per key (the tables do not change)."""
+        return self._memo.get_or_make(key, make)
+
+    def _table(self, name: str, read):
+        with self._lock:
+            if name in self._tables:
+                return self._tables[name]
+        value = read()
+        with self._lock:
+            self._tables[name] = value
+        return value
+
+    def require_store(self, what: str) -> None:
+        if self.store is None:
+            raise fail(
+                f"{what} needs a store of precomputed metrics, and this app runs without one. Build one with "
+                "`python -m precompute --out store` and restart, or start with --store LOCATION."
+            )
+
+    def metrics_table(self) -> Table:
+        """The store's metrics table, every model (read once)."""
+        self.require_store("the IoU tab")
+        return self._table("metrics", lambda: _columns(self.store.metrics()))
+
+    def box_table(self) -> Table:
+        """The store's per-box IoU table, every model (read once)."""
+        self.require_store("the IoU tab")
+        return self._table("boxes", lambda: _columns(self.store.box_metrics()))
+
+    def baseline_table(self) -> Table:
+        self.require_store("the IoU tab")
+        return self._table("baselines", lambda: _columns(self.store.baselines()))
+
+    def image_meta(self) -> dict[str, dict]:
+        """Image id -> metadata of every stored image (reads every image once: only for breakdowns)."""
+        self.require_store("the IoU tab")
+        return self._table("meta", lambda: {i: dict(self.item(i).meta) for i in self._ids})
+
+
+def _metric_values(row: Mapping) -> dict[str, float]:
+    """The metric columns of a stored row (a store written by an older vitattn may lack newer metrics)."""
+    return {m: float(row[m]) for m in METRIC_NAMES if m in row}
+
+
+def _head(head: int | None) -> int:
+    return FUSED if head is None else head
+
+
+def _readonly(array) -> np.ndarray:
+    out = np.array(array, dtype=np.float32, copy=True)  # our own copy: the store's arrays are not ours to freeze
+    out.flags.writeable = False
+    return out
+
+
+def _columns(table: Mapping) -> Table:
+    return {k: np.asarray(v) for k, v in table.items()}

@@ -1,0 +1,233 @@
+"""The IoU tab: summaries of the store's metrics tables through ``vitattn.metrics`` (no numerics here).
+
+A model's "best layer" is the layer whose all-heads-fused map has the highest mean IoU at the chosen percentile
+(``vitattn.metrics.best_layers``); "best" as a method picks, per model, the method whose best layer scores highest.
+Results are cached per argument set: the tables do not change while the app runs.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from vitattn import render
+from vitattn.metrics import (
+    FUSED_HEAD,
+    PERCENTILES,
+    best_layers,
+    breakdown,
+    group_means,
+    layer_head_grid,
+    paired_test,
+    select,
+    summarize,
+)
+from vitattn.ui.catalog import fail
+from vitattn.ui.explorer import Explorer
+
+BEST = "best"
+N_BOOT = 1000
+BREAKDOWNS = ("label", "style")
+
+
+def metric_of(percentile: float) -> str:
+    if isinstance(percentile, bool) or percentile not in PERCENTILES:
+        raise fail(f"percentile must be one of {', '.join(map(str, PERCENTILES))}, got {percentile!r}")
+    return f"iou_{int(percentile)}"
+
+
+def _cached(ex: Explorer, name: str, *args):
+    return ex.memo(("iou", name, *args), partial(_COMPUTE[name], ex, *args))
+
+
+def _check_method(ex: Explorer, method: str) -> str | None:
+    if method == BEST:
+        return None
+    methods = sorted({m for name in ex.models() for m in ex.info(name).methods})
+    if method not in methods:
+        raise fail(f"unknown method {method!r}; valid: {BEST}, {', '.join(methods)}")
+    return method
+
+
+def _best(ex: Explorer, metric: str, method: str | None) -> list[dict]:
+    """Per model (and method, unless picking the best one), the best layer's mean and interval."""
+    table = ex.metrics_table()
+    try:
+        rows = best_layers(table, metric, method=method, n_boot=N_BOOT)
+    except ValueError as e:
+        raise fail(f"no metrics for method {method!r} in this store ({e})") from None
+    if method is None:
+        top: dict[str, dict] = {}
+        for row in rows:
+            if row["model"] not in top or row["mean"] > top[row["model"]]["mean"]:
+                top[row["model"]] = row
+        rows = list(top.values())
+    return sorted(rows, key=lambda r: -r["mean"])
+
+
+def _leaderboard(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
+    metric = metric_of(percentile)
+    table = ex.metrics_table()
+    out = []
+    for rank, row in enumerate(_best(ex, metric, _check_method(ex, method)), start=1):
+        rows = select(table, model=row["model"], method=row["method"], layer=row["layer"], head=FUSED_HEAD)
+        out.append(
+            {
+                "rank": rank,
+                "model": row["model"],
+                "method": row["method"],
+                "layer": row["layer"],
+                metric: row["mean"],
+                "ci_low": row["lo"],
+                "ci_high": row["hi"],
+                "coverage": float(np.mean(rows["coverage"])),
+                "pointing": float(np.mean(rows["pointing"])),
+                "images": row["n"],
+            }
+        )
+    baselines = ex.baseline_table()
+    for row in summarize(baselines, metric, by=("baseline",), n_boot=N_BOOT):
+        rows = select(baselines, baseline=row["baseline"])
+        out.append(
+            {
+                "rank": None,
+                "model": f"baseline: {row['baseline']}",
+                "method": "",
+                "layer": None,
+                metric: row["mean"],
+                "ci_low": row["lo"],
+                "ci_high": row["hi"],
+                "coverage": float(np.mean(rows["coverage"])),
+                "pointing": float(np.mean(rows["pointing"])),
+                "images": row["n"],
+            }
+        )
+    return pd.DataFrame(out).round(4)
+
+
+def _curves(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
+    metric = metric_of(percentile)
+    fused = select(ex.metrics_table(), head=FUSED_HEAD)
+    chosen = {r["model"]: r["method"] for r in _best(ex, metric, _check_method(ex, method))}
+    rows = [
+        {"model": f"{model} ({meth})", "layer": int(layer), "iou": mean}
+        for (model, meth, layer), mean in group_means(fused, metric, ("model", "method", "layer"))
+        if chosen.get(model) == meth
+    ]
+    return pd.DataFrame(rows, columns=["model", "layer", "iou"])
+
+
+def _grid(ex: Explorer, model: str, method: str, percentile: int) -> tuple[Image.Image, dict]:
+    metric = metric_of(percentile)
+    info = ex.info(model)
+    info.check_method(method)
+    try:
+        grid, fused = layer_head_grid(ex.metrics_table(), model, method, metric)
+    except ValueError as e:
+        raise fail(f"no metrics for {model}/{method} in this store ({e})") from None
+    values = np.concatenate([grid, fused[:, None]], axis=1)  # [L, H + 1]
+    cols = [f"h{h}" for h in range(grid.shape[1])] + ["fused"]
+    picture = render.heat_table(
+        values, [f"layer {v}" for v in range(len(fused))], cols, title=f"{model} · {method} · mean {metric}"
+    )
+    data = {"model": model, "method": method, "metric": metric, "grid": _nan_none(grid), "fused": _nan_none(fused)}
+    return picture, data
+
+
+def _nan_none(values: np.ndarray) -> list:
+    return np.where(np.isfinite(values), np.round(values, 6), None).tolist()
+
+
+def _view_of(ex: Explorer, model: str, method: str, layer: float, metric: str) -> tuple[str, int]:
+    """``(method, layer)``: a method of the model (``best``: its best), and its best layer when ``layer`` < 0."""
+    info = ex.info(model)
+    if method == BEST:
+        best = [r for r in _best(ex, metric, None) if r["model"] == model]
+        if not best:
+            raise fail(f"no metrics for {model} in this store")
+        method = best[0]["method"]
+    info.check_method(method)
+    if layer is None or layer < 0:
+        best = [r for r in _best(ex, metric, method) if r["model"] == model]
+        if not best:
+            raise fail(f"no metrics for {model}/{method} in this store")
+        return method, int(best[0]["layer"])
+    return method, info.check_layer(method, layer)
+
+
+def _breakdown(ex: Explorer, model: str, method: str, layer: float, by: str, percentile: int) -> pd.DataFrame:
+    metric = metric_of(percentile)
+    if by not in BREAKDOWNS:
+        raise fail(f"breakdown by {by!r}: choose one of {', '.join(BREAKDOWNS)}")
+    method, layer = _view_of(ex, model, method, layer, metric)
+    keys = {"model": model, "method": method, "layer": layer, "head": FUSED_HEAD}
+    try:
+        if by == "label":  # the per-box table: IoU of each box alone at the 90th percentile
+            rows = breakdown(select(ex.box_table(), **keys), "iou", "label", n_boot=N_BOOT)
+            metric = "iou (per box, at 90)"
+        else:
+            meta = {i: {"style": _style(m)} for i, m in ex.image_meta().items()}
+            if all(v["style"] == "(none)" for v in meta.values()):
+                raise fail("the images of this store have no style metadata (WikiChurches images do)")
+            rows = breakdown(select(ex.metrics_table(), **keys), metric, "style", image_meta=meta, n_boot=N_BOOT)
+    except ValueError as e:
+        raise fail(f"no rows for {model}/{method}/layer {layer} in this store ({e})") from None
+    frame = pd.DataFrame(
+        [{by: r[by], metric: r["mean"], "ci_low": r["lo"], "ci_high": r["hi"], "images": r["n"]} for r in rows]
+    )
+    return frame.assign(model=model, method=method, layer=layer).round(4)
+
+
+def _style(meta: dict) -> str:
+    styles = meta.get("styles") or meta.get("style") or []
+    styles = [styles] if isinstance(styles, str) else list(styles)
+    return " + ".join(map(str, styles)) or "(none)"
+
+
+def _compare(ex: Explorer, model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
+    metric = metric_of(percentile)
+    views = [(m, *_view_of(ex, m, BEST, -1, metric)) for m in (model_a, model_b)]
+    a, b = ({"model": m, "method": meth, "layer": layer, "head": FUSED_HEAD} for m, meth, layer in views)
+    try:
+        result = paired_test(ex.metrics_table(), a, b, metric)
+    except ValueError as e:
+        raise fail(f"cannot compare {model_a} and {model_b}: {e}") from None
+    row = {"a": f"{model_a} {a['method']} L{a['layer']}", "b": f"{model_b} {b['method']} L{b['layer']}", **result}
+    return pd.DataFrame([{"metric": metric, **row}]).round(4)
+
+
+_COMPUTE = {
+    "leaderboard": _leaderboard,
+    "curves": _curves,
+    "grid": _grid,
+    "breakdown": _breakdown,
+    "compare": _compare,
+}
+
+
+def leaderboard(ex: Explorer, percentile: int, method: str = BEST) -> pd.DataFrame:
+    """Models at their best layer, ranked by mean IoU at ``percentile``, with the baselines below."""
+    return _cached(ex, "leaderboard", percentile, method)
+
+
+def curves(ex: Explorer, percentile: int, method: str = BEST) -> pd.DataFrame:
+    """Mean IoU per layer of every model (at its best method, or at ``method``), for one plot."""
+    return _cached(ex, "curves", percentile, method)
+
+
+def grid(ex: Explorer, model: str, method: str, percentile: int) -> tuple[Image.Image, dict]:
+    """Mean IoU per layer and head of one model and method, as a picture and numbers."""
+    return _cached(ex, "grid", model, method, percentile)
+
+
+def by_group(ex: Explorer, model: str, method: str, layer: float, by: str, percentile: int) -> pd.DataFrame:
+    """Mean IoU of one model by box label or by image style (``layer`` -1: the best layer)."""
+    return _cached(ex, "breakdown", model, method, layer, by, percentile)
+
+
+def compare(ex: Explorer, model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
+    """Wilcoxon signed-rank test of two models (each at its best method and layer) over shared images."""
+    return _cached(ex, "compare", model_a, model_b, percentile)

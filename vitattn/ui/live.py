@@ -1,0 +1,179 @@
+"""Live inference: models loaded on first use, analyses cached by image content and model.
+
+Which network a name means: by default the public checkpoint (``weights="pretrained"``); for tests without network,
+``"random"`` (the full-size architecture, seeded random weights) or ``"small"`` (a tiny seeded random variant).
+A store's models come with their own recipe (``Variant.of_manifest``: random or not, timm overrides), so live
+inference on a stored model rebuilds the network the store was made with.
+
+On a Hugging Face Space with ZeroGPU (``SPACES_ZERO_GPU`` set), the analysis runs under ``spaces.GPU``; everywhere
+else the same code runs on a local GPU or the CPU. ZeroGPU runs the decorated function in a forked worker and
+pickles its arguments, so it takes plain values and finds its `LiveModels` through a registry by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from vitattn.analysis import Analysis
+from vitattn.specs import ModelSpec, get_spec
+from vitattn.ui.cache import LRU
+
+# Tiny random variants (weights="small"), as tests/small_models.py: two blocks, 64 channels, 4 heads.
+SMALL_VIT = {"depth": 2, "embed_dim": 64, "num_heads": 4}
+SMALL_RESNET = {"layers": (1, 1, 1, 1), "img_size": 96}
+SEED = 0  # torch seed before building a random-weight network (as the precompute job's default)
+GPU_SECONDS = 60
+RETRY_SECONDS = 120.0  # a network that failed to load (no connection, say) is not tried again sooner
+
+
+def small_overrides(name: str) -> dict:
+    """``load_model`` keyword arguments of the tiny variant of a model."""
+    spec = get_spec(name)
+    if spec.family == "resnet":
+        return dict(SMALL_RESNET)
+    return {**SMALL_VIT, "img_size": 96 if spec.patch_size == 32 else 4 * spec.patch_size}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How to build a model: public weights or seeded random ones, and timm overrides (tiny test variants)."""
+
+    pretrained: bool = True
+    overrides: Mapping = field(default_factory=dict)
+
+    @classmethod
+    def of_weights(cls, weights: str, name: str) -> Variant:
+        if weights == "small":
+            return cls(False, small_overrides(name))
+        return cls(weights == "pretrained")
+
+    @classmethod
+    def of_manifest(cls, entry: Mapping) -> Variant:
+        return cls(not entry.get("random_weights", False), dict(entry.get("overrides") or {}))
+
+
+def on_gpu(fn: Callable) -> Callable:
+    """``spaces.GPU(fn)`` on a ZeroGPU Space, else ``fn`` itself (the `spaces` package is optional)."""
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return fn
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=GPU_SECONDS)(fn)
+
+
+def content_key(data: bytes) -> str:
+    """The cache key of an image's content: the sha256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+_REGISTRY: weakref.WeakValueDictionary[str, LiveModels] = weakref.WeakValueDictionary()  # GPU calls take names
+
+
+@on_gpu
+def _analyze_on_device(owner: str, model: str, image: Image.Image) -> Analysis:
+    return _REGISTRY[owner].model(model).analyze(image)
+
+
+class LiveModels:
+    """Networks loaded on demand (at most ``keep`` at a time) and their analyses (at most ``analyses``).
+
+    Args:
+        weights: "pretrained", "random" or "small", for models without a recipe in ``variants``.
+        variants: name -> `Variant`, e.g. a store's models (``Variant.of_manifest``).
+        device: torch device; None: CUDA when available.
+        keep: loaded networks kept.
+        analyses: analyses kept (LRU over image content x model).
+    """
+
+    def __init__(
+        self,
+        weights: str = "pretrained",
+        *,
+        variants: Mapping[str, Variant] | None = None,
+        device: str | None = None,
+        keep: int = 3,
+        analyses: int = 24,
+    ):
+        self.weights = weights
+        self.variants = dict(variants or {})
+        self.device = device
+        self._models: LRU[str, object] = LRU(keep)
+        self._analyses: LRU[tuple[str, str], Analysis] = LRU(analyses)
+        self._specs: dict[str, ModelSpec] = {}
+        self._failures: dict[str, tuple[float, Exception]] = {}
+        self._lock = threading.Lock()
+        self.name = f"live-{id(self)}"
+        _REGISTRY[self.name] = self
+
+    def variant(self, name: str) -> Variant:
+        get_spec(name)
+        return self.variants.get(name) or Variant.of_weights(self.weights, name)
+
+    def random_weights(self, name: str | None = None) -> bool:
+        """Whether ``name`` (default: any model without a recipe) runs with random weights."""
+        return not (self.variant(name).pretrained if name else self.weights == "pretrained")
+
+    def model(self, name: str):
+        """The loaded `vitattn.Model` (loading it on first use: weights download from the Hub when pretrained).
+
+        A failed load is raised again, without retrying, for ``RETRY_SECONDS`` (each offline retry takes a minute).
+        """
+        with self._lock:
+            failed = self._failures.get(name)
+        if failed is not None and time.monotonic() - failed[0] < RETRY_SECONDS:
+            raise failed[1]
+        try:
+            return self._models.get_or_make(name, lambda: self._load(name))
+        except Exception as e:
+            with self._lock:
+                self._failures[name] = (time.monotonic(), e)
+            raise
+
+    def _load(self, name: str):
+        import torch
+
+        import vitattn
+
+        variant = self.variant(name)
+        if not variant.pretrained:
+            torch.manual_seed(SEED)  # the same random network on every load, as the store's
+        model = vitattn.load_model(name, pretrained=variant.pretrained, device=self.device, **variant.overrides)
+        self._specs[name] = model.spec
+        return model
+
+    def spec(self, name: str) -> ModelSpec:
+        """The spec of the network as built: the registry's, or (with overrides) the loaded variant's."""
+        if not self.variant(name).overrides:
+            return get_spec(name)
+        if name not in self._specs:
+            self.model(name)
+        return self._specs[name]
+
+    def cached(self, key: str, model: str) -> Analysis | None:
+        return self._analyses.get((key, model))
+
+    def analysis(self, key: str, image: Callable[[], Image.Image], model: str) -> Analysis:
+        """The analysis of an image under a model, computed once per (content ``key``, model).
+
+        Args:
+            key: identifies the image content (see ``content_key``).
+            image: returns the image; called only when the analysis is not cached.
+            model: a name of ``vitattn.MODELS``.
+        """
+        get_spec(model)
+
+        def make() -> Analysis:
+            self.model(model)  # load outside the GPU function: ZeroGPU time is for inference
+            return _analyze_on_device(self.name, model, image())
+
+        return self._analyses.get_or_make((key, model), make)

@@ -1,0 +1,131 @@
+"""Page plumbing that is not an API action: valid control values, what a click means, the gallery, the status.
+
+Plain functions of plain values, so they are tested without a browser; ``app.py`` turns their results into
+component updates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vitattn.boxes import LabeledBox
+from vitattn.render import fit
+from vitattn.ui.catalog import FUSED, ModelInfo
+from vitattn.ui.explorer import Explorer
+
+CLICK_MODES = ("expert box", "point", "box (two clicks)")
+GALLERY_SIZE = 60  # thumbnails shown; every image stays reachable through the image list
+THUMB_SIDE = 192
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Valid method, layer and head choices for a model, keeping the current values where they stay valid."""
+
+    methods: tuple[str, ...]
+    method: str
+    layers: tuple[int, ...]
+    layer: int
+    heads: tuple[tuple[str, int], ...]  # (label, value) choices; value -1 is all heads fused
+    head: int
+
+
+def controls(info: ModelInfo, method: str | None, layer: float | None, head: float | None) -> Controls:
+    """The controls after choosing a model or method: an invalid method becomes the model's first, a missing
+    layer its last, and a head the method lacks becomes "all heads fused"."""
+    method = method if method in info.methods else info.methods[0]
+    layers = info.layers[method]
+    layer = int(layer) if layer is not None and int(layer) in layers else layers[-1]
+    n = info.heads[method]
+    heads = (("all heads fused", FUSED), *((f"head {h}", h) for h in range(n)))
+    head = int(head) if head is not None and 0 <= int(head) < n else FUSED
+    return Controls(info.methods, method, layers, layer, heads, head)
+
+
+def box_at(boxes: Sequence[LabeledBox], x: float, y: float) -> int | None:
+    """The index of the smallest box containing the point (edges included), or None."""
+    inside = [
+        (b.box[2] - b.box[0]) * (b.box[3] - b.box[1])
+        if b.box[0] <= x <= b.box[2] and b.box[1] <= y <= b.box[3]
+        else None
+        for b in boxes
+    ]
+    areas = [(a, i) for i, a in enumerate(inside) if a is not None]
+    return min(areas)[1] if areas else None
+
+
+def click_point(index: Sequence[float], size: tuple[int, int]) -> tuple[float, float]:
+    """A click at pixel ``index = (x, y)`` of a picture of ``size = (w, h)``, normalized to [0, 1]."""
+    w, h = size
+    x, y = float(index[0]), float(index[1])
+    return min(1.0, max(0.0, (x + 0.5) / w)), min(1.0, max(0.0, (y + 0.5) / h))
+
+
+def click_region(
+    mode: str, pending: Sequence[float] | None, boxes: Sequence[LabeledBox], x: float, y: float
+) -> tuple[tuple[float, float, float, float] | None, tuple[float, float] | None]:
+    """What a click at normalized ``(x, y)`` selects: ``(region or None, first corner still pending)``.
+
+    ``expert box``: the smallest expert box under the click, else the point; ``point``: the point; ``box (two
+    clicks)``: the first click is one corner (nothing selected yet), the second the opposite corner.
+    """
+    if mode == CLICK_MODES[0]:
+        i = box_at(boxes, x, y)
+        return (boxes[i].box if i is not None else (x, y, x, y)), None
+    if mode == CLICK_MODES[2]:
+        if not pending:
+            return None, (x, y)
+        px, py = pending
+        return (min(px, x), min(py, y), max(px, x), max(py, y)), None
+    return (x, y, x, y), None
+
+
+def first_region(boxes: Sequence[LabeledBox]) -> tuple[float, float, float, float]:
+    """The region a new image starts with: its first expert box, else the centre point."""
+    return boxes[0].box if boxes else (0.5, 0.5, 0.5, 0.5)
+
+
+def gallery(ex: Explorer, limit: int = GALLERY_SIZE) -> list[tuple]:
+    """Thumbnails of the first ``limit`` images with their ids as captions (images that fail are left out)."""
+    out = []
+    for image_id in ex.image_ids()[:limit]:
+        try:
+            out.append((fit(ex.item(image_id).picture, THUMB_SIDE), image_id))
+        except Exception:  # recorded in ex.problems by ex.item; the gallery shows the rest
+            continue
+    return out
+
+
+def status(ex: Explorer) -> str:
+    """The page's status line: where maps come from, whether weights are random, and what is damaged."""
+    if ex.store is not None:
+        made = ex.store.manifest.get("created", "?")
+        lines = [
+            f"**Store** `{ex.config.store}`: {len(ex.image_ids())} images, {len(ex.models())} models (made {made}). "
+            "Stored images show precomputed maps instantly; uploads are analysed live."
+        ]
+    else:
+        lines = [
+            "**No store**: the bundled example images, analysed live (each model is downloaded and run on first "
+            "use, then cached). The IoU tab needs a store."
+        ]
+    if ex.random_weights("store"):
+        lines.append(
+            "⚠️ **Random weights**: this store was made with untrained networks (a test build). Its maps and "
+            "scores show the plumbing, not where trained models look."
+        )
+    if ex.random_weights("live"):
+        lines.append(
+            f"⚠️ **Random weights**: live inference uses untrained networks (`VITATTN_WEIGHTS={ex.live.weights}`, "
+            "for tests only)."
+        )
+    problems = ex.problems
+    if problems:
+        shown = [f"- {p}" for p in problems[:20]] + (
+            [f"- ... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
+        lines.append(
+            "⚠️ **Problems** (where a stored part is unavailable, the app computes it live):\n" + "\n".join(shown)
+        )
+    return "\n\n".join(lines)
