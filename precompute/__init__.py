@@ -7,9 +7,11 @@ Hugging Face Hub dataset if asked.
     python -m precompute --random-weights --output /tmp/dry-run                 # no download: tests, dry runs
     python -m precompute --source wikichurches/ --shard 2/8 --output store     # machine 2 of 8
 
-Stop it at any time and run the same command again: it skips the units already written and ends with the same
-store as an uninterrupted run. Pushing sends one commit holding only new or changed files. Read the result with
-``vitattn.store.open_store``.
+Stop it at any time (even with SIGKILL) and run the same command again: it skips the units already written and ends
+with the same store as an uninterrupted run. Every option is checked against every model before any work starts.
+Pushing sends one commit holding only new or changed files; a push that failed (the Hub down, a connection lost) is
+completed by running the same command again. The Hub token comes from ``HF_TOKEN`` or ``hf auth login``, never from
+the command line. Read the result with ``vitattn.store.open_store``.
 
 Layout: ``config.py`` (the frozen `Config`, parsed from the command line), ``job.py`` (units of work, resume),
 ``push.py`` (one commit of the changed files), ``__main__.py`` (the command).
@@ -17,6 +19,6 @@ Layout: ``config.py`` (the frozen `Config`, parsed from the command line), ``job
 
 from precompute.config import Config
 from precompute.job import Unit, run
-from precompute.push import PushResult, push
+from precompute.push import PushError, PushResult, push
 
-__all__ = ["Config", "PushResult", "Unit", "push", "run"]
+__all__ = ["Config", "PushError", "PushResult", "Unit", "push", "run"]

@@ -48,7 +48,10 @@ class Config:
         bad = [m for m in self.methods or () if m not in ALL_METHODS]
         if bad or self.methods == ():
             raise ValueError(f"unknown method(s) {bad or '(none given)'}; valid methods: {', '.join(ALL_METHODS)}")
-        parse_layers(self.feature_layers, 12)  # syntax only; ranges are checked against each model
+        unknown = set(self.overrides) - set(self.models)
+        if unknown:
+            raise ValueError(f"overrides for models not in the run: {sorted(unknown)}")
+        self._check_models()
         i, n = self.shard
         if not 0 <= i < n:
             raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
@@ -56,9 +59,31 @@ class Config:
             raise ValueError("batch size, chunk size and resolution must be positive")
         if self.push_to_hub is not None and not REPO_ID.match(self.push_to_hub):
             raise ValueError(f"--push-to-hub {self.push_to_hub!r}: expected namespace/name")
-        unknown = set(self.overrides) - set(self.models)
-        if unknown:
-            raise ValueError(f"overrides for models not in the run: {sorted(unknown)}")
+
+    def _check_models(self) -> None:
+        """Every model supports at least one of the methods asked and has the feature layers asked, so that a run
+        never stops at its third model, hours in, on an option the first check could have refused."""
+        parse_layers(self.feature_layers, 1 << 20)  # the syntax, with its own message
+        problems = []
+        for name in self.models:
+            if not self.methods_of(name):
+                supported = ", ".join(get_spec(name).methods)
+                problems.append(f"model {name!r} supports none of the methods asked (it supports {supported})")
+            n = self.num_layers(name)
+            try:
+                parse_layers(self.feature_layers, n)
+            except ValueError:
+                problems.append(f"model {name!r} has {n} layers: feature layers must be in {-n}..{n - 1}")
+        if problems:
+            shown = f"--feature-layers {self.feature_layers!r}, --methods {','.join(self.methods or ('all',))}"
+            raise ValueError(f"{'; '.join(problems)} ({shown})")
+
+    def num_layers(self, name: str) -> int:
+        """Blocks (ResNet: stages) of a model as this run builds it (``depth`` overrides a ViT's)."""
+        spec = get_spec(name)
+        if spec.family == "vit":
+            return int(self.overrides.get(name, {}).get("depth", spec.num_layers))
+        return spec.num_layers
 
     def methods_of(self, name: str) -> tuple[str, ...]:
         """The methods computed for a model: those asked for that it supports, in the spec's order."""

@@ -27,7 +27,18 @@ from vitattn.metrics import METRIC_NAMES
 from vitattn.specs import get_spec
 from vitattn.store import writer
 from vitattn.store.card import render_card
-from vitattn.store.layout import CARD, FORMAT, MANIFEST, MODEL_TABLES, SCHEMA_VERSION, chunks, digest, table_path
+from vitattn.store.layout import (
+    CARD,
+    CLASSIFIER_TABLES,
+    FORMAT,
+    MANIFEST,
+    MODEL_TABLES,
+    SCHEMA_VERSION,
+    StoreError,
+    chunks,
+    digest,
+    table_path,
+)
 from vitattn.store.manifest import any_random, merge_models, now, ordered, parse_manifest
 
 
@@ -40,10 +51,14 @@ class Unit:
     ids: tuple[str, ...]
 
     @property
-    def paths(self) -> tuple[str, ...]:
+    def tables(self) -> tuple[str, ...]:
         if self.model is None:
-            return (table_path("images", self.chunk),)
-        return tuple(table_path(t, self.chunk, self.model) for t in MODEL_TABLES)
+            return ("images",)
+        return MODEL_TABLES + (CLASSIFIER_TABLES if get_spec(self.model).classifier else ())
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(table_path(t, self.chunk, self.model) for t in self.tables)
 
 
 class Inputs:
@@ -114,12 +129,12 @@ def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dic
     base = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
-        "source": config.source,
+        "source": neutral_source(config.source),
         "chunk_size": config.chunk_size,
         "images": sorted(inputs.records),
         "images_digest": inputs.images_digest(),
     }
-    old = _read_manifest(config.output)
+    old = _read_manifest(config.output, inputs, base, config.chunk_size)
     merge_models(old, {**base, "models": {}}, str(config.output))  # refuses a folder holding another image set
     _clean_temporary(config.output)
     todo = [u for u in plan(config, base["images"]) if not _done(config.output, u, _expected(config, inputs, u))]
@@ -209,9 +224,10 @@ def _write_model_unit(config: Config, model, inputs: Inputs, unit: Unit, expecte
         "maps": writer.maps_table(name, ids, rows),
         "features": writer.features_table(name, ids, analyses, layers),
         **_scores(config, name, records, rgbs, [tuple(a.grid) for a in analyses], rows, baselines),
+        "predictions": writer.predictions_table(name, ids, analyses),
     }
     unit_meta = {**expected, "info": model_info(model.spec, analyses[0], layers, settings(config, name))}
-    for table, rel in zip(MODEL_TABLES, unit.paths, strict=True):
+    for table, rel in zip(unit.tables, unit.paths, strict=True):
         writer.write_table(config.output / rel, table, tables[table], unit_meta)
 
 
@@ -242,6 +258,7 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "family": spec.family,
         "training": spec.training,
         "classifier": spec.classifier,
+        "predictions": spec.classifier,  # a predictions table (top-5 per image) in the model's folder
         "random_weights": model_settings["random_weights"],
         "overrides": model_settings["overrides"],
         "methods": methods,
@@ -276,11 +293,33 @@ def _without(manifest: dict, key: str) -> dict:
     return {k: v for k, v in manifest.items() if k != key}
 
 
-def _read_manifest(out: Path) -> dict | None:
+def _read_manifest(out: Path, inputs: Inputs, base: dict, chunk_size: int) -> dict | None:
+    """The manifest of the store in ``out``, None if there is none. One that cannot be read is rebuilt from the data
+    files: a model whose files were computed on this run's chunks keeps its entry (a warning says what happened)."""
     path = out / MANIFEST
     if not path.is_file():
         return None
-    return parse_manifest(path.read_bytes(), str(out))[0]
+    try:
+        return parse_manifest(path.read_bytes(), str(out))[0]
+    except StoreError as e:
+        models = {}
+        ids = chunks(base["images"], chunk_size)
+        for folder in sorted(p for p in (out / "models").glob("*") if p.is_dir()):
+            units = [writer.read_unit(out / table_path("maps", c, folder.name)) for c in range(len(ids))]
+            units = [(c, u) for c, u in enumerate(units) if u is not None and "info" in u]
+            if units and all(u.get("digest") == inputs.chunk_digest(ids[c]) for c, u in units):
+                models[folder.name] = units[0][1]["info"]
+        warnings.warn(f"{e}: rebuilt from the data files ({', '.join(models) or 'no models'})", stacklevel=3)
+        return {**base, "models": models, "created": now()}
+
+
+def neutral_source(source: str) -> str:
+    """The source as the manifest records it: ``examples`` and Hub ids as given, a local path by its last part only
+    (a pushed store does not show the folders of the machine that made it)."""
+    head, sep, second = source.partition("::")
+    if head == "examples" or head.startswith("hf://"):
+        return source
+    return Path(head).name + sep + (Path(second).name if second else "")
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -31,8 +31,9 @@ Pointing a client at the server (huggingface_hub and datasets read ``HF_ENDPOINT
   (``hf_xet`` fixes its log folder from ``HF_HOME`` when first imported: let that happen inside the block);
 * subprocess: ``subprocess.run(cmd, env=server.client_env(home))`` sets ``HF_ENDPOINT``/``HF_HOME`` before import.
 
-Every request is logged (``server.log``); ``server.fail(...)`` injects faults; ``with server.offline():`` closes the
-listening socket so clients get connection errors, as when the Hub is unreachable.
+Every request is logged (``server.log``); ``server.fail(...)`` injects faults (error answers, dropped connections,
+truncated answers, stalls); ``with server.offline():`` closes the listening socket so clients get connection errors,
+as when the Hub is unreachable. Sockets have TCP_NODELAY, so an answer costs no delayed-ACK wait.
 
 Standalone: ``python tests/hubserver.py [port]`` serves until Ctrl-C.
 """
@@ -365,6 +366,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # the request log replaces stderr noise
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two sends: without TCP_NODELAY the body waits for the client's delayed ACK of
+        # the headers (Nagle), ~40 ms on every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # ------------------------------------------------------------------------------------------------- plumbing
 
     def _handle(self) -> None:
@@ -374,7 +381,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         fault = hub._take_fault(self.command, unquote(raw_path))
         route, params = self._match(raw_path)
         reply = Reply(0)  # status 0: drop the connection without an answer
-        if fault is None or fault.mode == "truncate":
+        if fault is not None and fault.mode == "stall":
+            hub._stopped.wait(hub.stall_seconds)  # answer nothing for a while, then drop
+        elif fault is None or fault.mode == "truncate":
             reply = self._dispatch(route, params, query, request_body)
         elif fault.mode != "drop":
             reply = Reply.error(HubError(int(fault.mode), f"Injected fault ({fault.mode})"))
@@ -715,7 +724,7 @@ class Fault:
 
     method: str | None
     path_contains: str
-    mode: str  # an HTTP status ("500", "503", ...), "drop" or "truncate"
+    mode: str  # an HTTP status ("500", "503", ...), "drop", "truncate" or "stall"
     remaining: int
     hits: int = 0
 
@@ -758,6 +767,8 @@ class HubServer:
         self.storage = HubStorage()
         self.lfs_threshold = lfs_threshold
         self.tree_page_size = tree_page_size
+        self.stall_seconds = 30.0  # how long a "stall" fault holds a request (or until the server stops)
+        self._stopped = threading.Event()
         self._port = port
         self._lock = threading.Lock()
         self._log: list[LoggedRequest] = []
@@ -772,6 +783,7 @@ class HubServer:
         return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> HubServer:
+        self._stopped.clear()
         self._httpd = _HTTPServer(("127.0.0.1", self._port), self)
         self._port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
@@ -779,6 +791,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()  # stalled requests end
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -847,11 +860,13 @@ class HubServer:
     def fail(self, method: str | None = None, path_contains: str = "", times: int = 1, mode: str | int = 500) -> Fault:
         """Make the next ``times`` requests matching ``method`` (None: any) and ``path_contains`` (a substring of
         the URL-decoded path) fail. ``mode``: an HTTP status (e.g. 500, 503: answered without processing the
-        request), ``"drop"`` (connection closed without an answer, request not processed) or ``"truncate"``
-        (request processed, e.g. the commit lands, then the connection closes halfway through the response body)."""
+        request), ``"drop"`` (connection closed without an answer, request not processed), ``"truncate"``
+        (request processed, e.g. the commit lands, then the connection closes halfway through the response body)
+        or ``"stall"`` (no answer for ``stall_seconds`` or until the server stops, then dropped: a Hub that
+        accepts connections but does not answer, for testing timeouts)."""
         mode = str(mode)
-        if mode not in ("drop", "truncate") and not (mode.isdigit() and 400 <= int(mode) <= 599):
-            raise ValueError(f"mode must be an HTTP error status, 'drop' or 'truncate', got {mode!r}")
+        if mode not in ("drop", "truncate", "stall") and not (mode.isdigit() and 400 <= int(mode) <= 599):
+            raise ValueError(f"mode must be an HTTP error status, 'drop', 'truncate' or 'stall', got {mode!r}")
         fault = Fault(method.upper() if method else None, path_contains, mode, times)
         with self._lock:
             self._faults.append(fault)

@@ -225,3 +225,50 @@ def test_an_image_without_boxes_has_maps_but_no_scores(tmp_path):
     assert store.image_ids() == ["boxed", "plain"] and store.image("plain").boxes == ()
     assert store.map("plain", "vit", "agcam", 1, 0).shape == (4, 4)
     assert set(store.metrics()["image_id"]) == set(store.baselines()["image_id"]) == {"boxed"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--models", "vit,resnet50", "--feature-layers", "11"], "model 'resnet50' has 4 layers: feature layers must"),
+        (["--models", "dinov2,resnet50", "--feature-layers", "0,-5"], "model 'resnet50' has 4 layers"),
+        (["--models", "vit,siglip", "--methods", "cls"], "model 'siglip' supports none of the methods asked"),
+        (["--models", "vit", "--feature-layers", "2", "--overrides", '{"vit": {"depth": 2}}'], "'vit' has 2 layers"),
+    ],
+)
+def test_options_are_checked_against_every_model_before_any_work(args, message, tmp_path, capsys):
+    out = tmp_path / "store"
+    with pytest.raises(SystemExit) as err:
+        main([*args, "--random-weights", "--output", str(out), "--quiet"])
+    assert message in str(err.value) and str(err.value).startswith("precompute: ")
+    assert not out.exists()  # refused before anything was written
+
+
+def test_the_store_shows_no_local_path_and_moving_the_json_redoes_nothing(tmp_path):
+    folder = tmp_path / "private-machine-folder" / "set"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(folder / "red.png")
+    entries = [{"id": "red", "file": "red.png", "boxes": [{"label": "all", "box": [0.1, 0.1, 0.9, 0.9]}]}]
+    (folder / "boxes.json").write_text(json.dumps({"format": "vitattn-boxes/1", "images": entries}))
+    out = tmp_path / "store"
+    run(config(out, models=("vit",), source=str(folder / "boxes.json")))
+    store = open_store(out)
+    assert store.image("red").meta == {"source": "vitattn-boxes"} and store.manifest["source"] == "boxes.json"
+    for path in out.rglob("*"):
+        assert not path.is_file() or b"private-machine-folder" not in path.read_bytes(), path
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    redone: list[Unit] = []
+    run(config(out, models=("vit",), source=str(moved / "boxes.json")), on_unit=redone.append)
+    assert redone == []
+
+
+def test_a_damaged_manifest_is_rebuilt_by_the_next_run(reference, tmp_path):
+    out = tmp_path / "store"
+    shutil.copytree(reference, out)
+    (out / "manifest.json").write_text('{"format": "vitattn-st')  # e.g. a disk that filled up
+    redone: list[Unit] = []
+    with pytest.warns(UserWarning, match="not valid json.*rebuilt from the data files \\(resnet50, vit\\)"):
+        run(config(out, models=("vit",)), on_unit=redone.append)  # resnet50 was made by an earlier run
+    assert redone == []
+    assert without_created(out) == without_created(reference) and data_files(out) == data_files(reference)

@@ -298,3 +298,130 @@ def test_tables_written_by_another_version_still_read(folder, tmp_path):
     from_old = np.isin(table["image_id"], ["astronaut", "camera", "cell"])
     assert np.isnan(table["coverage"][from_old]).all() and not np.isnan(table["coverage"][~from_old]).any()
     assert (table["future_metric"][from_old] == 1).all() and np.isnan(table["future_metric"][~from_old]).all()
+
+
+# ---------------------------------------------------------------------------------------------- predictions, meta
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_predictions_equal_analyze(store, analyses, name):
+    entry = store.manifest["models"][name]
+    assert entry["predictions"] is vitattn.MODELS[name].classifier
+    for image_id, analysis in analyses[name].items():
+        stored = store.predictions(image_id, name)
+        if analysis.predictions is None:
+            assert stored is None
+            continue
+        assert [label for label, _ in stored] == [label for label, _ in analysis.predictions]
+        np.testing.assert_allclose([p for _, p in stored], [p for _, p in analysis.predictions], rtol=1e-4)
+    with pytest.raises(StoreError, match="image 'nope' is not in this store"):
+        store.predictions("nope", name)
+
+
+def test_predictions_table_holds_the_target(folder):
+    table = pq.read_table(folder / table_path("predictions", 0, "resnet50")).to_pylist()
+    assert [r["rank"] for r in table if r["image_id"] == "astronaut"] == [0, 1, 2, 3, 4]
+    assert all(r["target"] is not None and 0 <= r["target"] < 1000 for r in table)  # gradcam explains the top-1
+    assert not (folder / table_path("predictions", 0, "dinov2")).exists()  # no classifier head, no file
+
+
+def test_image_meta_reads_the_meta_column_only(store, records, monkeypatch):
+    fresh = open_store(store.location)
+    read_columns = []
+    original = pq.ParquetFile.read
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "read",
+        lambda self, columns=None, **kw: read_columns.append(columns) or original(self, columns, **kw),
+    )
+    meta = fresh.image_meta()
+    assert meta == {i: r.meta for i, r in sorted(records.items())}
+    assert read_columns == [["image_id", "meta"]] * 3  # one read per images file, two small columns
+    meta["coffee"]["license"] = "changed"  # a copy
+    assert fresh.image_meta()["coffee"]["license"] != "changed" and len(read_columns) == 3  # from memory
+
+
+# ---------------------------------------------------------------------------------------------- damaged stores
+
+
+def damaged_copy(folder, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    return copy
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not json", "not a manifest", "no images list", "missing"])
+def test_a_damaged_manifest_is_rebuilt_from_the_data_files(folder, tmp_path, damage):
+    copy = damaged_copy(folder, tmp_path)
+    manifest = copy / "manifest.json"
+    text = manifest.read_text()
+    if damage == "truncated":
+        manifest.write_text(text[: len(text) // 2])
+    elif damage == "not json":
+        manifest.write_bytes(b"\x00\xff garbage")
+    elif damage == "not a manifest":
+        manifest.write_text("[1, 2, 3]")
+    elif damage == "no images list":
+        manifest.write_text(json.dumps({**json.loads(text), "images": "all"}))
+    else:
+        manifest.unlink()
+    store = open_store(copy)
+    assert "rebuilt from the data files (9 models, 7 images)" in store.problems[0] and len(store.problems) == 1
+    original = open_store(folder)
+    assert sorted(store.models()) == sorted(original.models()) and store.image_ids() == original.image_ids()
+    for key in ("chunk_size", "random_weights"):
+        assert store.manifest[key] == original.manifest[key]
+    assert store.manifest["models"] == original.manifest["models"]
+    np.testing.assert_array_equal(
+        store.map("rocket", "clip", "rollout", 1), original.map("rocket", "clip", "rollout", 1)
+    )
+    assert store.predictions("cell", "vit") == original.predictions("cell", "vit")
+    assert len(store.metrics()["image_id"]) == len(original.metrics()["image_id"])
+
+
+def test_a_rebuilt_manifest_keeps_chunks_when_files_are_missing(folder, tmp_path):
+    copy = damaged_copy(folder, tmp_path)
+    (copy / "manifest.json").write_text("{")
+    (copy / table_path("images", 1)).unlink()  # chunk 1's ids come from a model's files instead
+    for path in (copy / "models/clip").iterdir():
+        path.write_bytes(b"PAR1")  # every clip file damaged: clip is left out
+    store = open_store(copy)
+    assert store.image_ids() == open_store(folder).image_ids() and "clip" not in store.models()
+    assert store.map("chelsea", "vit", "cls", 0).shape == (4, 4)  # chunk 1
+    with pytest.raises(StoreError, match="images-00001.parquet is missing"):
+        store.image("chelsea")
+    assert store.image("rocket").width > 0  # chunk 2
+
+
+def test_a_folder_with_a_damaged_manifest_and_no_data_is_no_store(tmp_path):
+    (tmp_path / "manifest.json").write_text("{")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/images-00000.parquet").write_bytes(b"PAR1 garbage")
+    with pytest.raises(StoreError, match="not valid json"):
+        open_store(tmp_path)
+
+
+def test_a_model_with_every_file_missing(folder, tmp_path):
+    copy = damaged_copy(folder, tmp_path)
+    shutil.rmtree(copy / "models/vit")
+    store = open_store(copy)
+    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 18 of 18 files missing")
+    with pytest.raises(StoreError, match="maps-00000.parquet is missing"):
+        store.map("astronaut", "vit", "cls", 0)
+    with pytest.raises(StoreError, match="predictions-00000.parquet is missing"):
+        store.predictions("astronaut", "vit")
+    assert len(store.metrics("vit")["image_id"]) == 0  # an empty table, not an error
+    assert store.map("astronaut", "vit32", "cls", 0).shape == (3, 3)
+
+
+def test_damaged_images_and_predictions_files(folder, tmp_path):
+    copy = damaged_copy(folder, tmp_path)
+    (copy / table_path("images", 0)).write_bytes(b"PAR1" + b"\0" * 100)
+    path = copy / table_path("predictions", 1, "vit32")
+    path.write_bytes(path.read_bytes()[:-50])
+    store = open_store(copy)
+    assert sorted(store.image_meta()) == ["chelsea", "coffee", "retina", "rocket"]  # chunk 0 left out
+    assert any("images/images-00000.parquet is damaged" in p for p in store.problems)
+    with pytest.raises(StoreError, match="predictions of vit32 for 'coffee' are unavailable: .* is damaged"):
+        store.predictions("coffee", "vit32")
+    assert len(store.predictions("rocket", "vit32")) == 5

@@ -17,7 +17,7 @@ from small_models import small_overrides
 
 from precompute import Config, push, run
 from precompute.push import local_files
-from vitattn.store import StoreError, open_store
+from vitattn.store import HubUnavailable, StoreError, open_store
 from vitattn.store.files import HUB_BLOCK_SIZE
 
 REPO = "ns/store"
@@ -131,7 +131,7 @@ def test_whole_tables_and_errors(hub, folders, pushed):
         open_store(f"{LOCATION}@v9")
     with pytest.raises(StoreError, match="expected hf://datasets/<namespace>/<name>"):
         open_store("hf://models/ns/store")
-    with hub.offline(), pytest.raises(StoreError, match="cannot reach the Hub"):
+    with hub.offline(), pytest.raises(HubUnavailable, match="the Hub is unreachable .*; try again"):
         open_store(LOCATION)
 
 
@@ -152,7 +152,7 @@ def test_missing_files_on_the_hub_are_problems(hub, folders, pushed):
         REPO, [CommitOperationDelete("models/vit/maps-00001.parquet")], commit_message="lose one", repo_type="dataset"
     )
     store = open_store(LOCATION)
-    assert store.problems == ["model 'vit': 1 of 15 files missing (models/vit/maps-00001.parquet)"]
+    assert store.problems == ["model 'vit': 1 of 18 files missing (models/vit/maps-00001.parquet)"]
     with pytest.raises(StoreError, match="models/vit/maps-00001.parquet is missing"):
         store.map("coffee", "vit", "cls", 0)
     assert store.map("rocket", "vit", "cls", 0).shape == (4, 4)
@@ -184,21 +184,6 @@ def test_each_table_loads_with_datasets_in_a_subprocess(hub, folders, tmp_path):
     assert not any(e.authorization for e in hub.log) and not [e for e in hub.log if e.route is None]
 
 
-def test_the_command_pushes(hub, tmp_path):
-    out = tmp_path / "store"
-    overrides = json.dumps({"vit": small_overrides("vit")})
-    cmd = [sys.executable, "-m", "precompute", "--models", "vit", "--random-weights", "--output", str(out)]
-    cmd += ["--methods", "rollout", "--feature-layers", "none", "--quiet", "--overrides", overrides]
-    cmd += ["--push-to-hub", REPO]
-    env = {**hub.client_env(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"hf://datasets/{REPO}@" in done.stdout and "pushed" in done.stdout
-    assert sorted(hub.uploaded_paths()) == sorted(local_files(out))
-    store = open_store(LOCATION)
-    assert store.random_weights and store.models() == ["vit"] and store.problems == []
-
-
 def test_lfs_files_are_compared_by_sha256(hub, folders, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the git-LFS upload path (no Xet offline)
     hub.lfs_threshold = 4096
@@ -214,8 +199,12 @@ def test_lfs_files_are_compared_by_sha256(hub, folders, monkeypatch):
 
 def test_a_network_error_is_passing_not_damage(hub, pushed):
     store = open_store(LOCATION)
-    fault = hub.fail("GET", "models/vit/maps-00001.parquet", mode=403)  # not retried by the client
-    with pytest.raises(StoreError, match="maps-00001.parquet could not be read from the Hub .*; try again"):
+    fault = hub.fail("GET", "models/vit/maps-00001.parquet", times=2, mode=503)  # a try and one retry
+    with pytest.raises(HubUnavailable, match=r"maps-00001.parquet: the Hub is unreachable \(HTTP 503.*; try again"):
+        store.map("coffee", "vit", "cls", 0)
+    assert fault.hits == 2 and store.problems == []
+    fault = hub.fail("GET", "models/vit/maps-00001.parquet", mode=403)  # not retried
+    with pytest.raises(HubUnavailable, match=r"the Hub refused the request \(HTTP 403: Injected fault \(403\)\)"):
         store.map("coffee", "vit", "cls", 0)
     assert fault.hits == 1 and store.problems == []
     assert store.map("coffee", "vit", "cls", 0).shape == (4, 4)  # the next view tries again

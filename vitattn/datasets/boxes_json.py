@@ -5,7 +5,8 @@
                  "boxes": [{"label": "cup", "group": "", "box": [0.285, 0.04, 0.685, 0.765]}]}]}
 
 ``box`` is already the vitattn convention; ``file`` (relative to the json's folder), ``width``, ``height``, ``meta``
-and ``group`` are optional.
+and ``group`` are optional. An image's ``meta["source"]`` is its own when given, else ``"vitattn-boxes"`` (never the
+json's path: stores made from it are pushed, and moving the json must not change what they hold).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def from_json_boxes(doc: Any, path: Path, image_dir: Path) -> list[AnnotatedImag
         where = f"{path.name}: image {image_id!r}"
         boxes = tuple(_plain_box(b, f"{where}, box {j}") for j, b in enumerate(get(entry, "boxes", list, where)))
         width, height = (get(entry, k, int, where, default=None) for k in ("width", "height"))
-        meta = {"source": str(path), **get(entry, "meta", dict, where, default={})}
+        meta = {"source": "vitattn-boxes", **get(entry, "meta", dict, where, default={})}
         records.append(
             AnnotatedImage(image_id, boxes, meta, _entry_file(entry, image_id, image_dir, where), None, width, height)
         )

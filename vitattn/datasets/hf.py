@@ -68,13 +68,14 @@ def load_hf_detection(
     if not isinstance(ds.features[image_column], datasets.Image):
         raise ValueError(f"{source} [{split}]: column {image_column!r} is not an Image feature")
     names = _category_names(ds.features[objects_column])
+    origin = Path(source).name if Path(source).is_dir() else source  # a local folder by its name only, not its path
     ds = ds.cast_column(image_column, datasets.Image(decode=False))
     digits = len(str(max(len(ds) - 1, 0)))
     records = []
     for i, row in enumerate(ds):
         where = f"{source} [{split}]: row {i}"
         image_id = make_safe_id(row["image_id"], where) if "image_id" in row else str(i).zfill(digits)
-        meta = {"source": f"hf:{source}", "split": split, "row": i}
+        meta = {"source": f"hf:{origin}", "split": split, "row": i}
         image, objects = row.pop(image_column), row.pop(objects_column)
         width, height, data, path = _hf_image(image, row, image_id, where)
         boxes = tuple(

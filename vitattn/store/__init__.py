@@ -3,15 +3,27 @@
     from vitattn.store import open_store
     store = open_store("hf://datasets/ns/name")    # or a local folder written by `python -m precompute`
     store.map("astronaut", "dinov2", "cls", layer=11)
+    store.image_meta()["astronaut"]                 # metadata of every image (not the image bytes)
+    store.predictions("astronaut", "vit")           # top-5 [(label, probability), ...], None without a classifier
 
 Layout and schemas: ``layout.py``; the manifest: ``manifest.py``; writing (used by the precompute job):
-``writer.py``; reading: ``reader.py`` over ``files.py`` (a local folder or a Hub repo), ``tables.py`` (row groups
-as numpy) and ``cache.py``; the dataset card: ``card.py``. Numpy, pyarrow and (for the Hub) huggingface_hub; no
+``writer.py``; reading: ``reader.py`` over ``files.py`` (a local folder or a Hub repo, read-only, bounded
+timeouts), ``tables.py`` (row groups as numpy), ``cache.py`` and ``recover.py`` (a manifest rebuilt from the data
+files); the dataset card: ``card.py``. Numpy, pyarrow and (for the Hub) huggingface_hub; no
 torch.
 """
 
-from vitattn.store.layout import SCHEMA_VERSION, TABLES, StoreError, table_path
+from vitattn.store.layout import SCHEMA_VERSION, TABLES, HubUnavailable, StoreError, table_path
 from vitattn.store.reader import Store, open_store
 from vitattn.store.tables import StoredImage
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "Store", "StoreError", "StoredImage", "open_store", "table_path"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "TABLES",
+    "HubUnavailable",
+    "Store",
+    "StoreError",
+    "StoredImage",
+    "open_store",
+    "table_path",
+]

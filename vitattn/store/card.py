@@ -7,9 +7,9 @@ changes (and is only pushed again) when the set of models does.
 
 from __future__ import annotations
 
-from vitattn.store.layout import MODEL_TABLES
+from vitattn.store.layout import TABLES
 
-DATA_FILES = {"images": "images/images-*.parquet"} | {t: f"models/*/{t}-*.parquet" for t in MODEL_TABLES}
+DATA_FILES = {"images": "images/images-*.parquet"} | {t: f"models/*/{t}-*.parquet" for t in TABLES[1:]}
 DESCRIPTIONS = {
     "images": "image_id, the image, width, height, expert boxes (normalized x0, y0, x1, y1 with labels), meta (json)",
     "maps": "image_id, model, method, layer, head (-1: all heads fused), grid_h, grid_w, values (float16, row-major)",
@@ -17,21 +17,23 @@ DESCRIPTIONS = {
     "metrics": "image_id, model, method, layer, head and every alignment metric of that map with the boxes",
     "boxes": "image_id, model, method, layer, head, box, label, iou: each box alone against the map at 90th pct.",
     "baselines": "image_id, model, grid_h, grid_w, baseline (random, center, saliency) and every metric",
+    "predictions": "image_id, model, rank (0: top-1), label, prob, target (the class gradient methods explain)",
 }
 
 
 def render_card(manifest: dict) -> str:
-    """The README.md of a store described by ``manifest``."""
+    """The README.md of a store described by ``manifest`` (a predictions config only when a model has them)."""
+    predictions = any(m.get("predictions") for m in manifest["models"].values())
+    names = [t for t in DATA_FILES if t != "predictions" or predictions]
     configs = "\n".join(
-        f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {pattern}"
-        for name, pattern in DATA_FILES.items()
+        f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {DATA_FILES[name]}" for name in names
     )
     rows = "\n".join(
         f"| {name} | `{m['checkpoint']}` | {'**random**' if m['random_weights'] else 'pretrained'} "
         f"| {', '.join(m['methods'])} | {m['num_layers']} | {'x'.join(map(str, m['grid']))} |"
         for name, m in manifest["models"].items()
     )
-    tables = "\n".join(f"| {name} | {text} |" for name, text in DESCRIPTIONS.items())
+    tables = "\n".join(f"| {name} | {DESCRIPTIONS[name]} |" for name in names)
     warning = (
         "\n**Some models here have random weights** (a dry run or a test): their maps show no learned attention.\n"
         if any(m["random_weights"] for m in manifest["models"].values())

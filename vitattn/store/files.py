@@ -1,20 +1,30 @@
 """Where a store's files live: a local folder, or a Hugging Face dataset repo pinned to one commit.
 
 Both sides list the store's files once (names and sizes), read small files whole and open Parquet files for
-random access. On the Hub, reads are HTTP range requests through ``HfFileSystem`` with a small block size, so a
-footer or a row group costs about its own size, never the whole file.
+random access. On the Hub, reads are plain HTTP GETs through huggingface_hub's shared session (range requests for
+Parquet files, so a footer or a row group costs about its own size, never the whole file), read-only, each bounded
+by ``timeout`` and retried ``retries`` times after a short wait: when the Hub is down a view fails within seconds
+with `HubUnavailable` instead of waiting out huggingface_hub's own back-off (about 23 s per read, HfFileSystem's).
 """
 
 from __future__ import annotations
 
 import io
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
-from vitattn.store.layout import StoreError, is_store_file
+from vitattn.store.layout import HubUnavailable, StoreError, is_store_file
 
-HUB_BLOCK_SIZE = 64 * 1024  # bytes per range request (fsspec's default of 5 MiB reads far past what is asked)
+HUB_BLOCK_SIZE = 64 * 1024  # bytes fetched at the end of a file when it is opened (the Parquet footer)
+HUB_TIMEOUT = 10.0  # seconds to wait between two packets of an answer
+HUB_CONNECT_TIMEOUT = 5.0  # seconds to wait for a connection (at most HUB_TIMEOUT)
+HUB_RETRIES = 1  # further tries after a connection error, a timeout or a 429 / 5xx answer
+HUB_RETRY_WAIT = 0.5  # seconds before a retry
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 HUB_LOCATION = re.compile(r"hf://datasets/([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?/?")
 
 
@@ -46,65 +56,162 @@ class LocalFiles:
 
 
 class HubFiles:
-    """A store in a Hub dataset repo, pinned to the commit its revision pointed at when opened.
+    """A store in a Hub dataset repo, pinned to the commit its revision pointed at when opened. Reads only.
 
     Args:
         repo_id: ``namespace/name``.
         revision: branch, tag or commit sha (default: main).
-        token: passed to huggingface_hub; reading public stores needs none.
+        token: passed to huggingface_hub (None: ``HF_TOKEN`` or the stored login, if any); public stores need none.
+        timeout: seconds a request may wait between two packets of the answer (to connect: at most 5).
+        retries: further tries of a request that failed on the network or with a 429 / 5xx answer.
+
+    Raises:
+        StoreError: no such dataset or revision; `HubUnavailable` when the Hub cannot be reached.
     """
 
-    def __init__(self, repo_id: str, revision: str | None = None, token: str | bool | None = None):
-        from huggingface_hub import HfApi, HfFileSystem
-        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+    transient = (HubUnavailable,)
 
-        where = f"hf://datasets/{repo_id}" + (f"@{revision}" if revision else "")
+    def __init__(
+        self,
+        repo_id: str,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        *,
+        timeout: float = HUB_TIMEOUT,
+        retries: int = HUB_RETRIES,
+    ):
+        from huggingface_hub import constants
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.utils import build_hf_headers
+
+        self.repo_id, self.timeout, self.retries = repo_id, timeout, retries
+        self.where = f"hf://datasets/{repo_id}" + (f"@{revision}" if revision else "")
+        self._endpoint = constants.ENDPOINT.rstrip("/")
+        self._headers = build_hf_headers(token=token)  # no Authorization header when no token is configured
+        self._secret = self._headers.get("authorization", "").partition(" ")[2]  # never shown in a message
+        info = f"{self._endpoint}/api/datasets/{repo_id}"
+        info += f"/revision/{quote(revision, safe='')}" if revision else ""
         try:
-            self.revision = HfApi(token=token).dataset_info(repo_id, revision=revision).sha
+            response = self._get(info, self.where)
         except RevisionNotFoundError:
-            raise StoreError(f"{where}: no revision {revision!r} in dataset {repo_id}") from None
+            raise StoreError(f"{self.where}: no revision {revision!r} in dataset {repo_id}") from None
         except RepositoryNotFoundError:
-            raise StoreError(f"{where}: no dataset {repo_id} on the Hub (or it is private)") from None
-        except Exception as e:  # connection refused, timeouts, HTTP errors: the app shows the message
-            raise StoreError(f"{where}: cannot reach the Hub ({type(e).__name__}: {e})") from e
-        self.fs = HfFileSystem(token=token, block_size=HUB_BLOCK_SIZE, skip_instance_cache=True)
-        self.transient = _network_errors()
-        self.root = f"datasets/{repo_id}@{self.revision}"
+            raise StoreError(f"{self.where}: no dataset {repo_id} on the Hub (or it is private)") from None
+        except HfHubHTTPError as e:
+            raise StoreError(f"{self.where}: not found on the Hub ({self._clean(e)})") from None
+        try:
+            self.revision = str(response.json()["sha"])
+        except (KeyError, TypeError, ValueError):
+            raise HubUnavailable(f"{self.where}: the Hub's answer about the dataset was not understood") from None
+        self.root = f"{self._endpoint}/datasets/{repo_id}/resolve/{self.revision}"
+        self._sizes: dict[str, int] = {}  # from the listing
 
     def list(self) -> dict[str, int]:
-        """One recursive tree listing; it also fills the file system's cache, so opening a file costs no request."""
-        found = self.fs.find(self.root, detail=True)
+        """Every file of the layout at the pinned commit (one tree listing, paged by the Hub)."""
+        url: str | None = f"{self._endpoint}/api/datasets/{self.repo_id}/tree/{self.revision}?recursive=true"
         out = {}
-        for name, info in found.items():
-            rel = name[len(self.root) + 1 :]
-            if is_store_file(rel):
-                out[rel] = int(info["size"])
+        while url:
+            response = self._get(url, self.where)
+            try:
+                for entry in response.json():
+                    if entry.get("type") == "file" and is_store_file(entry["path"]):
+                        out[entry["path"]] = int(entry["size"])
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise HubUnavailable(f"{self.where}: the Hub's file listing was not understood ({e!r})") from None
+            url = response.links.get("next", {}).get("url")
+        self._sizes = dict(out)
         return out
 
     def read(self, rel: str) -> bytes:
-        return self.fs.cat_file(f"{self.root}/{rel}")
+        return self._file_get(rel).content
 
     def open(self, rel: str) -> BinaryIO:
         """The file for random access: its tail (the Parquet footer; a small file whole) in one range request now,
-        then one range request per read outside it (pyarrow coalesces a row group's columns into one read)."""
-        remote = self.fs.open(f"{self.root}/{rel}", "rb", block_size=HUB_BLOCK_SIZE, cache_type="none")
-        return TailCachedFile(remote, HUB_BLOCK_SIZE)
+        then one range request per read outside the tail (pyarrow reads a row group in one)."""
+        size = (self._sizes or self.list()).get(rel)  # sizes from the listing
+        if size is None:
+            raise StoreError(f"{rel} is not in the store's listing")
+        tail = self._range(rel, max(0, size - HUB_BLOCK_SIZE), size)
+        return RangeFile(lambda start, end: self._range(rel, start, end), size, tail)
+
+    def _range(self, rel: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a file."""
+        if end <= start:
+            return b""
+        response = self._file_get(rel, f"bytes={start}-{end - 1}")
+        data = response.content if response.status_code == 206 else response.content[start:end]
+        if len(data) != end - start:
+            raise HubUnavailable(f"{rel}: the Hub sent {len(data)} of the {end - start} bytes asked for; try again")
+        return data
+
+    def _file_get(self, rel: str, byte_range: str | None = None):
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            return self._get(f"{self.root}/{quote(rel)}", rel, {"Range": byte_range} if byte_range else None)
+        except HfHubHTTPError as e:
+            status = e.response.status_code if e.response is not None else None
+            raise StoreError(f"{rel} is listed in the store but the Hub has no such file (HTTP {status})") from None
+
+    def _get(self, url: str, what: str, headers: dict[str, str] | None = None):
+        """GET ``url``, each try bounded by ``timeout``, retried ``retries`` times on network errors and 408 / 429 /
+        5xx answers. Raises `HubUnavailable` for those and other unexpected answers, and huggingface_hub's own
+        errors for 404s (no such repo, revision or file; callers name them)."""
+        import httpx2
+        from huggingface_hub.errors import (
+            HfHubHTTPError,
+            OfflineModeIsEnabled,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+        from huggingface_hub.utils import get_session, hf_raise_for_status
+
+        timeout = httpx2.Timeout(self.timeout, connect=min(self.timeout, HUB_CONNECT_TIMEOUT))
+        reason = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(HUB_RETRY_WAIT)
+            try:
+                response = get_session().get(url, headers={**self._headers, **(headers or {})}, timeout=timeout)
+            except OfflineModeIsEnabled:
+                raise HubUnavailable(f"{what}: HF_HUB_OFFLINE is set: the Hub is not asked") from None
+            except (httpx2.TransportError, RuntimeError) as e:  # RuntimeError: another thread closed the session
+                reason = f"{type(e).__name__}: {e}"
+                continue
+            if response.status_code in RETRY_STATUS:
+                reason = f"HTTP {response.status_code} {response.reason_phrase}"
+                continue
+            try:
+                hf_raise_for_status(response)
+            except HfHubHTTPError as e:
+                missing = isinstance(e, (RepositoryNotFoundError, RevisionNotFoundError))
+                if missing or response.status_code == 404:
+                    raise
+                detail = self._clean(getattr(e, "server_message", None) or e)
+                message = f"the Hub refused the request (HTTP {response.status_code}: {detail}); try again"
+                raise HubUnavailable(f"{what}: {message}") from None
+            return response
+        raise HubUnavailable(f"{what}: the Hub is unreachable ({self._clean(reason)}); try again")
+
+    def _clean(self, text: object) -> str:
+        """One line, shortened, with the token (if any) blanked out."""
+        text = " ".join(str(text).split())[:300]
+        return text.replace(self._secret, "<token>") if self._secret else text
 
 
-class TailCachedFile(io.RawIOBase):
-    """A read-only file over ``remote`` (an fsspec file) that keeps its last ``tail`` bytes in memory.
+class RangeFile(io.RawIOBase):
+    """A read-only file of ``size`` bytes over ``fetch(start, end)`` whose last bytes (``tail``) are in memory.
 
     pyarrow reads the last 64 KiB of a Parquet file for its footer, then the row groups asked for: with the tail
     kept, the footer costs one request and a file smaller than the tail costs no other.
     """
 
-    def __init__(self, remote, tail: int):
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, tail: bytes):
         super().__init__()
-        self._remote = remote
-        self.size = int(remote.size)
-        self._start = max(0, self.size - tail)
-        remote.seek(self._start)
-        self._tail = remote.read(self.size - self._start)
+        self._fetch = fetch
+        self.size = size
+        self._start = size - len(tail)
+        self._tail = tail
         self._pos = 0
 
     def readable(self) -> bool:
@@ -123,10 +230,7 @@ class TailCachedFile(io.RawIOBase):
 
     def read(self, n: int = -1) -> bytes:
         end = self.size if n is None or n < 0 else min(self.size, self._pos + n)
-        head = b""
-        if self._pos < self._start:  # the part before the tail comes from the remote file
-            self._remote.seek(self._pos)
-            head = self._remote.read(min(end, self._start) - self._pos)
+        head = self._fetch(self._pos, min(end, self._start)) if self._pos < self._start else b""
         data = head + self._tail[max(self._pos, self._start) - self._start : max(end - self._start, 0)]
         self._pos += len(data)
         return data
@@ -136,33 +240,15 @@ class TailCachedFile(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def close(self) -> None:
-        self._remote.close()
-        super().close()
 
-
-def _network_errors() -> tuple[type[Exception], ...]:
-    """HTTP and connection errors of the Hub client (huggingface_hub 2.x speaks HTTP through httpx2)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        import httpx2
-
-        return (HfHubHTTPError, httpx2.HTTPError, ConnectionError, TimeoutError)
-    except ImportError:
-        return (HfHubHTTPError, ConnectionError, TimeoutError)
-
-
-def open_files(location: str | Path, token: str | bool | None = None) -> LocalFiles | HubFiles:
+def open_files(
+    location: str | Path, token: str | bool | None = None, timeout: float = HUB_TIMEOUT
+) -> LocalFiles | HubFiles:
     """``hf://datasets/<namespace>/<name>[@<revision>]`` or a local folder."""
     text = str(location).strip()
     if text.startswith("hf://"):
         match = HUB_LOCATION.fullmatch(text)
         if match is None:
             raise StoreError(f"store location {text!r}: expected hf://datasets/<namespace>/<name>[@<revision>]")
-        return HubFiles(match[1], match[2], token)
+        return HubFiles(match[1], match[2], token, timeout=timeout)
     return LocalFiles(text)
-
-
-def read_whole(files: LocalFiles | HubFiles, rel: str) -> io.BytesIO:
-    return io.BytesIO(files.read(rel))

@@ -10,6 +10,7 @@ A store is a folder (or a Hugging Face dataset repo holding the same files)::
     models/<model>/metrics-00000.parquet       every metric of every map (METRICS_COLUMNS)
     models/<model>/boxes-00000.parquet         per-box IoU (BOX_COLUMNS)
     models/<model>/baselines-00000.parquet     random / center / saliency metrics on <model>'s grid
+    models/<model>/predictions-00000.parquet   top-5 ImageNet predictions (classifiers only)
 
 Images are split into chunks of ``chunk_size`` consecutive ids (sorted); a chunk of one model is the unit of work
 of the precompute job, so a file is either complete or absent, and adding a model adds its own folder only.
@@ -33,8 +34,9 @@ FORMAT = "vitattn-store"
 MANIFEST = "manifest.json"
 CARD = "README.md"
 METADATA_KEY = b"vitattn"  # Parquet key-value metadata of every data file: which unit of work wrote it
-MODEL_TABLES = ("maps", "features", "metrics", "boxes", "baselines")
-TABLES = ("images", *MODEL_TABLES)
+MODEL_TABLES = ("maps", "features", "metrics", "boxes", "baselines")  # every model has these
+CLASSIFIER_TABLES = ("predictions",)  # models with an ImageNet head (manifest entry: "predictions": true) also these
+TABLES = ("images", *MODEL_TABLES, *CLASSIFIER_TABLES)
 FLOAT16_MAX = 65504.0
 _FILE = re.compile(
     r"^(?:images/images|models/(?P<model>[A-Za-z0-9][A-Za-z0-9._-]*)/(?P<table>[a-z]+))-(\d{5})\.parquet$"
@@ -45,11 +47,15 @@ class StoreError(ValueError):
     """Something asked of a store is not in it, or the store cannot be read; the message names what is missing."""
 
 
+class HubUnavailable(StoreError):
+    """The Hub could not be reached or did not answer a read (network down, timeout, 5xx): a later try may work."""
+
+
 def table_path(table: str, chunk: int, model: str | None = None) -> str:
     """The path of one file, relative to the store root (always with ``/``)."""
     if table == "images":
         return f"images/images-{chunk:05d}.parquet"
-    if table not in MODEL_TABLES or model is None:
+    if table not in TABLES or model is None:
         raise ValueError(f"unknown table {table!r} (or no model given); tables: {', '.join(TABLES)}")
     return f"models/{model}/{table}-{chunk:05d}.parquet"
 
@@ -59,7 +65,20 @@ def is_store_file(path: str) -> bool:
     if path in (CARD, MANIFEST):
         return True
     match = _FILE.match(path)
-    return match is not None and (match["table"] is None or match["table"] in MODEL_TABLES)
+    return match is not None and (match["table"] is None or match["table"] in TABLES[1:])
+
+
+def file_parts(path: str) -> tuple[str, str | None, int] | None:
+    """``(table, model or None, chunk)`` of a data file's path, or None when ``path`` is no data file."""
+    match = _FILE.match(path)
+    if match is None or not is_store_file(path):
+        return None
+    return (match["table"] or "images", match["model"], int(match[3]))
+
+
+def model_tables(entry: dict) -> tuple[str, ...]:
+    """The tables a model's manifest entry says it has (stores made before predictions existed lack the key)."""
+    return MODEL_TABLES + (CLASSIFIER_TABLES if entry.get("predictions") else ())
 
 
 def chunks(image_ids: Sequence[str], chunk_size: int) -> list[tuple[str, ...]]:
@@ -107,6 +126,10 @@ SCHEMAS: dict[str, pa.Schema] = {
     "baselines": _schema(
         [("image_id", pa.string()), ("model", pa.string()), *_GRID, ("baseline", pa.string())] + _METRICS
     ),
+    "predictions": _schema(  # rank 0 is the top-1; target: the class gradient methods explain (null: none computed)
+        [("image_id", pa.string()), ("model", pa.string()), ("rank", pa.int32()), ("label", pa.string())]
+        + [("prob", pa.float64()), ("target", pa.int32())]
+    ),
 }
 SORT_KEYS = {
     "images": ("image_id",),
@@ -115,5 +138,6 @@ SORT_KEYS = {
     "metrics": ("image_id", "method", "layer", "head"),
     "boxes": ("image_id", "method", "layer", "head", "box"),
     "baselines": ("image_id", "baseline"),
+    "predictions": ("image_id", "rank"),
 }
 ROW_GROUP_KEYS = {"images": ("image_id",), "maps": ("image_id",), "features": ("image_id", "layer")}  # else one group

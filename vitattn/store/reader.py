@@ -7,12 +7,15 @@ group, and repeated views come from memory (open footers and decoded row groups 
 
 Damage is reported, not fatal: a missing or truncated file, an unknown schema version or a model entry that
 cannot be used becomes a line in ``store.problems`` and a `StoreError` for the views that need it; every other
-view keeps working. Thread-safe (the app serves several requests at once).
+view keeps working. A missing or unreadable manifest is rebuilt from the data files' own descriptions. When the Hub
+cannot be reached, views already served keep coming from memory and new ones raise `HubUnavailable` (a
+`StoreError`) within seconds. Read-only; thread-safe (the app serves several requests at once).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +27,10 @@ import pyarrow.parquet as pq
 
 from vitattn.datasets import check_id
 from vitattn.store.cache import LRU
-from vitattn.store.files import HubFiles, LocalFiles, open_files
-from vitattn.store.layout import MANIFEST, MODEL_TABLES, ROW_GROUP_KEYS, StoreError, table_path
+from vitattn.store.files import HUB_TIMEOUT, HubFiles, LocalFiles, open_files
+from vitattn.store.layout import MANIFEST, ROW_GROUP_KEYS, StoreError, model_tables, table_path
 from vitattn.store.manifest import any_random, parse_manifest
+from vitattn.store.recover import rebuild_manifest
 from vitattn.store.tables import DECODERS, ParquetHandle, StoredImage, columns, conform
 
 CACHE_BYTES = 256 * 1024 * 1024  # decoded row groups and whole small tables kept in memory
@@ -41,21 +45,38 @@ class Store:
         self.location = location
         self.revision: str | None = files.revision
         self._files = files
-        try:
-            self._listing = files.list()  # names and sizes: missing files are known before any view
-            if MANIFEST not in self._listing:
-                missing = f"{location}: no manifest.json; not a vitattn store (make one: python -m precompute)"
-                raise StoreError(missing)
-            data = files.read(MANIFEST)
-        except files.transient as e:
-            raise StoreError(f"{location}: cannot reach the Hub ({type(e).__name__}: {e})") from e
-        self.manifest, self._chunk_of, self.problems = parse_manifest(data, location)
+        self._listing = files.list()  # names and sizes: missing files are known before any view
+        self.manifest, self._chunk_of, self.problems = self._read_manifest()
         self._n_chunks = max(self._chunk_of.values(), default=-1) + 1
         self._lock = threading.RLock()
         self._handles = LRU(OPEN_FILES)  # an evicted file closes when no reader holds it any more
         self._cache = LRU(cache_bytes)
         self._damaged: dict[str, str] = {}
         self._check_files()
+
+    def _read_manifest(self) -> tuple[dict, dict[str, int], list[str]]:
+        """The manifest, the chunk of each image and the problems found; rebuilt from the data files when
+        ``manifest.json`` is missing or unreadable (then the first problem says so)."""
+        try:
+            if MANIFEST not in self._listing:
+                hint = "not a vitattn store (make one: python -m precompute)"
+                raise StoreError(f"{self.location}: no manifest.json; {hint}")
+            try:
+                data = self._files.read(MANIFEST)
+            except OSError as e:
+                raise StoreError(f"{self.location}: manifest.json cannot be read ({e})") from None
+            return parse_manifest(data, self.location)
+        except StoreError as e:
+            if isinstance(e, self._files.transient):
+                raise
+            rebuilt = rebuild_manifest(self._listing, self._files.open)
+            if rebuilt is None:
+                raise
+            manifest, chunk_of, problems = parse_manifest(json.dumps(rebuilt[0]).encode(), self.location)
+            chunk_of = {i: rebuilt[1][i] for i in chunk_of}  # the chunks as the files have them
+            reason = str(e).removeprefix(f"{self.location}: ")
+            line = f"{reason}: rebuilt from the data files ({len(manifest['models'])} models, {len(chunk_of)} images)"
+            return manifest, chunk_of, [line, *problems]
 
     def __repr__(self) -> str:
         at = f"@{self.revision[:10]}" if self.revision else ""
@@ -128,6 +149,46 @@ class Store:
         values = self._group("features", model, chunk, (image_id, layer), f"features {model}/layer {layer}")
         return values.astype(np.float32)
 
+    def image_meta(self) -> dict[str, dict]:
+        """Every image's metadata (e.g. WikiChurches' ``styles``): image id -> dict, in id order. Reads the meta
+        column of the images table only, never the image bytes; images whose file is missing or damaged are left out
+        (``problems`` says which)."""
+        cached = self._cache.get(("image_meta",))
+        if cached is not None:
+            return {k: dict(v) for k, v in cached.items()}
+        paths = [table_path("images", c) for c in range(self._n_chunks)]
+        paths = [p for p in paths if p in self._listing and p not in self._damaged]
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            parts = list(pool.map(self._meta_of, paths))
+        found = {k: v for part in parts for k, v in part.items()}
+        meta = {i: found[i] for i in self.image_ids() if i in found}
+        self._cache.put(("image_meta",), meta, 200 * len(meta) + sum(len(str(v)) for v in meta.values()))
+        return {k: dict(v) for k, v in meta.items()}
+
+    def predictions(self, image_id: str, model: str) -> list[tuple[str, float]] | None:
+        """The model's top-5 ImageNet predictions for the image, best first: ``[(label, probability), ...]``; None
+        when the model has no classifier head (or the store was made before predictions were stored).
+
+        Raises:
+            StoreError: unknown model or image, or the predictions file is missing or damaged.
+        """
+        entry = self._model(model)
+        chunk = self._chunk(image_id)
+        if not entry.get("predictions"):
+            return None
+        rel = table_path("predictions", chunk, model)
+        what = f"predictions of {model} for {image_id!r}"
+        table = self._cache.get(("file", rel))
+        if table is None:
+            if rel not in self._listing:
+                raise StoreError(f"{what} are unavailable: {rel} is missing from the store")
+            table = self._read_whole(rel, "predictions")
+            if table is None:
+                raise StoreError(f"{what} are unavailable: {self._damaged[rel]}")
+            table = self._cache.put(("file", rel), table, table.nbytes)
+        rows = [r for r in table.to_pylist() if r["image_id"] == image_id]
+        return [(r["label"], float(r["prob"])) for r in sorted(rows, key=lambda r: r["rank"])]
+
     def metrics(self, model: str | None = None) -> dict[str, np.ndarray]:
         """The metrics table (``METRICS_COLUMNS``) of one model or of all, as columns."""
         return self._whole("metrics", model)
@@ -176,8 +237,9 @@ class Store:
         """One problem line per table whose files are missing (from the listing made when opening)."""
         n_chunks = self._n_chunks
         expected = {"images": [table_path("images", c) for c in range(n_chunks)]}
-        for model in self.manifest["models"]:
-            expected[f"model {model!r}"] = [table_path(t, c, model) for t in MODEL_TABLES for c in range(n_chunks)]
+        for model, entry in self.manifest["models"].items():
+            tables = model_tables(entry)
+            expected[f"model {model!r}"] = [table_path(t, c, model) for t in tables for c in range(n_chunks)]
         for what, paths in expected.items():
             missing = [p for p in paths if p not in self._listing]
             if missing:
@@ -200,20 +262,22 @@ class Store:
             try:
                 handle = ParquetHandle(self._files.open(rel), ROW_GROUP_KEYS.get(table, ()))
             except Exception as e:  # noqa: BLE001 - sorted by _failed: damage, network, or re-raised
-                raise StoreError(self._failed(rel, e)) from None
+                raise self._failed(rel, e) from None
             return self._handles.put(rel, handle)
 
-    def _failed(self, rel: str, error: Exception) -> str:
-        """The message for a file that could not be read. A network error is passing (the next view tries again);
-        a file that cannot be parsed is damaged: remembered, reported in ``problems`` and not read again."""
-        reason = f"{type(error).__name__}: {' '.join(str(error).split())}"  # one line
+    def _failed(self, rel: str, error: Exception) -> StoreError:
+        """The error for a file that could not be read. A network error is passing (`HubUnavailable`: the next view
+        tries again); a file that cannot be parsed is damaged: remembered, reported in ``problems``, not read again.
+        Anything else is a bug and re-raised."""
         if isinstance(error, self._files.transient):
-            return f"{rel} could not be read from the Hub ({reason}); try again"
+            return error  # names the file and says to try again
         if not isinstance(error, (OSError, ValueError, pa.ArrowException)):
             raise error
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())}"  # one line
         message = self._problem(f"{rel} is damaged and was skipped ({reason})")
         self._damaged[rel] = message
-        return message
+        self._handles.pop(rel)  # not read again
+        return StoreError(message)
 
     def _group(self, table: str, model: str | None, chunk: int, key: tuple, what: str):
         """The decoded row group of ``key`` in a table's chunk file (from the cache when it was read before)."""
@@ -223,17 +287,14 @@ class Store:
             return cached
         try:
             handle = self._handle(rel, table)
+            if key not in handle.index:
+                raise StoreError(self._problem(f"{rel} lacks the row group of {what}"))
+            try:
+                decoded = DECODERS[table](handle.read(handle.index[key]))
+            except Exception as e:  # noqa: BLE001 - sorted by _failed
+                raise self._failed(rel, e) from None
         except StoreError as e:
-            raise StoreError(f"{what} is unavailable: {e}") from None
-        if key not in handle.index:
-            raise StoreError(self._problem(f"{rel} lacks the row group of {what}"))
-        try:
-            decoded = DECODERS[table](handle.read(handle.index[key]))
-        except Exception as e:  # noqa: BLE001 - sorted by _failed
-            message = self._failed(rel, e)
-            if rel in self._damaged:
-                self._handles.pop(rel)  # not read again
-            raise StoreError(f"{what} is unavailable: {message}") from None
+            raise type(e)(f"{what} is unavailable: {e}") from None
         size = decoded.nbytes if hasattr(decoded, "nbytes") else decoded.width * decoded.height * 3
         return self._cache.put((rel, key), decoded, size)
 
@@ -256,13 +317,29 @@ class Store:
         whole = conform(parts, table)
         return self._cache.put(key, whole, whole.nbytes)
 
+    def _meta_of(self, rel: str) -> dict[str, dict]:
+        """image id -> meta of one images file (its id and meta columns only); {} when the file is damaged."""
+        try:
+            handle = self._handle(rel, "images")
+            try:
+                table = handle.read(columns=["image_id", "meta"])
+            except Exception as e:  # noqa: BLE001 - sorted by _failed
+                raise self._failed(rel, e) from None
+        except StoreError as e:
+            if rel in self._damaged:
+                return {}
+            raise type(e)(f"image metadata is unavailable: {e}") from None
+        ids, metas = table.column("image_id").to_pylist(), table.column("meta").to_pylist()
+        return {i: json.loads(m or "{}") for i, m in zip(ids, metas, strict=True)}
+
     def _read_whole(self, rel: str, table: str) -> pa.Table | None:
+        """A small file read whole; None when it is damaged (then in ``problems``)."""
         try:
             return pq.read_table(io.BytesIO(self._files.read(rel)))
         except Exception as e:  # noqa: BLE001 - sorted by _failed
-            message = self._failed(rel, e)
+            error = self._failed(rel, e)
             if rel not in self._damaged:  # passing: no partial table is returned (nor cached)
-                raise StoreError(f"the {table} table is unavailable: {message}") from None
+                raise type(error)(f"the {table} table is unavailable: {error}") from None
             return None
 
 
@@ -279,7 +356,13 @@ def _span(values: Sequence[int]) -> str:
     return ", ".join(map(str, values)) or "none"
 
 
-def open_store(location: str | Path, *, cache_bytes: int = CACHE_BYTES, token: str | bool | None = None) -> Store:
+def open_store(
+    location: str | Path,
+    *,
+    cache_bytes: int = CACHE_BYTES,
+    token: str | bool | None = None,
+    timeout: float = HUB_TIMEOUT,
+) -> Store:
     """Opens a store: a local folder, or ``hf://datasets/<namespace>/<name>[@<revision>]`` pinned to one commit.
 
     Opening reads the manifest and lists the files; views read lazily.
@@ -287,9 +370,12 @@ def open_store(location: str | Path, *, cache_bytes: int = CACHE_BYTES, token: s
     Args:
         location: folder or Hub location.
         cache_bytes: memory for decoded row groups and small tables.
-        token: for private Hub stores; public ones need none.
+        token: for private Hub stores (None: ``HF_TOKEN`` or huggingface_hub's stored login, if any); public ones
+            need none.
+        timeout: seconds a Hub request may wait to connect or for the next bytes of an answer (retried once).
 
     Raises:
-        StoreError: no store there (no manifest, unknown repo or revision, Hub unreachable).
+        StoreError: no store there (no manifest nor data files, unknown repo or revision); `HubUnavailable` (a
+            StoreError) when the Hub cannot be reached.
     """
-    return Store(open_files(location, token), str(location), cache_bytes)
+    return Store(open_files(location, token, timeout), str(location), cache_bytes)

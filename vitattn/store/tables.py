@@ -51,9 +51,11 @@ class ParquetHandle:
         self.lock = threading.Lock()
         self.index = row_group_index(self.file, keys) if keys else {}
 
-    def read(self, group: int | None = None) -> pa.Table:
+    def read(self, group: int | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """One row group, or the whole file; all columns or only ``columns``."""
+        columns = list(columns) if columns is not None else None
         with self.lock:
-            return self.file.read() if group is None else self.file.read_row_group(group)
+            return self.file.read(columns) if group is None else self.file.read_row_group(group, columns)
 
     def close(self) -> None:
         self.source.close()

@@ -136,6 +136,19 @@ def baselines_table(model: str, rows: Sequence[tuple]) -> pa.Table:
     return _table("baselines", {**data, "model": [model] * len(rows)})
 
 
+def predictions_table(model: str, image_ids: Sequence[str], analyses: Sequence[Analysis]) -> pa.Table:
+    """The top-5 predictions of each image (none for a model without a classifier head), rank 0 first, with the
+    class its gradient methods explain (``target``; None when no gradient method was computed)."""
+    rows = [
+        (image_id, rank, label, prob, a.target)
+        for image_id, a in zip(image_ids, analyses, strict=True)
+        for rank, (label, prob) in enumerate(a.predictions or ())
+    ]
+    columns = ("image_id", "rank", "label", "prob", "target")
+    data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+    return _table("predictions", {**data, "model": [model] * len(rows)})
+
+
 def images_table(records: Sequence[tuple[str, bytes, int, int, Sequence[LabeledBox], Mapping]]) -> pa.Table:
     """``(image_id, encoded bytes, width, height, boxes, meta)`` per image; width and height of the upright image."""
     boxes = [
