@@ -5,11 +5,17 @@
 LOCATION is a store folder or hf://datasets/<namespace>/<name>[@<revision>] (also $VITATTN_STORE); without one the
 app uses ./store when it holds a store, else the bundled example images with live inference. Every action on the
 page is also an API endpoint: ``gradio_client.Client(url).view_api()`` lists them.
+
+Limits (``vitattn/ui/config.py``): uploads of at most 20 MiB and 50 million pixels (a larger image is refused from
+its header, before decoding); one live analysis at a time, queued, while cached views have 8 workers of their own;
+at most 256 waiting requests; uploads and generated pictures are deleted after an hour. Errors come back as one
+clear line (``gr.Error``), never a stack trace, and never with a Hub token in them.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 import gradio as gr
@@ -19,6 +25,15 @@ from PIL import Image
 from vitattn.metrics import PERCENTILES
 from vitattn.ui import AppConfig, Explorer, iou, page, views
 from vitattn.ui.catalog import FUSED, format_boxes, parse_boxes
+from vitattn.ui.config import (
+    LIVE_WORKERS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    QUEUE_SIZE,
+    TEMP_FILES,
+    VIEW_WORKERS,
+)
+from vitattn.ui.errors import guard
 from vitattn.ui.page import CLICK_MODES
 
 TITLE = "vitattn · where do vision models look?"
@@ -27,6 +42,14 @@ Attention maps, feature similarity and their agreement with expert boxes for DIN
 a supervised ViT and ResNet-50. Pick an image and a model above; every tab follows the same choices."""
 OPACITY = 0.6
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}  # jpeg: fast to encode
+LIMITS = (
+    f"Limits: at most {MAX_UPLOAD_BYTES // 2**20} MiB and {MAX_UPLOAD_PIXELS // 10**6} million pixels (PNG, JPEG, "
+    "WebP, TIFF, BMP or GIF; 16-bit, CMYK, palette and transparent images are converted to RGB). The server keeps "
+    "recent uploads in memory while you use them and deletes their files about an hour after upload."
+)
+# Live inference (uploads; predictions unless stored) and cached views queue separately: a view never waits for one.
+LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
+VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -44,21 +67,25 @@ EXPLORER = Explorer.open(AppConfig.from_env(store=ARGS.store))
 # -- API endpoints: plain inputs, a picture and the numbers out ----------------------------------------------------
 
 
+@guard
 def ping() -> str:
     """A no-op that answers "pong": a health check, and the yardstick of Gradio's own latency."""
     return "pong"
 
 
+@guard
 def info() -> dict:
     """What this app offers: store, image ids, and per model its methods, layers and heads."""
     return views.info(EXPLORER)
 
 
+@guard
 def image(image_id: str) -> tuple[Image.Image, dict]:
     """An image with its expert boxes drawn, and the boxes (normalized x0, y0, x1, y1) as numbers."""
     return views.image(EXPLORER, image_id)
 
 
+@guard
 def attention(
     image_id: str, model: str, method: str, layer: float, head: int, opacity: float
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
@@ -67,21 +94,25 @@ def attention(
     return views.attention(EXPLORER, image_id, model, method, layer, head, opacity)
 
 
+@guard
 def layers(image_id: str, model: str, method: str, head: int, opacity: float) -> tuple[Image.Image, dict]:
     """The same map at every layer, side by side, and the maps as numbers."""
     return views.layer_strip(EXPLORER, image_id, model, method, head, opacity)
 
 
+@guard
 def heads(image_id: str, model: str, method: str, layer: float, opacity: float) -> tuple[Image.Image, dict]:
     """Every head of one layer as a grid, and the maps as numbers."""
     return views.head_grid(EXPLORER, image_id, model, method, layer, opacity)
 
 
+@guard
 def predictions(image_id: str, model: str) -> dict[str, float]:
     """Top-5 ImageNet classes of a classifier model (empty for the others)."""
     return views.predictions(EXPLORER, image_id, model)
 
 
+@guard
 def similarity(
     image_id: str, model: str, layer: float, x0: float, y0: float, x1: float, y1: float, opacity: float
 ) -> tuple[Image.Image, dict]:
@@ -90,11 +121,14 @@ def similarity(
     return views.similarity(EXPLORER, image_id, model, layer, x0, y0, x1, y1, opacity)
 
 
-def analyze(image_file: str, model: str, progress=gr.Progress()) -> tuple[str, Image.Image, dict]:  # noqa: B008
-    """Analyses an uploaded image live; returns its id (use it with every other endpoint) and its last-layer map."""
+@guard
+def analyze(image_file: str | dict, model: str, progress=gr.Progress()) -> tuple[str, Image.Image, dict]:  # noqa: B008
+    """Analyses an uploaded image live (at most 20 MiB and 50 million pixels); returns its id (use it with every
+    other endpoint) and its last-layer map."""
     return views.analyze(EXPLORER, image_file, model, progress)
 
 
+@guard
 def metrics(
     image_id: str, model: str, method: str, layer: float, head: int, opacity: float, boxes: str
 ) -> tuple[Image.Image, pd.DataFrame]:
@@ -103,27 +137,32 @@ def metrics(
     return views.user_metrics(EXPLORER, image_id, model, method, layer, head, opacity, boxes)
 
 
+@guard
 def leaderboard(percentile: int, method: str) -> pd.DataFrame:
     """Models at their best layer ranked by mean IoU at a percentile (method "best": each model's best), with
     coverage, pointing game and the baselines."""
     return iou.leaderboard(EXPLORER, percentile, method)
 
 
+@guard
 def layer_curves(percentile: int, method: str) -> pd.DataFrame:
     """Mean IoU per layer of every model, as rows (model, layer, iou)."""
     return iou.curves(EXPLORER, percentile, method)
 
 
+@guard
 def layer_head(model: str, method: str, percentile: int) -> tuple[Image.Image, dict]:
     """Mean IoU per layer and head of one model and method."""
     return iou.grid(EXPLORER, model, method, percentile)
 
 
+@guard
 def breakdown(model: str, method: str, layer: float, by: str, percentile: int) -> pd.DataFrame:
     """Mean IoU of one model by box label or by image style (method "best", layer -1: the best ones)."""
     return iou.by_group(EXPLORER, model, method, layer, by, percentile)
 
 
+@guard
 def compare(model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
     """Paired Wilcoxon test of two models, each at its best method and layer, over the images both cover."""
     return iou.compare(EXPLORER, model_a, model_b, percentile)
@@ -132,6 +171,7 @@ def compare(model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
 # -- page plumbing (not in the API) -------------------------------------------------------------------------------
 
 
+@guard
 def on_model(model: str, method: str, layer: float, head: int) -> tuple[dict, dict, dict]:
     """Keeps method, layer and head valid for the chosen model or method."""
     c = page.controls(EXPLORER.info(model), method, layer, head)
@@ -142,10 +182,12 @@ def on_model(model: str, method: str, layer: float, head: int) -> tuple[dict, di
     )
 
 
+@guard
 def on_gallery(evt: gr.SelectData) -> str:
     return evt.value["caption"]
 
 
+@guard
 def on_image(image_id: str) -> tuple[float, float, float, float, dict, None]:
     """A new image: the similarity region starts at its first expert box; the box list is its boxes."""
     boxes = EXPLORER.item(image_id).boxes
@@ -153,6 +195,7 @@ def on_image(image_id: str) -> tuple[float, float, float, float, dict, None]:
     return (*page.first_region(boxes), gr.update(choices=choices, value=0 if boxes else None), None)
 
 
+@guard
 def on_box_choice(image_id: str, index: int | None) -> tuple[float, float, float, float]:
     boxes = EXPLORER.item(image_id).boxes
     if index is None or not 0 <= int(index) < len(boxes):
@@ -160,6 +203,7 @@ def on_box_choice(image_id: str, index: int | None) -> tuple[float, float, float
     return boxes[int(index)].box
 
 
+@guard
 def on_region_click(image_id: str, mode: str, pending, x0, y0, x1, y1, evt: gr.SelectData):
     """A click on the picture: an expert box, a point, or one corner of a box (see ``page.click_region``)."""
     item = EXPLORER.item(image_id)
@@ -170,6 +214,7 @@ def on_region_click(image_id: str, mode: str, pending, x0, y0, x1, y1, evt: gr.S
     return (*(region or (x0, y0, x1, y1)), pending, chosen)
 
 
+@guard
 def on_draw_click(image_id: str, pending, boxes: str, evt: gr.SelectData) -> tuple[str, object]:
     """Two clicks on your picture add one box to your boxes."""
     item = EXPLORER.item(image_id)
@@ -181,12 +226,14 @@ def on_draw_click(image_id: str, pending, boxes: str, evt: gr.SelectData) -> tup
     return format_boxes((*mine, *parse_boxes(" ".join(f"{v:.4f}" for v in region)))), pending
 
 
+@guard
 def after_upload(image_id: str) -> tuple[dict, str, None]:
     """The uploaded image becomes the current image, with no boxes of yours yet."""
     ids = EXPLORER.image_ids()
     return gr.update(choices=[*ids, image_id] if image_id not in ids else ids, value=image_id), "", None
 
 
+@guard
 def page_heads(image_id: str, model: str, method: str, layer: float, opacity: float) -> tuple[dict, dict | None]:
     """The head grid, hidden where the method fuses heads by definition."""
     if EXPLORER.info(model).heads.get(method, 0) == 0:
@@ -195,10 +242,12 @@ def page_heads(image_id: str, model: str, method: str, layer: float, opacity: fl
     return gr.update(value=picture, visible=True), numbers
 
 
+@guard
 def page_status() -> str:
     return page.status(EXPLORER)
 
 
+@guard
 def page_gallery() -> list:
     return page.gallery(EXPLORER)
 
@@ -210,9 +259,9 @@ MODELS = EXPLORER.models()
 START = page.controls(EXPLORER.info(MODELS[0]), None, None, None)
 NUM_LAYERS, ALL_METHODS, NUM_HEADS = EXPLORER.extent()  # API inputs accept any model's values; the page narrows them
 ALL_HEADS = [("all heads fused", FUSED), *((f"head {h}", h) for h in range(NUM_HEADS))]
-PRIVATE = {"api_visibility": "private"}
+PRIVATE = {"api_visibility": "private", **VIEWS}  # page steps; views override the group where live
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     gr.Markdown(INTRO)
     status = gr.Markdown()
     with gr.Row(equal_height=True):
@@ -275,7 +324,20 @@ with gr.Blocks(title=TITLE) as demo:
                 percentile = gr.Dropdown(list(PERCENTILES), value=90, label="IoU percentile")
                 board_method = gr.Dropdown([iou.BEST, *ALL_METHODS], value=iou.BEST, label="Method")
             board = gr.Dataframe(label="Leaderboard: each model at its best layer", wrap=True)
-            curves = gr.LinePlot(x="layer", y="iou", color="model", label="Mean IoU per layer", height=320)
+            gr.Markdown(iou.SELECTION_NOTE)
+            curves = gr.LinePlot(
+                x="layer",
+                y="iou",
+                color="model",
+                color_title="model (method)",
+                x_title="layer",
+                y_title="mean IoU",
+                title="Mean IoU per layer",
+                label="Mean IoU per layer",
+                show_label=False,  # Gradio's label would push the legend below the plot's box, out of sight
+                height=460,
+                elem_id="layer-curves",
+            )
             with gr.Row():
                 grid_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model")
                 grid_method = gr.Dropdown(
@@ -297,12 +359,16 @@ with gr.Blocks(title=TITLE) as demo:
         with gr.Tab("Your image", id="upload"):
             gr.Markdown(
                 "Upload any image: it is analysed live with the chosen model, then every control above works on it. "
-                "Two clicks on the right picture draw a box; the table scores the map against your boxes."
+                "Two clicks on the right picture draw a box; the table scores the map against your boxes.\n\n" + LIMITS
             )
             with gr.Row():
                 with gr.Column():
-                    upload = gr.Image(
-                        label="Your image", type="filepath", sources=["upload", "clipboard"], elem_id="upload"
+                    upload = gr.Image(  # image_mode None and no preprocessing: Gradio decodes nothing, open_image does
+                        label="Your image",
+                        type="filepath",
+                        image_mode=None,
+                        sources=["upload", "clipboard"],
+                        elem_id="upload",
                     )
                     run = gr.Button("Analyse", variant="primary")
                     upload_id = gr.Textbox(label="Image id", interactive=False, elem_id="upload-id")
@@ -338,16 +404,20 @@ with gr.Blocks(title=TITLE) as demo:
         "status": (page_status, None, [status]),  # problems found while serving show up without a reload
     }
 
+    def group(name: str) -> dict:
+        """The concurrency group of a view: live inference, or the cached views."""
+        return LIVE if name == "predictions" and not EXPLORER.predictions_stored else VIEWS
+
     def endpoint(name: str, triggers: list, **kw) -> None:
         """The public endpoint ``name``, fired by the controls a person uses for that action."""
         fn, inputs, outputs = endpoints[name]
-        gr.on(triggers, fn, inputs, outputs, api_name=name, **kw)
+        gr.on(triggers, fn, inputs, outputs, api_name=name, **group(name), **kw)
 
     def refresh(after, *names: str) -> None:
         """Re-runs views after a page step, as private events (the API keeps one endpoint per action)."""
         for name in names:
             fn, inputs, outputs = page_views[name]
-            after(fn, inputs, outputs, **PRIVATE)
+            after(fn, inputs, outputs, **{**PRIVATE, **group(name)})
 
     last = {"trigger_mode": "always_last"}
     endpoint("attention", [layer.input, head.input, opacity.release], **last)
@@ -362,9 +432,11 @@ with gr.Blocks(title=TITLE) as demo:
     endpoint("layer_head", [grid_model.input, grid_method.input, percentile.input])
     endpoint("breakdown", [by.input, group_method.input, group_layer.submit, grid_model.input, percentile.input])
     endpoint("compare", [versus.click])
-    analysed = run.click(analyze, [upload, model], [upload_id, upload_picture, upload_data], api_name="analyze")
-    gr.api(ping, api_name="ping")
-    gr.api(info, api_name="info")
+    analysed = run.click(
+        analyze, [upload, model], [upload_id, upload_picture, upload_data], api_name="analyze", preprocess=False, **LIVE
+    )
+    gr.api(ping, api_name="ping", **VIEWS)
+    gr.api(info, api_name="info", **VIEWS)
 
     # Page steps that change several controls, then refresh the views they affect.
     refresh(layer.input, "heads")
@@ -397,5 +469,38 @@ with gr.Blocks(title=TITLE) as demo:
         refresh(demo.load, "leaderboard", "layer_curves", "layer_head", "breakdown", "compare")
 
 
+def serve(host: str | None = None, port: int | None = None, *, block: bool = True):
+    """Launches the page with the app's limits: queue size, upload size, file access, concurrency groups.
+
+    Gradio serves files only from its own upload and cache folders (nothing else is allowed); ``block=False``
+    returns at once (tests: ``demo.close()`` stops it).
+    """
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=VIEW_WORKERS)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        show_error=True,
+        max_file_size=MAX_UPLOAD_BYTES,
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )
+
+
+def clean_up() -> None:
+    """Deletes every upload and generated file of this app (Gradio does so on shutdown only when no client is
+    still connected)."""
+    from gradio.route_utils import delete_files_created_by_app
+
+    delete_files_created_by_app(demo, age=None)
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: Gradio closes the server, then clean_up runs
+
+
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=4).launch(server_name=ARGS.host, server_port=ARGS.port, show_error=True)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        serve(ARGS.host, ARGS.port)
+    finally:
+        clean_up()

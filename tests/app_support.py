@@ -46,18 +46,36 @@ def free_port() -> int:
 
 
 class AppServer:
-    """``python app.py --store <store> --port <free>`` in a subprocess; ``url`` once it answers."""
+    """``python app.py --store <store> --port <free>`` in a subprocess; ``url`` once it answers.
 
-    def __init__(self, store: Path | None, *, weights: str = "small", timeout: float = 120.0):
+    Gradio's uploads and generated files go to a folder of its own (``temp``), removed by ``stop``; ``env`` adds
+    to (or, with None values, removes from) the environment, e.g. a Hub endpoint or a token.
+    """
+
+    def __init__(
+        self,
+        store: Path | str | None,
+        *,
+        weights: str = "small",
+        timeout: float = 120.0,
+        env: dict[str, str | None] | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        env = {**os.environ, "VITATTN_WEIGHTS": weights, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
-        env.pop("VITATTN_STORE", None)
+        self.temp = Path(tempfile.mkdtemp(prefix="vitattn-gradio-"))
+        base = {**os.environ, "VITATTN_WEIGHTS": weights, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        base.update(GRADIO_TEMP_DIR=str(self.temp))
+        base.pop("VITATTN_STORE", None)
+        for key, value in (env or {}).items():
+            if value is None:
+                base.pop(key, None)
+            else:
+                base[key] = value
         args = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)]
         if store is not None:
             args += ["--store", str(store)]
         self.log = tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, cwd=ROOT, env=base, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait(timeout)
 
     def _wait(self, timeout: float) -> None:
@@ -77,16 +95,29 @@ class AppServer:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-5000:]
 
-    def stop(self) -> None:
+    def files(self) -> list[Path]:
+        """The files Gradio keeps in its folder (uploads, pictures it wrote for answers)."""
+        return [p for p in self.temp.rglob("*") if p.is_file()]
+
+    def terminate(self) -> int:
+        """Stops the server as a process manager does (SIGTERM) and returns its exit code; ``temp`` stays."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        return self.process.returncode
+
+    def stop(self) -> None:
+        """Kills the server at once (``terminate`` is the graceful way, which waits for connected clients)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
         self.log.close()
         Path(self.log.name).unlink(missing_ok=True)
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 @cache

@@ -58,8 +58,9 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+def shot(page, name: str, full: bool = True) -> None:
+    """A screenshot of the whole page, or of the window (where error toasts show)."""
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=full)
 
 
 def test_the_attention_tab_loads_with_a_map_a_strip_and_a_grid(page):
@@ -98,7 +99,55 @@ def test_the_iou_tab_shows_the_leaderboard_and_the_layer_head_grid(page):
     open_tab(page, "IoU")
     page.get_by_text("baseline: random").first.wait_for()
     src(page, "layer-head")
+    legend = page.locator("#layer-curves .role-legend").first
+    legend.wait_for()
+    labels = legend.locator("text").all_text_contents()
+    assert any(label.startswith("dinov2 (") for label in labels) and any("resnet50" in label for label in labels)
+    plot, key = page.locator("#layer-curves").bounding_box(), legend.bounding_box()
+    assert key["y"] + key["height"] <= plot["y"] + plot["height"]  # the legend is inside the plot's box, visible
     shot(page, "3-iou")
+
+
+def error_toast(page, text: str) -> None:
+    page.locator(".toast-body").filter(has_text=text).first.wait_for()
+    page.wait_for_timeout(400)  # the toast fades in: let a screenshot show it
+
+
+def dismiss_toasts(page) -> None:
+    for toast in page.locator(".toast-body").all():
+        toast.get_by_role("button").last.click()
+
+
+def test_a_bad_box_shows_a_clear_error_and_the_page_keeps_working(page):
+    open_tab(page, "Similarity")
+    before = src(page, "similarity-map")
+    page.locator("input[aria-label='x0']").fill("0.9")
+    page.locator("input[aria-label='x1']").fill("0.2")
+    page.get_by_role("button", name="Show", exact=True).click()
+    error_toast(page, "inverted")
+    shot(page, "5-bad-box", full=False)
+    dismiss_toasts(page)
+    page.locator("input[aria-label='x0']").fill("0.1")
+    page.get_by_role("button", name="Show", exact=True).click()
+    changed(page, "similarity-map", before)
+
+
+def test_uploading_a_file_that_is_not_an_image_or_too_large_shows_a_clear_error(page, tmp_path):
+    open_tab(page, "Your image")
+    notes = tmp_path / "notes.png"
+    notes.write_text("this is not an image")
+    page.locator("#upload input[type=file]").set_input_files(str(notes))
+    page.get_by_role("button", name="Analyse").click()
+    error_toast(page, "the upload is not an image")
+    shot(page, "5-upload-not-an-image", full=False)
+    page.locator("#upload").get_by_role("button", name="Remove Image").click()
+    dismiss_toasts(page)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG" + bytes(21 * 2**20))
+    page.locator("#upload input[type=file]").set_input_files(str(huge))
+    error_toast(page, "exceed the maximum allowed size of 20.0 Mb")
+    shot(page, "5-upload-too-large", full=False)
+    dismiss_toasts(page)
 
 
 def test_uploading_an_image_gives_a_map(page, tmp_path):

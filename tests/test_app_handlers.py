@@ -202,7 +202,7 @@ def test_your_boxes_give_metrics_for_your_annotation(handlers, upload_file):
 def test_an_upload_that_is_not_an_image_is_refused(handlers, tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("not an image")
-    with pytest.raises(gr.Error, match="cannot be read as an image"):
+    with pytest.raises(gr.Error, match="the upload is not an image"):
         handlers.analyze(str(path), "dinov2")
     with pytest.raises(gr.Error, match="no image"):
         handlers.analyze(None, "dinov2")
@@ -227,6 +227,61 @@ def test_leaderboard_ranks_every_model_at_its_best_layer_beside_the_baselines(ha
     assert list(ranked["iou_90"]) == sorted(ranked["iou_90"], reverse=True)
     cls_board = handlers.leaderboard(75, "cls")
     assert set(cls_board.dropna(subset=["rank"])["method"]) == {"cls"}
+
+
+class Tables:
+    """The two things ``iou`` asks of an explorer: the metrics table and a memo."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def metrics_table(self):
+        return self.table
+
+    def memo(self, key, make):
+        return make()
+
+
+def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
+    from vitattn.metrics import best_layers
+    from vitattn.ui import iou
+
+    rng = np.random.default_rng(0)
+    rows = [
+        (f"img{i}", method, layer, 0.3 + 0.1 * layer + (0.05 if method == "mean" else 0.0) + rng.normal(0, 0.05))
+        for i in range(12)
+        for method in ("cls", "mean")
+        for layer in (0, 1, 2)
+    ]
+    table = {
+        "image_id": np.array([r[0] for r in rows]),
+        "model": np.array(["m"] * len(rows)),
+        "method": np.array([r[1] for r in rows]),
+        "layer": np.array([r[2] for r in rows]),
+        "head": np.full(len(rows), FUSED),
+        "iou_90": np.array([r[3] for r in rows]),
+    }
+    (best,) = iou._best(Tables(table), "iou_90", None)
+    assert (best["method"], best["layer"]) == ("mean", 2) and 0 <= best["p_best"] <= 1
+    (alone,) = best_layers(table, "iou_90", method="mean", n_boot=iou.N_BOOT)
+    assert best["mean"] == pytest.approx(alone["mean"])
+    # every resample re-chooses among all six (method, layer) pairs: the interval cannot sit below one method's
+    assert best["lo"] >= alone["lo"] and best["hi"] >= alone["hi"]
+
+
+def test_the_leaderboard_page_says_how_the_best_layer_was_chosen(handlers):
+    board = handlers.leaderboard(90, "best")
+    assert "p_best" in board.columns and board["p_best"].dropna().between(0, 1).all()
+    from vitattn.ui import iou
+
+    assert "optimistic" in iou.SELECTION_NOTE and "resample" in iou.SELECTION_NOTE
+
+
+def test_stored_predictions_need_no_inference(store):
+    ex = Explorer.open(AppConfig(store=str(store), weights="small"))
+    assert ex.predictions_stored
+    top = ex.predictions(ex.item("rocket"), "resnet50")
+    assert len(top) == 5 and ex.live.cached(ex.item("rocket").key, "resnet50") is None
 
 
 def test_layer_curves_layer_head_grid_breakdowns_and_comparison(handlers):
@@ -326,6 +381,7 @@ def test_clicks_select_an_expert_box_a_point_or_two_corners():
     assert region is None and pending == (0.6, 0.2)
     assert page.click_region("box (two clicks)", pending, boxes, 0.1, 0.5) == ((0.1, 0.2, 0.6, 0.5), None)
     assert page.click_point((0, 99), (200, 100)) == (0.0025, 0.995)
+    assert page.click_region("box (two clicks)", (0.6, 0.2), boxes, 0.6, 0.5) == ((0.6, 0.5, 0.6, 0.5), None)  # a line
 
 
 @pytest.mark.parametrize("model", list(vitattn.MODELS))

@@ -6,28 +6,23 @@ Every ``check_*`` function turns a plain input (a name, a number, four numbers) 
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import gradio as gr
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vitattn.boxes import LabeledBox, check_box
-from vitattn.images import MAX_PIXELS, to_rgb
+from vitattn.images import MAX_PIXELS, open_image
 from vitattn.render import MAX_SIDE, MIN_SIDE, fit
 from vitattn.specs import ModelSpec, get_spec
+from vitattn.ui.errors import brief, fail
 
 FUSED = -1  # the head value meaning "all heads fused", as in the metrics tables
 HEADLESS_METHODS = ("rollout", "gradcam")  # fuse heads by definition: no per-head maps
 LAST_LAYER_METHODS = ("pool",)  # SigLIP's pooling head belongs to the last layer only
 ANALYSIS_SIDE = 1024  # uploads are kept at most this large (the models see 224 px)
-
-
-def fail(message: str) -> gr.Error:
-    """The error shown to a person on the page and raised to an API client."""
-    return gr.Error(message, print_exception=False)
+MAX_BOXES = 100  # of your own boxes scored at once
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ class ModelInfo:
 
     def check_method(self, method: str) -> str:
         if method not in self.methods:
-            raise fail(f"model {self.name!r} has no method {method!r}; valid methods: {', '.join(self.methods)}")
+            raise fail(f"model {self.name!r} has no method {brief(method)}; valid methods: {', '.join(self.methods)}")
         return method
 
     def check_layer(self, method: str, layer: float | int) -> int:
@@ -97,7 +92,7 @@ class ModelInfo:
         value = _integer(head, "head")
         n = self.heads[self.check_method(method)]
         if n == 0:
-            raise fail(f"method {method!r} fuses all heads by definition; use head -1 (all heads fused)")
+            raise fail(f"method {brief(method)} fuses all heads by definition; use head -1 (all heads fused)")
         if not 0 <= value < n:
             raise fail(f"head {head!r} out of range for {self.name}: valid heads 0..{n - 1}, or -1 for all fused")
         return value
@@ -111,7 +106,7 @@ class ModelInfo:
 
 def _integer(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
-        raise fail(f"{what} must be a whole number, got {value!r}")
+        raise fail(f"{what} must be a whole number, got {brief(value)}")
     return int(value)
 
 
@@ -138,18 +133,16 @@ class Item:
         return self.full() if self.full is not None else self.picture
 
 
-def read_upload(data: bytes) -> Image.Image:
-    """Decodes uploaded bytes into an upright RGB image, refusing what is not an image or is too large."""
+def read_upload(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decodes uploaded bytes into an upright RGB image (``vitattn.images.open_image``: the pixel count is checked
+    from the header before decoding), refusing what is empty, not an image, truncated or over ``max_pixels``."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            w, h = image.size
-            if w * h > MAX_PIXELS:
-                raise fail(f"the image is {w}x{h} pixels, over the limit of {MAX_PIXELS:,}")
-            return to_rgb(ImageOps.exif_transpose(image))
-    except gr.Error:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise fail(f"the upload cannot be read as an image: {e}") from None
+        return open_image(data, name="the upload", max_pixels=max_pixels)
+    except ValueError as e:
+        message = str(e)
+        if "too large" in message:  # PIL's own bomb check answered first: name this app's limit too
+            message += f" (the limit is {max_pixels:,} pixels)"
+        raise fail(message) from None
 
 
 def display(image: Image.Image) -> Image.Image:
@@ -165,15 +158,19 @@ def upload_item(image_id: str, key: str, image: Image.Image) -> Item:
 def parse_boxes(text: str | None) -> tuple[LabeledBox, ...]:
     """Boxes typed as text: one per line (or separated by ``;``), ``x0 y0 x1 y1 [label]``, normalized to [0, 1].
 
-    Commas may separate the numbers. An empty text means no boxes.
+    Commas may separate the numbers. An empty text means no boxes; at most ``MAX_BOXES``.
     """
+    if text is not None and not isinstance(text, str):
+        raise fail(f"boxes must be text (x0 y0 x1 y1 [label] per line), got {brief(text)}")
     boxes = []
     for line in (p.strip() for p in (text or "").replace(";", "\n").splitlines()):
         if not line:
             continue
+        if len(boxes) == MAX_BOXES:
+            raise fail(f"more than {MAX_BOXES} boxes; score at most {MAX_BOXES} at a time")
         parts = line.replace(",", " ").split()
         try:
-            box = check_box(parts[:4], what=f"box {len(boxes)} ({line!r})")
+            box = check_box(parts[:4], what=f"box {len(boxes)} ({brief(line)})")
         except ValueError as e:
             raise fail(f"{e}; write one box per line as x0 y0 x1 y1 [label], normalized to [0, 1]") from None
         boxes.append(LabeledBox(box, " ".join(parts[4:])))

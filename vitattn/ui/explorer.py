@@ -7,14 +7,17 @@ Where maps come from, per request:
 - an uploaded or bundled example image, or a stored part that cannot be read: live inference
   (``LiveModels``), cached by image content and model, so only the first view of an image under a model waits.
 
-A stored part that fails is recorded once (``problems``, shown on the page) and not asked for again; the view
-falls back to live inference. Opening the store reads its manifest and image list only.
+A stored part that fails (a damaged file, the Hub unreachable) is recorded (``problems``, shown on the page), the
+view falls back to live inference with a notice, and the part is not asked for again for ``STORE_RETRY_SECONDS``
+(the Hub may come back; a damaged file fails again at once, from the store's own record). Opening the store reads
+its manifest and image list only; a model whose manifest entry cannot be used is left out and reported.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 import gradio as gr
@@ -26,13 +29,15 @@ from vitattn.datasets import load_examples
 from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
 from vitattn.specs import MODELS
 from vitattn.ui.cache import LRU
-from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, fail, read_upload, upload_item
+from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
 from vitattn.ui.config import AppConfig
+from vitattn.ui.errors import brief, fail, redact, warn
 from vitattn.ui.live import LiveModels, Variant, content_key
 
 log = logging.getLogger(__name__)
 Table = dict[str, np.ndarray]
 UPLOAD_PREFIX = "upload-"
+STORE_RETRY_SECONDS = 60.0  # a stored part that failed is read live for this long before the store is tried again
 
 
 class Explorer:
@@ -49,16 +54,22 @@ class Explorer:
     ):
         self.config = config
         self.store = store
+        self._lock = threading.Lock()
+        self._infos: dict[str, ModelInfo] = {}
         variants = {m: Variant.of_manifest(e) for m, e in store.manifest["models"].items()} if store else {}
         self.live = live or LiveModels(
-            config.weights, variants=variants, device=config.device, keep=config.models_kept, analyses=config.analyses
+            config.weights,
+            variants=variants,
+            device=config.device,
+            keep=config.models_kept,
+            analyses=config.analyses,
+            workers=config.live_workers,
         )
         self._problems = list(problems)
         self._examples = {r.id: r for r in (examples or ())}
         self._ids = list(store.image_ids()) if store is not None else sorted(self._examples)
         self._id_set = set(self._ids)
         self._models = self._store_models() if store is not None else list(MODELS)
-        self._infos: dict[str, ModelInfo] = {}
         self._items: LRU[str, Item] = LRU(256)
         self._uploads: LRU[str, Item] = LRU(config.uploads)
         self._maps: LRU[tuple, np.ndarray] = LRU(4096)
@@ -68,8 +79,7 @@ class Explorer:
         self._indexes: LRU[tuple, tuple[Table, dict]] = LRU(32)
         self._tables: dict[str, object] = {}
         self._memo: LRU[tuple, object] = LRU(256)
-        self._failed: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
+        self._failed: dict[tuple[str, str], float] = {}  # (image, "model/part") -> when it failed (monotonic)
 
     @classmethod
     def open(cls, config: AppConfig, live: LiveModels | None = None) -> Explorer:
@@ -102,7 +112,7 @@ class Explorer:
     def problems(self) -> list[str]:
         stored = list(getattr(self.store, "problems", []) or []) if self.store is not None else []
         with self._lock:
-            return list(dict.fromkeys(stored + self._problems))
+            return [redact(p) for p in dict.fromkeys(stored + self._problems)]
 
     def image_ids(self) -> list[str]:
         return list(self._ids)
@@ -113,7 +123,7 @@ class Explorer:
     def info(self, model: str) -> ModelInfo:
         """The model's methods, layers and heads (from the manifest when stored, else its spec)."""
         if model not in self._models:
-            raise fail(f"unknown model {model!r}; valid models: {', '.join(self._models)}")
+            raise fail(f"unknown model {brief(model)}; valid models: {', '.join(self._models)}")
         if model not in self._infos:
             if self.store is not None:
                 self._infos[model] = ModelInfo.from_manifest(model, self.store.manifest["models"][model])
@@ -146,11 +156,19 @@ class Explorer:
         return self.live.random_weights(model)
 
     def _store_models(self) -> list[str]:
+        """The stored models this vitattn knows and whose manifest entry it can use (the others are reported)."""
         names = list(self.store.models())
         unknown = [n for n in names if n not in MODELS]
         if unknown:
             self._problem(f"the store holds models this vitattn does not know: {', '.join(unknown)} (skipped)")
-        return [n for n in names if n in MODELS]
+        usable = []
+        for name in (n for n in names if n in MODELS):
+            try:
+                self._infos[name] = ModelInfo.from_manifest(name, self.store.manifest["models"][name])
+                usable.append(name)
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                self._problem(f"the store's manifest entry of {name} cannot be used ({type(e).__name__}: {e}); skipped")
+        return usable
 
     def _problem(self, message: str) -> None:
         log.warning(message)
@@ -163,15 +181,15 @@ class Explorer:
     def item(self, image_id: str) -> Item:
         """A stored, bundled or uploaded image by id."""
         if not isinstance(image_id, str) or not image_id:
-            raise fail(f"image id must be a non-empty string, got {image_id!r}")
+            raise fail(f"image id must be a non-empty string, got {brief(image_id)}")
         if image_id.startswith(UPLOAD_PREFIX) and image_id not in self._id_set:
             item = self._uploads.get(image_id)
             if item is None:
-                raise fail(f"upload {image_id!r} is unknown or expired; upload the image again")
+                raise fail(f"upload {brief(image_id)} is unknown or expired; upload the image again")
             return item
         if image_id not in self._id_set:
             sample = ", ".join(self._ids[:8]) + (", ..." if len(self._ids) > 8 else "")
-            raise fail(f"unknown image id {image_id!r}; this app has {len(self._ids)} images: {sample}")
+            raise fail(f"unknown image id {brief(image_id)}; this app has {len(self._ids)} images: {sample}")
         return self._items.get_or_make(image_id, lambda: self._load_item(image_id))
 
     def _load_item(self, image_id: str) -> Item:
@@ -184,7 +202,7 @@ class Explorer:
             picture = display(stored.image)
         except Exception as e:
             self._problem(f"image {image_id} cannot be read from the store: {e}")
-            raise fail(f"image {image_id!r} cannot be read from the store: {e}") from None
+            raise fail(f"image {brief(image_id)} cannot be read from the store: {e}") from None
         return Item(
             image_id,
             "store",
@@ -206,14 +224,18 @@ class Explorer:
     # -- maps, features, predictions -------------------------------------------------------------------------
 
     def _stored(self, item: Item, model: str, part: str) -> bool:
-        return item.origin == "store" and (item.id, f"{model}/{part}") not in self._failed
+        if item.origin != "store":
+            return False
+        with self._lock:
+            failed = self._failed.get((item.id, f"{model}/{part}"))
+        return failed is None or time.monotonic() - failed > STORE_RETRY_SECONDS
 
     def _store_failed(self, item: Item, model: str, part: str, error: Exception) -> None:
         with self._lock:
-            self._failed.add((item.id, f"{model}/{part}"))
+            self._failed[(item.id, f"{model}/{part}")] = time.monotonic()
         message = f"{part} of {model} for image {item.id} cannot be read from the store ({error}); computed live"
         self._problem(message)
-        gr.Warning(message)
+        warn(message)
 
     def analysis(self, item: Item, model: str) -> Analysis:
         """The live analysis of an image under a model (cached by content and model)."""
@@ -231,7 +253,9 @@ class Explorer:
 
     def is_cached(self, item: Item, model: str) -> bool:
         """Whether a view needs no inference (stored maps, or a cached analysis)."""
-        return (item.origin == "store" and model in self._models) or self.live.cached(item.key, model) is not None
+        return (
+            self._stored(item, model, "maps") and model in self._models or self.live.cached(item.key, model) is not None
+        )
 
     def map(self, item: Item, model: str, method: str, layer: int, head: int | None) -> tuple[np.ndarray, str]:
         """A checked view's ``[gh, gw]`` map and where it came from (``"store"`` or ``"live"``)."""
@@ -272,10 +296,25 @@ class Explorer:
             raise fail(f"live inference with {model} cannot give this view: {e}") from None
 
     def predictions(self, item: Item, model: str) -> tuple[tuple[str, float], ...] | None:
-        """Top-5 ImageNet predictions of a classifier (live inference, cached); None for other models."""
+        """Top-5 ImageNet predictions of a classifier (stored, else live inference, cached); None for other models."""
         if not self.info(model).classifier:
             return None
+        if self._stored(item, model, "predictions") and hasattr(self.store, "predictions"):
+            try:
+                stored = self.store.predictions(item.id, model)
+                if stored:
+                    return tuple((str(label), float(p)) for label, p in stored)
+            except Exception as e:
+                self._store_failed(item, model, "predictions", e)
         return self.analysis(item, model).predictions
+
+    @property
+    def predictions_stored(self) -> bool:
+        """Whether the store holds the predictions of every classifier it has (else they need live inference)."""
+        if self.store is None or not hasattr(self.store, "predictions"):
+            return False
+        entries = self.store.manifest["models"]
+        return all(entries[m].get("predictions") for m in self._models if self.info(m).classifier)
 
     # -- scores ----------------------------------------------------------------------------------------------
 
@@ -387,8 +426,11 @@ class Explorer:
         return self._table("baselines", lambda: _columns(self.store.baselines()))
 
     def image_meta(self) -> dict[str, dict]:
-        """Image id -> metadata of every stored image (reads every image once: only for breakdowns)."""
+        """Image id -> metadata of every stored image (``store.image_meta()``, without image bytes, where the store
+        has it; else every image is read once)."""
         self.require_store("the IoU tab")
+        if hasattr(self.store, "image_meta"):
+            return self._table("meta", lambda: {str(i): dict(m) for i, m in self.store.image_meta().items()})
         return self._table("meta", lambda: {i: dict(self.item(i).meta) for i in self._ids})
 
 

@@ -1,8 +1,10 @@
 """The IoU tab: summaries of the store's metrics tables through ``vitattn.metrics`` (no numerics here).
 
 A model's "best layer" is the layer whose all-heads-fused map has the highest mean IoU at the chosen percentile
-(``vitattn.metrics.best_layers``); "best" as a method picks, per model, the method whose best layer scores highest.
-Results are cached per argument set: the tables do not change while the app runs.
+(``vitattn.metrics.best_layers``). "best" as a method picks, per model, the (method, layer) pair with the highest
+mean, chosen jointly: every pair is one candidate of ``best_layers``, so its bootstrap interval re-selects the method
+and the layer in every resample (``SELECTION_NOTE`` says so on the page). Results are cached per argument set: the
+tables do not change while the app runs.
 """
 
 from __future__ import annotations
@@ -25,17 +27,24 @@ from vitattn.metrics import (
     select,
     summarize,
 )
-from vitattn.ui.catalog import fail
+from vitattn.ui.errors import brief, fail
 from vitattn.ui.explorer import Explorer
 
 BEST = "best"
 N_BOOT = 1000
 BREAKDOWNS = ("label", "style")
+STRIDE = 10_000  # (method, layer) -> one candidate number: method index * STRIDE + layer
+SELECTION_NOTE = (
+    "Each model is shown at its best layer (and, with method **best**, its best method), chosen on the same images "
+    "its mean is computed on, so the mean is optimistic. The interval (ci_low..ci_high) accounts for the choice: "
+    "every bootstrap resample of images chooses its own best method and layer; **p_best** is how often it chooses "
+    "the one shown."
+)
 
 
 def metric_of(percentile: float) -> str:
     if isinstance(percentile, bool) or percentile not in PERCENTILES:
-        raise fail(f"percentile must be one of {', '.join(map(str, PERCENTILES))}, got {percentile!r}")
+        raise fail(f"percentile must be one of {', '.join(map(str, PERCENTILES))}, got {brief(percentile)}")
     return f"iou_{int(percentile)}"
 
 
@@ -48,24 +57,42 @@ def _check_method(ex: Explorer, method: str) -> str | None:
         return None
     methods = sorted({m for name in ex.models() for m in ex.info(name).methods})
     if method not in methods:
-        raise fail(f"unknown method {method!r}; valid: {BEST}, {', '.join(methods)}")
+        raise fail(f"unknown method {brief(method)}; valid: {BEST}, {', '.join(methods)}")
     return method
 
 
 def _best(ex: Explorer, metric: str, method: str | None) -> list[dict]:
-    """Per model (and method, unless picking the best one), the best layer's mean and interval."""
+    """Per model, the best layer of ``method`` (None: the best (method, layer) pair) with its mean and interval."""
+    return ex.memo(("iou", "best", metric, method), lambda: _best_rows(ex, metric, method))
+
+
+def _best_rows(ex: Explorer, metric: str, method: str | None) -> list[dict]:
     table = ex.metrics_table()
     try:
-        rows = best_layers(table, metric, method=method, n_boot=N_BOOT)
+        if method is not None:
+            rows = best_layers(table, metric, method=method, n_boot=N_BOOT)
+        else:
+            rows = _decode(best_layers(_pairs(table), metric, method=BEST, n_boot=N_BOOT), _methods(table))
     except ValueError as e:
-        raise fail(f"no metrics for method {method!r} in this store ({e})") from None
-    if method is None:
-        top: dict[str, dict] = {}
-        for row in rows:
-            if row["model"] not in top or row["mean"] > top[row["model"]]["mean"]:
-                top[row["model"]] = row
-        rows = list(top.values())
+        raise fail(f"no metrics for method {brief(method or BEST)} in this store ({e})") from None
     return sorted(rows, key=lambda r: -r["mean"])
+
+
+def _methods(table) -> list[str]:
+    return sorted({str(m) for m in np.asarray(table["method"]).tolist()})
+
+
+def _pairs(table) -> dict[str, np.ndarray]:
+    """The fused-head rows with every (method, layer) pair as one "layer" of one method, ``best``."""
+    fused = select(table, head=FUSED_HEAD)
+    index = {m: i for i, m in enumerate(_methods(table))}
+    methods = np.asarray(fused["method"])
+    pair = np.array([index[str(m)] for m in methods.tolist()], dtype=np.int64) * STRIDE + fused["layer"]
+    return {**fused, "method": np.full(len(methods), BEST), "layer": pair}
+
+
+def _decode(rows: list[dict], methods: list[str]) -> list[dict]:
+    return [{**r, "method": methods[int(r["layer"]) // STRIDE], "layer": int(r["layer"]) % STRIDE} for r in rows]
 
 
 def _leaderboard(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
@@ -83,6 +110,7 @@ def _leaderboard(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
                 metric: row["mean"],
                 "ci_low": row["lo"],
                 "ci_high": row["hi"],
+                "p_best": row["p_best"],
                 "coverage": float(np.mean(rows["coverage"])),
                 "pointing": float(np.mean(rows["pointing"])),
                 "images": row["n"],
@@ -100,6 +128,7 @@ def _leaderboard(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
                 metric: row["mean"],
                 "ci_low": row["lo"],
                 "ci_high": row["hi"],
+                "p_best": None,
                 "coverage": float(np.mean(rows["coverage"])),
                 "pointing": float(np.mean(rows["pointing"])),
                 "images": row["n"],
@@ -161,7 +190,7 @@ def _view_of(ex: Explorer, model: str, method: str, layer: float, metric: str) -
 def _breakdown(ex: Explorer, model: str, method: str, layer: float, by: str, percentile: int) -> pd.DataFrame:
     metric = metric_of(percentile)
     if by not in BREAKDOWNS:
-        raise fail(f"breakdown by {by!r}: choose one of {', '.join(BREAKDOWNS)}")
+        raise fail(f"breakdown by {brief(by)}: choose one of {', '.join(BREAKDOWNS)}")
     method, layer = _view_of(ex, model, method, layer, metric)
     keys = {"model": model, "method": method, "layer": layer, "head": FUSED_HEAD}
     try:

@@ -93,6 +93,9 @@ class LiveModels:
         device: torch device; None: CUDA when available.
         keep: loaded networks kept.
         analyses: analyses kept (LRU over image content x model).
+        workers: analyses (with the network loads they need) running at once; other callers wait. This bounds
+            the memory of live inference whatever asks for it: an upload, a classifier's predictions, or a view
+            whose stored part is unavailable.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class LiveModels:
         device: str | None = None,
         keep: int = 3,
         analyses: int = 24,
+        workers: int = 1,
     ):
         self.weights = weights
         self.variants = dict(variants or {})
@@ -112,6 +116,7 @@ class LiveModels:
         self._specs: dict[str, ModelSpec] = {}
         self._failures: dict[str, tuple[float, Exception]] = {}
         self._lock = threading.Lock()
+        self._running = threading.BoundedSemaphore(workers)
         self.name = f"live-{id(self)}"
         _REGISTRY[self.name] = self
 
@@ -138,6 +143,11 @@ class LiveModels:
             with self._lock:
                 self._failures[name] = (time.monotonic(), e)
             raise
+
+    def load(self, name: str):
+        """``model(name)``, waiting for a free worker first (loading a network takes memory, like an analysis)."""
+        with self._running:
+            return self.model(name)
 
     def _load(self, name: str):
         import torch
@@ -173,7 +183,8 @@ class LiveModels:
         get_spec(model)
 
         def make() -> Analysis:
-            self.model(model)  # load outside the GPU function: ZeroGPU time is for inference
-            return _analyze_on_device(self.name, model, image())
+            with self._running:
+                self.model(model)  # load outside the GPU function: ZeroGPU time is for inference
+                return _analyze_on_device(self.name, model, image())
 
         return self._analyses.get_or_make((key, model), make)

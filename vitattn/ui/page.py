@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from vitattn.boxes import LabeledBox
 from vitattn.render import fit
 from vitattn.ui.catalog import FUSED, ModelInfo
+from vitattn.ui.errors import redact
 from vitattn.ui.explorer import Explorer
 
 CLICK_MODES = ("expert box", "point", "box (two clicks)")
@@ -68,7 +69,8 @@ def click_region(
     """What a click at normalized ``(x, y)`` selects: ``(region or None, first corner still pending)``.
 
     ``expert box``: the smallest expert box under the click, else the point; ``point``: the point; ``box (two
-    clicks)``: the first click is one corner (nothing selected yet), the second the opposite corner.
+    clicks)``: the first click is one corner (nothing selected yet), the second the opposite corner (two corners on
+    one line make no box: the second click is taken as a point).
     """
     if mode == CLICK_MODES[0]:
         i = box_at(boxes, x, y)
@@ -77,6 +79,8 @@ def click_region(
         if not pending:
             return None, (x, y)
         px, py = pending
+        if px == x or py == y:
+            return (x, y, x, y), None
         return (min(px, x), min(py, y), max(px, x), max(py, y)), None
     return (x, y, x, y), None
 
@@ -128,4 +132,4 @@ def status(ex: Explorer) -> str:
         lines.append(
             "⚠️ **Problems** (where a stored part is unavailable, the app computes it live):\n" + "\n".join(shown)
         )
-    return "\n\n".join(lines)
+    return redact("\n\n".join(lines))

@@ -16,7 +16,9 @@ from PIL import Image
 
 from vitattn import render
 from vitattn.similarity import check_region, similarity_map
-from vitattn.ui.catalog import FUSED, ModelInfo, fail, parse_boxes
+from vitattn.ui.catalog import FUSED, ModelInfo, parse_boxes
+from vitattn.ui.config import MAX_UPLOAD_BYTES
+from vitattn.ui.errors import brief, fail
 from vitattn.ui.explorer import Explorer
 
 RANDOM_LABEL = "RANDOM WEIGHTS"
@@ -36,7 +38,7 @@ def head_name(head: int | None) -> str:
 
 def _check_opacity(opacity: float) -> float:
     if isinstance(opacity, bool) or not isinstance(opacity, int | float) or not 0.0 <= opacity <= 1.0:
-        raise fail(f"opacity must be a number in [0, 1], got {opacity!r}")
+        raise fail(f"opacity must be a number in [0, 1], got {brief(opacity)}")
     return float(opacity)
 
 
@@ -135,7 +137,7 @@ def head_grid(
     layer = info.check_layer(method, layer)
     opacity = _check_opacity(opacity)
     if info.heads[method] == 0:
-        raise fail(f"method {method!r} of {model} fuses all heads by definition; it has no per-head maps")
+        raise fail(f"method {brief(method)} of {model} fuses all heads by definition; it has no per-head maps")
     maps, origin = ex.heads(item, model, method, layer)
     picture = render.tiles(
         item.picture,
@@ -189,6 +191,11 @@ def similarity(
         region = check_region((x0, y0, x1, y1))
     except ValueError as e:
         raise fail(f"bad box: {e}") from None
+    width, height = region[2] - region[0], region[3] - region[1]
+    if (width == 0) != (height == 0):
+        raise fail(
+            f"bad box: {region} has zero area; give a box with x0 < x1 and y0 < y1, or a point (x0 == x1, y0 == y1)"
+        )
     features, origin = ex.features(item, model, layer)
     sim, cells = similarity_map(features, info.grid, region)
     is_box = region[2] > region[0] and region[3] > region[1]
@@ -218,19 +225,59 @@ def similarity(
     return picture, data
 
 
-def analyze(ex: Explorer, path: str | None, model: str, progress=None) -> tuple[str, Image.Image, dict]:
-    """Registers an uploaded image file, analyses it live with ``model`` and returns its id and last-layer map."""
-    if not path:
+def upload_file(value: str | Path | dict | None) -> tuple[Path, bool]:
+    """The path of an uploaded file and whether it is the server's own copy (Gradio's upload folder).
+
+    ``value`` is a path (a plain call), or Gradio's file payload ``{"path": ...}`` when the event runs without
+    Gradio's image preprocessing (which would decode the image before any check of ours).
+    """
+    if isinstance(value, dict):
+        path = value.get("path")
+        if not isinstance(path, str) or not path:
+            raise fail("no image: upload one first")
+        return Path(path), _in_upload_folder(Path(path))
+    if not value:
         raise fail("no image: upload one first")
+    if not isinstance(value, str | Path):
+        raise fail(f"the image must be an uploaded file, got {brief(value)}")
+    return Path(value), False
+
+
+def _in_upload_folder(path: Path) -> bool:
+    """Whether ``path`` lies in Gradio's upload folder (Gradio accepts no other path from a client)."""
     try:
-        data = Path(path).read_bytes()
+        return path.resolve().is_relative_to(Path(gr.utils.get_upload_folder()).resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def read_file(path: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
+    """The bytes of an uploaded file of at most ``max_bytes``."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise fail(f"the upload is {size / 2**20:.1f} MiB, over the limit of {max_bytes / 2**20:.0f} MiB")
+        return path.read_bytes()
     except OSError as e:
-        raise fail(f"the upload cannot be read: {e}") from None
-    item = ex.upload(data)
+        raise fail(f"the upload cannot be read ({type(e).__name__}); upload the image again") from None
+
+
+def analyze(ex: Explorer, file: str | Path | dict | None, model: str, progress=None) -> tuple[str, Image.Image, dict]:
+    """Registers an uploaded image file, analyses it live with ``model`` and returns its id and last-layer map.
+
+    An upload that is refused (not an image, too large) is deleted at once when it is the server's own copy.
+    """
     info = ex.info(model)
+    path, ours = upload_file(file)
+    try:
+        item = ex.upload(read_file(path))
+    except gr.Error:
+        if ours:
+            path.unlink(missing_ok=True)  # refused: nothing in it is kept
+        raise
     if progress is not None and not ex.is_cached(item, model):
         progress(0.1, desc=f"Loading {model}")
-        ex.live.model(model)
+        ex.live.load(model)
         progress(0.5, desc=f"Analysing with {model}")
     ex.analysis(item, model)
     method = info.methods[0]
