@@ -24,8 +24,13 @@ class LabeledBox:
     extra: dict = field(default_factory=dict, compare=False)
 
 
-def check_box(box: Sequence[float], *, what: str = "box") -> Box:
+def check_box(box: Sequence[float], *, what: str = "box", allow_empty: bool = False) -> Box:
     """Validates a normalized box and returns it as a tuple of floats.
+
+    Args:
+        box: ``(x0, y0, x1, y1)``.
+        what: how error messages name it.
+        allow_empty: accept zero width or height (a point or a line, e.g. a click).
 
     Raises:
         ValueError: naming what is wrong: not four numbers, not finite, outside [0, 1], inverted or empty.
@@ -40,7 +45,7 @@ def check_box(box: Sequence[float], *, what: str = "box") -> Box:
         raise ValueError(f"{what} {box!r} lies outside [0, 1]; boxes are normalized (x0, y0, x1, y1) of the image")
     if x1 < x0 or y1 < y0:
         raise ValueError(f"{what} {box!r} is inverted: need x0 <= x1 and y0 <= y1")
-    if x1 == x0 or y1 == y0:
+    if not allow_empty and (x1 == x0 or y1 == y0):
         raise ValueError(f"{what} {box!r} has zero area")
     return (x0, y0, x1, y1)
 

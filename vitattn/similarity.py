@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vitattn.boxes import check_box
+
 Region = tuple[float, float, float, float]
 
 
@@ -30,17 +32,7 @@ def check_region(region: Sequence[float]) -> Region:
     Raises:
         ValueError: not four finite numbers in [0, 1] with ``x0 <= x1`` and ``y0 <= y1``.
     """
-    try:
-        x0, y0, x1, y1 = (float(v) for v in region)
-    except (TypeError, ValueError):
-        raise ValueError(f"region must be four numbers (x0, y0, x1, y1), got {region!r}") from None
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        raise ValueError(f"region has a non-finite coordinate: {region!r}")
-    if min(x0, y0, x1, y1) < 0.0 or max(x0, y0, x1, y1) > 1.0:
-        raise ValueError(f"region {region!r} lies outside [0, 1]; coordinates are normalized by the image size")
-    if x1 < x0 or y1 < y0:
-        raise ValueError(f"region {region!r} is inverted: need x0 <= x1 and y0 <= y1")
-    return (x0, y0, x1, y1)
+    return check_box(region, what="region", allow_empty=True)
 
 
 def _axis_cells(lo: float, hi: float, n: int) -> np.ndarray:
