@@ -17,10 +17,10 @@ from small_models import noise_image, small_model
 import app
 import vitattn
 from vitattn.boxes import LabeledBox
+from vitattn.cache import LRU
 from vitattn.metrics import METRIC_NAMES
 from vitattn.store import open_store
 from vitattn.ui import AppConfig, Explorer, LiveModels, page
-from vitattn.ui.cache import LRU
 from vitattn.ui.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
 from vitattn.ui.live import on_gpu
 

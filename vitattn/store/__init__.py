@@ -8,9 +8,8 @@
 
 Layout and schemas: ``layout.py``; the manifest: ``manifest.py``; writing (used by the precompute job):
 ``writer.py``; reading: ``reader.py`` over ``files.py`` (a local folder or a Hub repo, read-only, bounded
-timeouts), ``tables.py`` (row groups as numpy), ``cache.py`` and ``recover.py`` (a manifest rebuilt from the data
-files); the dataset card: ``card.py``. Numpy, pyarrow and (for the Hub) huggingface_hub; no
-torch.
+timeouts), ``tables.py`` (row groups as numpy), ``vitattn/cache.py`` and ``recover.py`` (a manifest rebuilt from
+the data files); the dataset card: ``card.py``. Numpy, pyarrow and (for the Hub) huggingface_hub; no torch.
 """
 
 from vitattn.store.layout import SCHEMA_VERSION, TABLES, HubUnavailable, StoreError, table_path

@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vitattn.cache import LRU
 from vitattn.datasets import check_id
-from vitattn.store.cache import LRU
 from vitattn.store.files import HUB_TIMEOUT, HubFiles, LocalFiles, open_files
 from vitattn.store.layout import MANIFEST, ROW_GROUP_KEYS, StoreError, model_tables, table_path
 from vitattn.store.manifest import any_random, parse_manifest

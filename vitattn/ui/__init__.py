@@ -2,7 +2,7 @@
 
 - ``config.py``: `AppConfig`, where the store is and which weights live inference uses, and the app's limits;
 - ``explorer.py``: `Explorer`, the data: stored maps when there are some, live inference otherwise (``live.py``),
-  with bounded caches (``cache.py``);
+  with bounded caches (``vitattn/cache.py``);
 - ``catalog.py``: models, images and input checks (``gr.Error`` with the valid choices);
 - ``views.py``: Attention, Similarity and Your-image handlers; ``iou.py``: the IoU tab;
 - ``page.py``: page plumbing: valid control values, clicks on pictures, gallery and status line;

@@ -25,10 +25,10 @@ import numpy as np
 
 from vitattn.analysis import Analysis
 from vitattn.boxes import LabeledBox
+from vitattn.cache import LRU
 from vitattn.datasets import load_examples
 from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
 from vitattn.specs import MODELS
-from vitattn.ui.cache import LRU
 from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
 from vitattn.ui.config import AppConfig
 from vitattn.ui.errors import brief, fail, redact, warn

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from vitattn.analysis import Analysis
+from vitattn.cache import LRU
 from vitattn.specs import ModelSpec, get_spec
-from vitattn.ui.cache import LRU
 
 # Tiny random variants (weights="small"), as tests/small_models.py: two blocks, 64 channels, 4 heads.
 SMALL_VIT = {"depth": 2, "embed_dim": 64, "num_heads": 4}
