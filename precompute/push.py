@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vitattn.secrets import redact
 from vitattn.store.card import render_card
 from vitattn.store.layout import CARD, MANIFEST, StoreError, is_store_file
 from vitattn.store.manifest import merge_models, parse_manifest
@@ -189,8 +190,6 @@ def _transient(error: Exception) -> bool:
 
 def _explain(error: Exception | None, attempt: _Attempt, folder: Path, token: str | bool | None) -> str:
     """What failed, in words, without the token: the step, the Hub's answer, whether anything landed, what to do."""
-    from huggingface_hub import get_token
-
     status = _status(error)
     if status is not None:
         detail = getattr(error, "server_message", None) or str(error).splitlines()[0]
@@ -208,5 +207,4 @@ def _explain(error: Exception | None, attempt: _Attempt, folder: Path, token: st
         f"push to hf://datasets/{attempt.repo_id} failed while {attempt.step}: {reason}. {landed}{hint} The store in "
         f"{folder} is complete: run the same command again to push it (files already on the Hub are not sent again)."
     )
-    secret = token if isinstance(token, str) else get_token()
-    return text.replace(secret, "<token>") if secret else text
+    return redact(text, token)

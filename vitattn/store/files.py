@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from vitattn.secrets import redact
 from vitattn.store.layout import HubUnavailable, StoreError, is_store_file
 
 HUB_BLOCK_SIZE = 64 * 1024  # bytes fetched at the end of a file when it is opened (the Parquet footer)
@@ -196,7 +197,7 @@ class HubFiles:
     def _clean(self, text: object) -> str:
         """One line, shortened, with the token (if any) blanked out."""
         text = " ".join(str(text).split())[:300]
-        return text.replace(self._secret, "<token>") if self._secret else text
+        return redact(text, self._secret)
 
 
 class RangeFile(io.RawIOBase):

@@ -10,40 +10,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import re
 from collections.abc import Callable
 from typing import TypeVar
 
 import gradio as gr
 
+from vitattn.secrets import redact
+
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
 
-TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN")
-TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
-HIDDEN = "<hidden>"
 SHOWN_CHARS = 80  # of a bad input echoed back in a message
 MESSAGE_CHARS = 400  # of an unexpected error's own message
-
-
-def _secrets() -> list[str]:
-    values = [os.environ.get(name, "") for name in TOKEN_VARS]
-    try:
-        from huggingface_hub import get_token
-
-        values.append(get_token() or "")
-    except Exception:  # noqa: BLE001 - no huggingface_hub, or an unreadable token file: nothing to hide from it
-        pass
-    return sorted({v.strip() for v in values if len(v.strip()) >= 8}, key=len, reverse=True)
-
-
-def redact(text: object) -> str:
-    """``text`` as a string with every Hub token in it replaced by ``<hidden>``."""
-    out = str(text)
-    for secret in _secrets():
-        out = out.replace(secret, HIDDEN)
-    return TOKEN_SHAPE.sub(HIDDEN, out)
 
 
 def brief(value: object) -> str:
