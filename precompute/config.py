@@ -11,9 +11,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from vitattn.hub import REPO_ID
 from vitattn.specs import ALL_METHODS, MODELS, get_spec
-
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class Config:
             raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
         if self.batch_size < 1 or self.chunk_size < 1 or self.resolution < 1:
             raise ValueError("batch size, chunk size and resolution must be positive")
-        if self.push_to_hub is not None and not REPO_ID.match(self.push_to_hub):
+        if self.push_to_hub is not None and not REPO_ID.fullmatch(self.push_to_hub):
             raise ValueError(f"--push-to-hub {self.push_to_hub!r}: expected namespace/name")
 
     def _check_models(self) -> None:

@@ -26,7 +26,6 @@ Layout: ``record.py`` (the record and safe ids), one module per format (``wikich
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from vitattn.datasets._common import read_json
@@ -35,6 +34,7 @@ from vitattn.datasets.coco import from_json_coco, load_coco
 from vitattn.datasets.hf import BBOX_FORMATS, load_hf_detection
 from vitattn.datasets.record import SAFE_ID, AnnotatedImage, check_id, make_safe_id
 from vitattn.datasets.wikichurches import STYLE_NAMES, from_json_wikichurches, load_wikichurches
+from vitattn.hub import HUB_DATASET
 
 __all__ = [
     "BBOX_FORMATS",
@@ -68,7 +68,7 @@ def load_annotated(source: str) -> list[AnnotatedImage]:
     if head == "examples" and second is None:
         return load_examples()
     if head.startswith("hf://"):
-        match = re.fullmatch(r"hf://datasets/([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?", head)
+        match = HUB_DATASET.fullmatch(head)
         if match is None:
             raise ValueError(f"source {source!r}: expected hf://datasets/<namespace>/<name>[@<revision>][::<split>]")
         return load_hf_detection(match[1], second or "train", revision=match[2])

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from vitattn.hub import HUB_DATASET
 from vitattn.secrets import redact
 from vitattn.store.layout import HubUnavailable, StoreError, is_store_file
 
@@ -26,7 +27,7 @@ HUB_CONNECT_TIMEOUT = 5.0  # seconds to wait for a connection (at most HUB_TIMEO
 HUB_RETRIES = 1  # further tries after a connection error, a timeout or a 429 / 5xx answer
 HUB_RETRY_WAIT = 0.5  # seconds before a retry
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)
-HUB_LOCATION = re.compile(r"hf://datasets/([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([^@\s]+))?/?")
+HUB_LOCATION = re.compile(HUB_DATASET.pattern + "/?")  # a store location may end in a slash
 
 
 class LocalFiles:
