@@ -24,6 +24,7 @@ from vitattn.metrics.scores import (
     pointing_game,
     score_batch,
 )
+from vitattn.metrics.stats import KruskalResult, PairedResult, holm, kruskal_by_group, paired_comparison
 from vitattn.metrics.summary import (
     best_layers,
     bootstrap_mean,
@@ -54,6 +55,8 @@ __all__ = [
     "POINTING_REFERENCE_RESOLUTION",
     "POINTING_TOLERANCE",
     "BatchScores",
+    "KruskalResult",
+    "PairedResult",
     "all_metrics",
     "all_metrics_batch",
     "area_resize",
@@ -69,10 +72,13 @@ __all__ = [
     "descending_order",
     "expected_top_k_hits",
     "group_means",
+    "holm",
     "iou",
     "iou_auc",
+    "kruskal_by_group",
     "layer_head_grid",
     "literature_tolerance",
+    "paired_comparison",
     "paired_test",
     "per_box_iou",
     "per_box_rows",
