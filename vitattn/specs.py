@@ -7,7 +7,8 @@ it against the spec, so a spec can never silently disagree with the weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 ATTENTION_METHODS = ("cls", "mean", "rollout", "pool")
 GRADIENT_METHODS = ("gradcam", "agcam")
@@ -31,6 +32,9 @@ class ModelSpec:
     methods: tuple[str, ...]  # map methods this model supports
     classifier: bool = False  # has an ImageNet-1k head: top-5 predictions and gradient methods
     training: str = ""  # "self-supervised", "language-supervised", "supervised"
+    base: str | None = None  # a variant's base model (its architecture); name is "<base>@<variant>"; None: a base
+    strategy: str | None = None  # a variant's fine-tuning ("linear", "lora", "full"); None: unknown or a base
+    checkpoint: str | None = None  # a variant's weights: a fine-tune folder, a state-dict file or "hf-hub:ns/name"
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -38,8 +42,13 @@ class ModelSpec:
         side = self.img_size // self.patch_size
         return (side, side)
 
+    @property
+    def is_variant(self) -> bool:
+        """A fine-tuned (or otherwise re-weighted) variant of a base model."""
+        return self.base is not None
+
     def describe(self) -> str:
-        return f"{self.title} ({self.timm_id})"
+        return f"{self.title} ({self.checkpoint or self.timm_id})"
 
 
 def _vit(name, title, timm_id, hf_id, *, patch=16, prefix=1, methods=("cls", "mean", "rollout"), **kw) -> ModelSpec:
@@ -144,7 +153,61 @@ MODELS: dict[str, ModelSpec] = {
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a model by name; a ValueError names the valid ones."""
+    """The spec of a model by name; ``base@variant`` gives the base's spec as a variant (`variant_of`).
+
+    A ValueError names the valid models.
+    """
+    if isinstance(name, str) and VARIANT_SEPARATOR in name:
+        base, variant = split_variant(name)
+        return variant_of(get_spec(base), variant, strategy=variant if variant in STRATEGIES else None)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
     return MODELS[name]
+
+
+# Variants: the same architecture with other weights (fine-tuned by `python -m vitattn.finetune` or elsewhere).
+VARIANT_SEPARATOR = "@"
+STRATEGIES = ("linear", "lora", "full")  # what fine-tuning trained: a new head only, LoRA adapters + head, all
+VARIANT_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(?:@[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")
+
+
+def split_variant(name: str) -> tuple[str, str | None]:
+    """``"clip@lora"`` -> ``("clip", "lora")``; ``"clip"`` -> ``("clip", None)``. A ValueError for a bad label."""
+    base, sep, variant = name.partition(VARIANT_SEPARATOR)
+    if not sep:
+        return name, None
+    if not VARIANT_LABEL.match(variant):
+        raise ValueError(
+            f"model {name!r}: the variant after '@' must be 1-64 letters, digits, '.', '_' or '-' (e.g. clip@lora)"
+        )
+    return base, variant
+
+
+def variant_of(
+    spec: ModelSpec, variant: str, *, strategy: str | None = None, checkpoint: str | None = None, imagenet_head=False
+) -> ModelSpec:
+    """The spec of a variant of ``spec``: same architecture, other weights, named ``<base>@<variant>``.
+
+    A fine-tuned head is not an ImageNet head, so a variant is no ``classifier`` (no ImageNet top-5) unless
+    ``imagenet_head``; AG-CAM reads an ImageNet head (vitattn/models/vit.py), so a ViT variant without one drops it.
+    Attention methods do not depend on the head. ResNet Grad-CAM explains the variant's own top class.
+    """
+    if spec.is_variant:
+        raise ValueError(f"{spec.name!r} is already a variant; variants are made of base models")
+    if not VARIANT_LABEL.match(variant):
+        raise ValueError(f"variant label {variant!r}: use 1-64 letters, digits, '.', '_' or '-'")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    classifier = spec.classifier and imagenet_head
+    methods = spec.methods if classifier or spec.family != "vit" else tuple(m for m in spec.methods if m != "agcam")
+    return replace(
+        spec,
+        name=f"{spec.name}{VARIANT_SEPARATOR}{variant}",
+        title=f"{spec.title}, {strategy or variant} fine-tuned",
+        methods=methods,
+        classifier=classifier,
+        base=spec.name,
+        strategy=strategy,
+        checkpoint=checkpoint,
+    )
