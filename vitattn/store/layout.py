@@ -39,7 +39,8 @@ CLASSIFIER_TABLES = ("predictions",)  # models with an ImageNet head (manifest e
 TABLES = ("images", *MODEL_TABLES, *CLASSIFIER_TABLES)
 FLOAT16_MAX = 65504.0
 _FILE = re.compile(
-    r"^(?:images/images|models/(?P<model>[A-Za-z0-9][A-Za-z0-9._-]*)/(?P<table>[a-z]+))-(\d{5})\.parquet$"
+    r"^(?:images/images|models/(?P<model>[A-Za-z0-9][A-Za-z0-9._-]*(?:@[A-Za-z0-9][A-Za-z0-9._-]*)?)"  # clip@lora
+    r"/(?P<table>[a-z]+))-(\d{5})\.parquet$"
 )
 
 

@@ -17,6 +17,7 @@ import json
 from datetime import datetime, timezone
 
 from vitattn.datasets import check_id
+from vitattn.specs import MODEL_NAME
 from vitattn.store.layout import FORMAT, SCHEMA_VERSION, StoreError
 
 MODEL_KEYS = ("checkpoint", "random_weights", "methods", "layers", "heads", "num_layers", "num_heads", "grid")
@@ -69,7 +70,7 @@ def parse_manifest(data: bytes, where: str) -> tuple[dict, dict[str, int], list[
     models, dropped = {}, []
     for name, entry in (doc.get("models") or {}).items():
         missing = [k for k in MODEL_KEYS if not isinstance(entry, dict) or k not in entry]
-        if not _is_safe(name) or missing:
+        if not (isinstance(name, str) and MODEL_NAME.match(name)) or missing:  # a base or a variant (clip@lora)
             dropped.append(f"{name!r}" + (f" (lacks {', '.join(missing)})" if missing else " (unsafe name)"))
         else:
             models[name] = entry
