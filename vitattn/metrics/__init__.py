@@ -6,6 +6,16 @@ table; ``summary`` turns that table into means with bootstrap intervals, best la
 """
 
 from vitattn.metrics.baselines import baseline_maps, baseline_metrics, center_map, random_map, spectral_residual
+from vitattn.metrics.continuous import (
+    CONTINUOUS_NAMES,
+    LOWER_IS_BETTER,
+    corloc,
+    emd,
+    kl_divergence,
+    mse,
+    soft_ground_truth,
+    wasserstein_grid,
+)
 from vitattn.metrics.ranking import descending_order, expected_top_k_hits, top_k_count
 from vitattn.metrics.raster import area_resize, box_masks, union_mask, upsample
 from vitattn.metrics.scores import (
@@ -46,6 +56,14 @@ from vitattn.metrics.tables import (
 )
 
 __all__ = [
+    "wasserstein_grid",
+    "soft_ground_truth",
+    "mse",
+    "kl_divergence",
+    "emd",
+    "corloc",
+    "LOWER_IS_BETTER",
+    "CONTINUOUS_NAMES",
     "BOX_COLUMNS",
     "FUSED_HEAD",
     "KEY_COLUMNS",

@@ -27,6 +27,9 @@ rasterizes the boxes on the same grid (``raster.box_masks``: a pixel is in a box
   maximum, a hit needs all of them within tolerance (the conservative choice: a flat map does not score by
   luck of pixel order; a constant map hits only when the boxes, widened by the tolerance, cover the image).
 
+The continuous metrics ``mse``, ``kl`` and ``emd`` (against a soft ground truth; lower is better, see
+``LOWER_IS_BETTER``) are defined in ``continuous.py``.
+
 ``score_batch`` does the work once for a stack of maps and one box list: it upsamples, rasterizes and finds the
 percentile thresholds once and reads every percentile and box off them.
 """
@@ -40,13 +43,14 @@ import numpy as np
 from scipy import ndimage
 
 from vitattn.boxes import Box, LabeledBox
+from vitattn.metrics.continuous import CONTINUOUS_NAMES, continuous_scores, soft_ground_truth
 from vitattn.metrics.ranking import check_percentile, expected_top_k_hits, top_k_count
 from vitattn.metrics.raster import box_masks, check_resolution, upsample
 
 PERCENTILES = (90, 85, 80, 75, 70, 60, 50)
 POINTING_TOLERANCE = 15  # Zhang et al. (ECCV 2016): pixels ...
 POINTING_REFERENCE_RESOLUTION = 224  # ... on a 224 px grid; scaled as 15 * R / 224 on an R grid
-METRIC_NAMES = (*(f"iou_{p}" for p in PERCENTILES), "iou_auc", "coverage", "pointing", "pointing_15")
+METRIC_NAMES = (*(f"iou_{p}" for p in PERCENTILES), "iou_auc", "coverage", "pointing", "pointing_15", *CONTINUOUS_NAMES)
 BoxList = Sequence[Box | LabeledBox | Sequence[float]]
 
 
@@ -144,7 +148,8 @@ def score_batch(
     Returns:
         ``BatchScores`` with every column of ``METRIC_NAMES`` and the per-box IoU.
 
-    Temporaries take about 25 bytes per map pixel (~1.3 MB per map at R = 224): feed a few hundred maps at a time.
+    Temporaries take about 50 bytes per map pixel (~2.5 MB per map at R = 224): feed a few hundred maps at a time.
+    ``mse``, ``kl`` and ``emd`` (``continuous``; lower is better) solve one small exact transport LP per map.
     """
     maps = check_heatmaps(heatmaps, ndim=3)
     box_percentile = check_percentile(box_percentile)
@@ -159,6 +164,7 @@ def score_batch(
     metrics["pointing"] = _pointing(up, union).astype(np.float64)
     near = _near_box(union.reshape(side, side), literature_tolerance(side)).reshape(-1)  # [n]
     metrics["pointing_15"] = _pointing(up, near).astype(np.float64)
+    metrics.update(continuous_scores(up.reshape(-1, side, side), soft_ground_truth(boxes, side)))
     return BatchScores(metrics=metrics, box_iou=ious[:, -1, 1:])  # box_iou [N, B]
 
 

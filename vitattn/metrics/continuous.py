@@ -1,0 +1,206 @@
+"""Threshold-free agreement of a map with a soft ground truth built from the boxes: MSE, KL, EMD; and CorLoc.
+
+The soft ground truth (the seed study's ``gaussian_bbox_heatmap`` / ``soft_union_heatmap``): for each box an
+anisotropic Gaussian on the pixel centres ``j + 0.5`` of the ``R x R`` grid, centred on the box centre, with
+``sigma = max(box side in pixels / 4, 1)`` per axis, divided by its largest value on the grid (peak 1); boxes are
+combined by the pixel-wise maximum and the union is divided by its maximum (so its peak is 1; it is not
+min-max normalised, its minimum stays > 0).
+
+A map is upsampled to ``R x R`` exactly as for IoU (``raster.upsample``) and min-max normalised to [0, 1];
+NaN and infinite values count as 0, and a constant map becomes all zeros (nothing highlighted). Then:
+
+- ``mse``: mean squared difference of the map and the ground truth, both clipped to [0, 1] (lower is better).
+- ``kl_divergence``: ``KL(ground truth || map) = sum P log(P / Q)`` where ``P`` and ``Q`` are the ground truth
+  and the map plus ``1e-8`` per pixel, each normalised to sum 1 (lower is better). A constant map gives
+  ``Q`` uniform.
+- ``emd``: the exact earth mover's (Wasserstein-1) distance between the map and the ground truth, each
+  area-resized to ``8 x 8`` (``raster.area_resize``) and normalised to sum 1, with the Euclidean distance
+  between cell centres ``((j + 0.5) / 8, (i + 0.5) / 8)`` in ``[0, 1]^2`` as ground distance (lower is better;
+  at most ``7 / 8 * sqrt(2)``). A map with no mass (constant) counts as uniform. Solved as the transport
+  linear program between the positive and negative parts of ``p - q`` (mass that stays in place costs nothing,
+  so the optimum only moves the difference), with scipy's HiGHS solver.
+- ``corloc``: the share of images whose IoU reaches a threshold (CorLoc, Deselaers et al., IJCV 2012).
+
+Numpy and scipy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import linprog
+
+from vitattn.metrics.raster import _area_matrix, check_boxes, check_resolution, pixel_centers, upsample
+
+CONTINUOUS_NAMES = ("mse", "kl", "emd")
+LOWER_IS_BETTER = frozenset(CONTINUOUS_NAMES)  # every other metric column: higher is better
+KL_EPSILON = 1e-8  # added to every pixel of both maps before normalising them to sum 1
+EMD_GRID = 8  # both maps are area-resized to EMD_GRID x EMD_GRID cells for the exact transport problem
+CORLOC_THRESHOLD = 0.5
+
+
+def soft_ground_truth(boxes: Sequence, resolution: int = 224) -> np.ndarray:
+    """The soft ground truth of a box list: per-box Gaussians (peak 1), pixel-wise max, divided by the max.
+
+    Args:
+        boxes: non-empty list of normalized boxes ``(x0, y0, x1, y1)`` (or ``LabeledBox``).
+        resolution: side ``R`` of the grid.
+
+    Returns:
+        ``[R, R]`` float64 in (0, 1], peak 1.
+    """
+    side = check_resolution(resolution)
+    centers = pixel_centers(side) * side  # [R] pixel centres j + 0.5, in pixels
+    union = np.zeros((side, side))
+    for x0, y0, x1, y1 in check_boxes(boxes):
+        sx, sy = max((x1 - x0) * side / 4.0, 1.0), max((y1 - y0) * side / 4.0, 1.0)
+        gx = np.exp(-((centers - (x0 + x1) * side / 2.0) ** 2) / (2.0 * sx**2))  # [R]
+        gy = np.exp(-((centers - (y0 + y1) * side / 2.0) ** 2) / (2.0 * sy**2))  # [R]
+        gaussian = gy[:, None] * gx[None, :]  # [R, R] separable
+        union = np.maximum(union, gaussian / gaussian.max())
+    return union / union.max()
+
+
+def normalize_maps(up: np.ndarray) -> np.ndarray:
+    """Min-max normalises each map of ``[N, ...]`` to [0, 1] (float64); NaN / inf count as 0, flat maps become 0."""
+    m = np.nan_to_num(np.asarray(up, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)  # [N, ...]
+    flat = m.reshape(m.shape[0], -1)  # [N, n]
+    lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)  # [N, 1]
+    span = hi - lo
+    out = np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1.0), 0.0)  # [N, n]
+    return out.reshape(m.shape)
+
+
+def map_mse(maps: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``[N]`` mean squared difference of ``[N, R, R]`` maps and a ``[R, R]`` target, both clipped to [0, 1]."""
+    diff = np.clip(maps, 0.0, 1.0) - np.clip(target, 0.0, 1.0)[None]  # [N, R, R]
+    return (diff**2).reshape(diff.shape[0], -1).mean(axis=1)
+
+
+def map_kl(target: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """``[N]`` ``KL(target || map)`` of ``[N, R, R]`` non-negative maps, each plus ``KL_EPSILON`` and summing to 1."""
+    p = np.asarray(target, dtype=np.float64).reshape(-1) + KL_EPSILON  # [n]
+    p /= p.sum()
+    q = np.asarray(maps, dtype=np.float64).reshape(maps.shape[0], -1) + KL_EPSILON  # [N, n]
+    q /= q.sum(axis=1, keepdims=True)
+    return np.maximum((p * np.log(p)).sum() - np.log(q) @ p, 0.0)  # [N]; >= 0 (rounding can dip below)
+
+
+@cache
+def _cell_distances(grid: int) -> np.ndarray:
+    """``[g * g, g * g]`` Euclidean distances between the cell centres of a ``g x g`` grid on [0, 1]^2."""
+    c = pixel_centers(grid)  # [g]
+    y, x = np.meshgrid(c, c, indexing="ij")  # [g, g]
+    pts = np.stack([x.reshape(-1), y.reshape(-1)], axis=1)  # [g * g, 2]
+    dist = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=-1))  # [g * g, g * g]
+    dist.setflags(write=False)
+    return dist
+
+
+def _as_distribution(cells: np.ndarray) -> np.ndarray:
+    """``cells`` (non-negative) divided by their sum; uniform when they hold no mass."""
+    total = cells.sum()
+    return cells / total if total > 0 else np.full(cells.shape, 1.0 / cells.size)
+
+
+def wasserstein_grid(p: np.ndarray, q: np.ndarray) -> float:
+    """Exact Wasserstein-1 distance between two distributions on the same ``g x g`` grid of [0, 1]^2.
+
+    Transport LP over the net difference: sources are the cells where ``p > q`` (supply ``p - q``), sinks those
+    where ``q > p``; minimise ``sum c_ij x_ij`` subject to each source shipping its supply and each sink
+    receiving its demand, ``x >= 0``. For a metric ground cost this equals the full ``p -> q`` transport (mass
+    common to both stays put at zero cost). Solved with scipy's HiGHS simplex.
+
+    Args:
+        p: ``[g, g]`` non-negative, summing to 1.
+        q: ``[g, g]`` non-negative, summing to 1.
+
+    Returns:
+        The distance (0 when ``p == q``).
+    """
+    d = (np.asarray(p, dtype=np.float64) - np.asarray(q, dtype=np.float64)).reshape(-1)  # [g * g]
+    src, dst = np.flatnonzero(d > 0), np.flatnonzero(d < 0)
+    if src.size == 0 or dst.size == 0:
+        return 0.0
+    supply, demand = d[src], -d[dst]
+    total = (supply.sum() + demand.sum()) / 2.0  # the mass to move; both sums equal it up to rounding
+    supply, demand = supply / supply.sum(), demand / demand.sum()  # unit total: well scaled for the solver
+    ns, nt = src.size, dst.size
+    k = np.arange(ns * nt)  # variable k ships from src[k // nt] to dst[k % nt]
+    rows = np.concatenate([k // nt, ns + k % nt])  # [2 * ns * nt]
+    a_eq = sparse.csc_matrix((np.ones(2 * ns * nt), (rows, np.concatenate([k, k]))), shape=(ns + nt, ns * nt))
+    cost = _cell_distances(int(round(np.sqrt(d.size))))[np.ix_(src, dst)].reshape(-1)  # [ns * nt]
+    result = linprog(
+        cost,
+        A_eq=a_eq,
+        b_eq=np.concatenate([supply, demand]),
+        bounds=(0, None),
+        method="highs",
+        options={"presolve": False},  # presolve costs more than it saves here and can misjudge tiny masses
+    )
+    if result.status != 0:
+        raise RuntimeError(f"earth mover's distance: the transport LP failed ({result.message})")
+    return float(result.fun) * total
+
+
+def map_emd(maps: np.ndarray, target: np.ndarray, grid: int = EMD_GRID) -> np.ndarray:
+    """``[N]`` exact W1 of ``[N, R, R]`` non-negative maps to a ``[R, R]`` target, both area-resized to ``grid``."""
+    maps = np.asarray(maps, dtype=np.float64)
+    rows, cols = _area_matrix(maps.shape[-2], grid), _area_matrix(maps.shape[-1], grid)  # [g, R], [g, R]
+    cells = np.einsum("gi,nij,hj->ngh", rows, maps, cols)  # [N, g, g]
+    q = _as_distribution(rows @ np.asarray(target, dtype=np.float64) @ cols.T)  # [g, g]
+    return np.array([wasserstein_grid(_as_distribution(c), q) for c in cells])
+
+
+def continuous_scores(up: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """``CONTINUOUS_NAMES`` -> ``[N]`` scores of upsampled maps ``[N, R, R]`` against a soft ground truth ``[R, R]``."""
+    maps = normalize_maps(up)  # [N, R, R] in [0, 1]
+    return {"mse": map_mse(maps, target), "kl": map_kl(target, maps), "emd": map_emd(maps, target)}
+
+
+def _scores_of(heatmap: np.ndarray, boxes: Sequence, resolution: int) -> dict[str, float]:
+    m = np.asarray(heatmap, dtype=np.float64)
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"heatmap must be a non-empty 2-D [gh, gw] array, got shape {m.shape}")
+    m = np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)  # before upsampling, so NaN does not spread
+    up = upsample(m, check_resolution(resolution))[None]  # [1, R, R]
+    return {k: float(v[0]) for k, v in continuous_scores(up, soft_ground_truth(boxes, resolution)).items()}
+
+
+def mse(heatmap: np.ndarray, boxes: Sequence, resolution: int = 224) -> float:
+    """Mean squared difference of the normalised map and the soft ground truth (see the module); lower is better.
+
+    Args:
+        heatmap: ``[gh, gw]`` map on the patch grid covering the whole image; NaN / inf count as 0.
+        boxes: non-empty list of normalized boxes ``(x0, y0, x1, y1)`` (or ``LabeledBox``).
+        resolution: side ``R`` of the comparison grid.
+    """
+    return _scores_of(heatmap, boxes, resolution)["mse"]
+
+
+def kl_divergence(heatmap: np.ndarray, boxes: Sequence, resolution: int = 224) -> float:
+    """``KL(soft ground truth || map)`` with ``1e-8`` per pixel (see the module); lower is better."""
+    return _scores_of(heatmap, boxes, resolution)["kl"]
+
+
+def emd(heatmap: np.ndarray, boxes: Sequence, resolution: int = 224) -> float:
+    """Exact Wasserstein-1 between the map and the soft ground truth on ``8 x 8`` cells of [0, 1]^2; lower is better."""
+    return _scores_of(heatmap, boxes, resolution)["emd"]
+
+
+def corloc(ious: Sequence[float] | np.ndarray, threshold: float = CORLOC_THRESHOLD) -> float:
+    """Share of images whose IoU reaches ``threshold`` (``iou >= threshold``); NaN or inf IoUs count as misses.
+
+    Args:
+        ious: ``[images]`` one IoU per image (e.g. the ``iou_90`` column of one model, method, layer and head).
+        threshold: the IoU an image needs, in [0, 1].
+    """
+    x = np.asarray(ious, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise ValueError("corloc needs at least one IoU")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+    return float((np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) >= threshold).mean())
