@@ -190,8 +190,9 @@ def variant_of(
     """The spec of a variant of ``spec``: same architecture, other weights, named ``<base>@<variant>``.
 
     A fine-tuned head is not an ImageNet head, so a variant is no ``classifier`` (no ImageNet top-5) unless
-    ``imagenet_head``; AG-CAM reads an ImageNet head (vitattn/models/vit.py), so a ViT variant without one drops it.
-    Attention methods do not depend on the head. ResNet Grad-CAM explains the variant's own top class.
+    ``imagenet_head``. The ViT adapter explains an ImageNet class or, without one, the image embedding
+    (vitattn/models/vit.py); a fine-tuned head's logits are neither, so a ViT variant without an ImageNet head has no
+    gradient methods. Attention methods do not depend on the head. ResNet Grad-CAM explains the variant's top class.
     """
     if spec.is_variant:
         raise ValueError(f"{spec.name!r} is already a variant; variants are made of base models")
@@ -200,7 +201,8 @@ def variant_of(
     if strategy is not None and strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
     classifier = spec.classifier and imagenet_head
-    methods = spec.methods if classifier or spec.family != "vit" else tuple(m for m in spec.methods if m != "agcam")
+    gradients = classifier or spec.family != "vit"
+    methods = spec.methods if gradients else tuple(m for m in spec.methods if m not in GRADIENT_METHODS)
     return replace(
         spec,
         name=f"{spec.name}{VARIANT_SEPARATOR}{variant}",
