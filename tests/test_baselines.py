@@ -1,4 +1,4 @@
-"""Baseline maps: random, centre prior, spectral residual saliency, and their metrics."""
+"""Baseline maps: random, centre prior, spectral residual saliency, Sobel edges, saliency prior, and their metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from vitattn.metrics import (
+    BASELINE_NAMES,
     METRIC_NAMES,
     all_metrics,
     all_metrics_batch,
@@ -14,6 +15,8 @@ from vitattn.metrics import (
     baseline_metrics,
     center_map,
     random_map,
+    saliency_prior,
+    sobel_map,
     spectral_residual,
 )
 
@@ -67,9 +70,9 @@ def test_spectral_residual_rejects_non_rgb() -> None:
 
 def test_baseline_maps() -> None:
     maps = baseline_maps((7, 9))
-    assert set(maps) == {"random", "center"}
+    assert set(maps) == {"random", "center", "saliency_prior"}
     maps = baseline_maps((7, 9), disc_image())
-    assert set(maps) == {"random", "center", "saliency"}
+    assert set(maps) == set(BASELINE_NAMES) == {"random", "center", "saliency", "sobel", "saliency_prior"}
     assert all(m.shape == (7, 9) and m.dtype == np.float32 for m in maps.values())
     with pytest.raises(ValueError, match="grid"):
         baseline_maps((0, 9))
@@ -77,17 +80,18 @@ def test_baseline_maps() -> None:
 
 def test_baseline_metrics_random_is_the_mean_over_seeds() -> None:
     scores = baseline_metrics(BOXES, resolution=32, n_seeds=5, grid=(4, 4))
-    assert set(scores) == {"random", "center"}
+    assert set(scores) == {"random", "center", "saliency_prior"}
     per_seed = all_metrics_batch(np.stack([random_map((4, 4), s) for s in range(5)]), BOXES, 32)
     assert scores["random"] == pytest.approx({k: float(v.mean()) for k, v in per_seed.items()})
     assert scores["center"] == pytest.approx(all_metrics(center_map((4, 4)), BOXES, 32))
+    assert scores["saliency_prior"] == pytest.approx(all_metrics(saliency_prior((4, 4)), BOXES, 32))
     assert scores == baseline_metrics(BOXES, resolution=32, n_seeds=5, grid=(4, 4))
 
 
 def test_baseline_metrics_with_image_and_a_whole_image_box() -> None:
     # With the box covering the image, IoU at p is k / n for any map, coverage 1 and every peak a hit.
     scores = baseline_metrics([(0.0, 0.0, 1.0, 1.0)], disc_image(), resolution=10, n_seeds=3)
-    assert set(scores) == {"random", "center", "saliency"}
+    assert set(scores) == set(BASELINE_NAMES)
     for name in scores:
         assert list(scores[name]) == list(METRIC_NAMES)
         assert scores[name]["iou_90"] == pytest.approx(0.1)
@@ -112,3 +116,56 @@ def test_saliency_prior_points_at_the_salient_disc() -> None:
 def test_baseline_metrics_rejects_bad_seed_counts(n_seeds: object) -> None:
     with pytest.raises(ValueError, match="n_seeds"):
         baseline_metrics(BOXES, n_seeds=n_seeds)
+
+
+def _sobel_by_hand(gray: np.ndarray) -> np.ndarray:
+    """The seed study's Sobel: explicit 3x3 correlation with np.pad(mode="reflect"), magnitude over its max."""
+    kx = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
+    padded = np.pad(gray, 1, mode="reflect")
+    h, w = gray.shape
+    gx, gy = np.zeros((h, w)), np.zeros((h, w))
+    for i in range(h):
+        for j in range(w):
+            window = padded[i : i + 3, j : j + 3]
+            gx[i, j], gy[i, j] = (window * kx).sum(), (window * kx.T).sum()
+    magnitude = np.sqrt(gx**2 + gy**2)
+    return magnitude / magnitude.max()
+
+
+def test_sobel_matches_the_explicit_filter() -> None:
+    rng = np.random.default_rng(0)
+    image = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
+    gray = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_allclose(sobel_map(image, size=12), _sobel_by_hand(gray), rtol=1e-5, atol=1e-6)
+
+
+def test_sobel_finds_a_vertical_edge_and_is_zero_on_a_flat_image() -> None:
+    image = np.zeros((20, 40, 3), dtype=np.uint8)
+    image[:, 20:] = 200  # a vertical edge at half width
+    edges = sobel_map(image, size=16)
+    assert edges.shape == (16, 16) and edges.max() == 1.0
+    assert (edges.argmax(axis=1) == 7).all()  # columns 7 and 8 tie; argmax takes the first
+    assert set(np.flatnonzero(edges[0] > 0).tolist()) == {7, 8}  # only the two columns beside x = 0.5
+    assert (sobel_map(np.full((9, 9, 3), 5, dtype=np.uint8)) == 0).all()
+
+
+def test_saliency_prior_hand_values() -> None:
+    # 2 x 2 grid: every cell centre is at distance^2 2 * 0.25^2 from the centre and 0.25 from the border, so
+    # every value is exp(-0.125 / (2 / 9)) * 0.5 and the peak-1 normalisation makes them all 1.
+    np.testing.assert_allclose(saliency_prior((2, 2)), np.ones((2, 2)))
+    # 1 x 3 grid: centres x = 1/6, 1/2, 5/6 at y = 1/2; ramp min(x, 1 - x, 1/2) / 0.5 = 1/3, 1, 1/3;
+    # Gaussian exp(-(1/3)^2 / (2/9)) = exp(-1/2) at the sides.
+    np.testing.assert_allclose(saliency_prior((1, 3)), [[np.exp(-0.5) / 3, 1.0, np.exp(-0.5) / 3]], rtol=1e-6)
+    m = saliency_prior((9, 11))
+    assert m.max() == 1.0 and m[4, 5] == 1.0
+    np.testing.assert_allclose(m, m[::-1, ::-1])
+
+
+def test_every_baseline_has_the_continuous_metrics() -> None:
+    scores = baseline_metrics(BOXES, disc_image(), resolution=32, n_seeds=2, grid=(4, 4))
+    for name in BASELINE_NAMES:
+        assert {"mse", "kl", "emd"} <= set(scores[name])
+        assert all(np.isfinite(scores[name][m]) for m in ("mse", "kl", "emd"))
+    # a centred box: the centred priors are closer to its soft ground truth than noise is
+    assert scores["center"]["emd"] < scores["random"]["emd"]
+    assert scores["saliency_prior"]["emd"] < scores["random"]["emd"]

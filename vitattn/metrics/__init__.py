@@ -5,7 +5,16 @@ Maps are ``[gh, gw]`` float arrays on a model's patch grid covering the whole im
 table; ``summary`` turns that table into means with bootstrap intervals, best layers and paired tests.
 """
 
-from vitattn.metrics.baselines import baseline_maps, baseline_metrics, center_map, random_map, spectral_residual
+from vitattn.metrics.baselines import (
+    BASELINE_NAMES,
+    baseline_maps,
+    baseline_metrics,
+    center_map,
+    random_map,
+    saliency_prior,
+    sobel_map,
+    spectral_residual,
+)
 from vitattn.metrics.continuous import (
     CONTINUOUS_NAMES,
     LOWER_IS_BETTER,
@@ -56,6 +65,9 @@ from vitattn.metrics.tables import (
 )
 
 __all__ = [
+    "BASELINE_NAMES",
+    "saliency_prior",
+    "sobel_map",
     "wasserstein_grid",
     "soft_ground_truth",
     "mse",

@@ -5,6 +5,13 @@
   coordinates, so it is elliptical in pixels on a non-square image), the photographer's centre bias.
 - ``saliency``: spectral residual saliency (Hou & Zhang, "Saliency Detection: A Spectral Residual Approach",
   CVPR 2007) of the image pixels: what a low-level prior finds conspicuous, with no learning at all.
+- ``sobel``: the Sobel gradient magnitude of the image (the seed study's edge baseline): does a map just follow
+  edges? The grayscale image (BT.601 luma, as PIL's ``convert("L")``) is area-resized to ``224 x 224`` (the whole
+  image), filtered with the 3x3 Sobel kernels (mirror padding, as ``np.pad(mode="reflect")``), and the magnitude
+  ``sqrt(gx^2 + gy^2)`` is divided by its maximum.
+- ``saliency_prior``: the seed study's generic saliency prior, a centred Gaussian with ``sigma = R / 3`` (a third
+  of the image side) times a ramp ``min(x, 1 - x, y, 1 - y) / 0.5`` that falls linearly to 0 at the borders, in
+  normalized coordinates, divided by its maximum.
 
 Baseline maps live on the same patch grid as the model maps they are compared with (``grid``), since the
 coarseness of a map alone changes its IoU.
@@ -22,6 +29,9 @@ CENTER_SIGMA = 0.25  # std of the centre prior, as a fraction of the image width
 SALIENCY_SIZE = 64  # Hou & Zhang downscale the image to 64 px before the FFT
 SALIENCY_BLUR = 2.5  # std (px of the 64 px image) of the final Gaussian blur, as in the authors' code
 DEFAULT_GRID = (14, 14)  # ViT-B/16 at 224 px
+SOBEL_SIZE = 224  # the seed study resizes the image to 224 px before the Sobel filter
+PRIOR_SIGMA = 1.0 / 3.0  # std of the saliency prior's Gaussian, a fraction of the image side (R / 3 on an R grid)
+BASELINE_NAMES = ("random", "center", "saliency", "sobel", "saliency_prior")  # saliency, sobel need the image
 
 
 def _check_grid(grid: tuple[int, int]) -> tuple[int, int]:
@@ -79,8 +89,41 @@ def spectral_residual(image: np.ndarray, size: int = SALIENCY_SIZE) -> np.ndarra
     return ((saliency - saliency.min()) / np.ptp(saliency)).astype(np.float32)
 
 
+def saliency_prior(grid: tuple[int, int], sigma: float = PRIOR_SIGMA) -> np.ndarray:
+    """Centred Gaussian (``sigma`` a fraction of the side) times ``min(x, 1 - x, y, 1 - y) / 0.5``, peak 1.
+
+    Evaluated at the cell centres in normalized coordinates, like ``center_map``: ``[gh, gw]`` float32.
+    """
+    gh, gw = _check_grid(grid)
+    y, x = pixel_centers(gh)[:, None], pixel_centers(gw)[None, :]  # [gh, 1], [1, gw]
+    ramp = np.minimum(np.minimum(y, 1.0 - y), np.minimum(x, 1.0 - x)) / 0.5  # [gh, gw] 0 at the border, 1 at centre
+    prior = center_map((gh, gw), sigma).astype(np.float64) * ramp  # [gh, gw]
+    return (prior / prior.max()).astype(np.float32)
+
+
+def sobel_map(image: np.ndarray, size: int = SOBEL_SIZE) -> np.ndarray:
+    """Sobel gradient magnitude of an RGB image on a ``size x size`` grid, divided by its maximum.
+
+    Args:
+        image: ``[H, W, 3]`` RGB array (uint8 or float).
+        size: side of the working grid (the whole image is area-resized to it).
+
+    Returns:
+        ``[size, size]`` float32 map in [0, 1] (all zeros for a flat image).
+    """
+    gray = area_resize(_grayscale(image), (size, size))  # [s, s]
+    gx = ndimage.sobel(gray, axis=1, mode="mirror")  # [s, s] d/dx, smoothed along y
+    gy = ndimage.sobel(gray, axis=0, mode="mirror")  # [s, s] d/dy, smoothed along x
+    magnitude = np.hypot(gx, gy)  # [s, s]
+    peak = magnitude.max()
+    if peak <= 1e-12 * max(np.abs(gray).max(), 1.0):
+        return np.zeros((size, size), dtype=np.float32)  # a flat image has no edges
+    return (magnitude / peak).astype(np.float32)
+
+
 def baseline_maps(grid: tuple[int, int], image: np.ndarray | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
-    """The baseline maps on a patch grid: ``random`` (one seed), ``center`` and, given an image, ``saliency``.
+    """The baseline maps on a patch grid: ``random`` (one seed), ``center``, ``saliency_prior`` and, given an
+    image, ``saliency`` (spectral residual) and ``sobel``.
 
     Args:
         grid: ``(gh, gw)`` of the model maps these are compared with.
@@ -94,6 +137,8 @@ def baseline_maps(grid: tuple[int, int], image: np.ndarray | None = None, *, see
     maps = {"random": random_map(grid, seed), "center": center_map(grid)}
     if image is not None:
         maps["saliency"] = area_resize(spectral_residual(image), grid).astype(np.float32)
+        maps["sobel"] = area_resize(sobel_map(image), grid).astype(np.float32)
+    maps["saliency_prior"] = saliency_prior(grid)
     return maps
 
 
@@ -105,9 +150,9 @@ def baseline_metrics(
     *,
     grid: tuple[int, int] = DEFAULT_GRID,
 ) -> dict[str, dict[str, float]]:
-    """Every metric (``METRIC_NAMES``) of each baseline map against the boxes.
+    """Every metric (``METRIC_NAMES``, the continuous ones included) of each baseline map against the boxes.
 
-    ``random`` is the mean over seeds ``0 .. n_seeds - 1``; ``saliency`` needs ``image``.
+    ``random`` is the mean over seeds ``0 .. n_seeds - 1``; ``saliency`` and ``sobel`` need ``image``.
 
     Returns:
         baseline name -> metric name -> value.
