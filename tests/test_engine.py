@@ -172,4 +172,4 @@ def test_fused_attention_is_switched_off(name):
 
 
 def test_gradient_methods_list():
-    assert set(GRADIENT_METHODS) == {"gradcam", "agcam"}
+    assert set(GRADIENT_METHODS) == {"gradcam", "agcam", "gae"}

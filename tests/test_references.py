@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from small_models import noise_image, small_model
+from small_models import noise_image, small_model, small_overrides
 from timm.utils import AttentionExtract
 
 import vitattn
@@ -200,3 +200,85 @@ def test_register_to_cells_on_paper():
     # rows: r0 = (row0 + row1) / 2 = [1, 2], r1 = row1 clamped = [2, 3]; then columns the same way
     np.testing.assert_allclose(out.numpy(), [[1.5, 2.0], [2.5, 3.0]])
     np.testing.assert_allclose(register_to_cells(m, 0.5)[0].numpy(), m[0].numpy())  # already centred
+
+
+def manual_gae(model: vitattn.Model, image, target: int | None = None) -> tuple[np.ndarray, int | None]:
+    """GAE by a hand-written forward of timm's ViT (no hooks of ours), following Chefer et al.'s reference code
+    (Transformer_MM_explainability_ViT.ipynb, `generate_relevance`): the softmax output keeps its gradient
+    (`attn.register_hook(save_attn_gradients)`), the target is backpropagated through the whole network, then per
+    layer `cam = (grad * cam).clamp(min=0).mean(heads)` and `R += cam @ R` from `R = eye`. Classifiers explain the
+    class score; other models `e . e.detach()` of their embedding. The readout is R's CLS row; without a CLS token
+    (SigLIP) the pooling head's attention (mean over heads) times R, the head re-computed here by hand.
+
+    Returns the (L, P) readout after each layer (prefix dropped) and the explained class."""
+    vit = model.module
+    x = vit.norm_pre(vit._pos_embed(vit.patch_embed(model.transform(image)[None]))).detach().requires_grad_()
+    cams, grads = [], {}
+    for i, blk in enumerate(vit.blocks):
+        at = blk.attn
+        h = blk.norm1(x)
+        b, n, c = h.shape
+        q, k, v = at.qkv(h).reshape(b, n, 3, at.num_heads, at.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = at.q_norm(q), at.k_norm(k)
+        cam = ((q * at.scale) @ k.transpose(-2, -1)).softmax(-1)  # (1, H, T, T)
+        cam.register_hook(lambda g, i=i: grads.__setitem__(i, g))
+        cams.append(cam)
+        x = x + blk.ls1(at.proj(at.norm((cam @ v).transpose(1, 2).reshape(b, n, c))))
+        x = x + blk.ls2(blk.mlp(blk.norm2(x)))
+    tokens = vit.norm(x)  # (1, T, D)
+    output = vit.forward_head(tokens)
+    if model.spec.classifier:
+        target = int(output.argmax()) if target is None else target
+        one_hot = torch.zeros_like(output)
+        one_hot[0, target] = 1
+        (one_hot * output).sum().backward()
+    else:
+        (output * output.detach()).sum().backward()
+    num_tokens = cams[0].shape[-1]
+    rel = torch.eye(num_tokens)
+    readout = []
+    for i, cam in enumerate(cams):
+        cam = (grads[i][0] * cam[0].detach()).clamp(min=0).mean(dim=0)  # avg_heads, rule 5
+        rel = rel + cam @ rel  # apply_self_attention_rules, rule 6
+        readout.append(rel[0] if model.spec.num_prefix_tokens else manual_pool_attention(vit.attn_pool, tokens) @ rel)
+    return np.stack([r[model.spec.num_prefix_tokens :].detach().numpy() for r in readout]), target
+
+
+def manual_pool_attention(pool, tokens: torch.Tensor) -> torch.Tensor:
+    """timm's AttentionPoolLatent by hand: latent 0's softmax attention over the tokens, mean over heads, (T,)."""
+    b, n, _ = tokens.shape
+    q = pool.q(pool.latent.expand(b, -1, -1)).reshape(b, pool.latent_len, pool.num_heads, pool.head_dim)
+    k = pool.kv(tokens).reshape(b, n, 2, pool.num_heads, pool.head_dim)[:, :, 0]  # (1, T, H, hd)
+    q, k = pool.q_norm(q.transpose(1, 2)), pool.k_norm(k.transpose(1, 2))
+    return ((q * pool.scale) @ k.transpose(-2, -1)).softmax(-1)[0, :, 0].mean(0).detach()  # (T,)
+
+
+@pytest.mark.parametrize("name", ["vit", "dinov2", "siglip", "clip"])
+def test_gae_matches_the_authors_recipe(name):
+    """A classifier ViT, a ViT with registers (embedding target), SigLIP (pooling-head readout), CLIP (projection)."""
+    model, image = small_model(name), noise_image(100, 75, seed=10)
+    if name == "dinov2":  # LayerScale starts at 1e-5: raise it (on a copy) so later blocks matter
+        torch.manual_seed(0)
+        model = vitattn.load_model(name, pretrained=False, device="cpu", **small_overrides(name))
+        for blk in model.module.blocks:
+            blk.ls1.gamma.data.fill_(0.5), blk.ls2.gamma.data.fill_(0.5)
+    with torch.enable_grad():
+        expected, target = manual_gae(model, image)
+    a = model.analyze(image, methods=["gae", *(["pool"] if "pool" in model.spec.methods else [])])
+    assert a.target == target
+    for layer in range(model.spec.num_layers):
+        ours = a.map("gae", layer)
+        assert np.abs(ours).max() > 0
+        np.testing.assert_allclose(ours, expected[layer].reshape(model.spec.grid), rtol=1e-4, atol=1e-7)
+        if "pool" in model.spec.methods:  # without CLS, a_pool @ R = a_pool + a_pool @ (R - I): check the second term
+            pool = a.map("pool")
+            np.testing.assert_allclose(ours - pool, expected[layer].reshape(pool.shape) - pool, rtol=1e-3, atol=1e-9)
+
+
+def test_gae_follows_an_explicit_target():
+    model, image = small_model("vit32"), noise_image(100, 75, seed=11)
+    with torch.enable_grad():
+        expected, _ = manual_gae(model, image, target=7)
+    a = model.analyze(image, methods=["gae"], target=7)
+    assert a.target == 7
+    np.testing.assert_allclose(a.map("gae"), expected[-1].reshape(model.spec.grid), rtol=1e-4, atol=1e-7)

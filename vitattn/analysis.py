@@ -31,6 +31,7 @@ class Analysis:
     feats: Mapping[int, np.ndarray]  # layer -> (gh * gw, D) float32
     predictions: tuple[tuple[str, float], ...] | None = None  # top-5 (ImageNet label, probability)
     target: int | None = None  # class index explained by gradient methods
+    head_stats: Mapping[str, np.ndarray] | None = None  # "distance_px", "entropy", "prefix_share" -> (L, H) float32
 
     @property
     def methods(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 ATTENTION_METHODS = ("cls", "mean", "rollout", "pool")
-GRADIENT_METHODS = ("gradcam", "agcam")
+GRADIENT_METHODS = ("gradcam", "agcam", "gae")
 ALL_METHODS = ATTENTION_METHODS + GRADIENT_METHODS
 
 
@@ -51,7 +51,9 @@ class ModelSpec:
         return f"{self.title} ({self.checkpoint or self.timm_id})"
 
 
-def _vit(name, title, timm_id, hf_id, *, patch=16, prefix=1, methods=("cls", "mean", "rollout"), **kw) -> ModelSpec:
+def _vit(
+    name, title, timm_id, hf_id, *, patch=16, prefix=1, methods=("cls", "mean", "rollout", "gae"), **kw
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         title=title,
@@ -102,7 +104,7 @@ MODELS: dict[str, ModelSpec] = {
             "vit_base_patch16_siglip_224.webli",
             "google/siglip-base-patch16-224",
             prefix=0,
-            methods=("mean", "rollout", "pool"),
+            methods=("mean", "rollout", "pool", "gae"),
             training="language-supervised",
         ),
         _vit(
@@ -111,7 +113,7 @@ MODELS: dict[str, ModelSpec] = {
             "vit_base_patch16_siglip_224.v2_webli",
             "google/siglip2-base-patch16-224",
             prefix=0,
-            methods=("mean", "rollout", "pool"),
+            methods=("mean", "rollout", "pool", "gae"),
             training="language-supervised",
         ),
         _vit(
@@ -119,7 +121,7 @@ MODELS: dict[str, ModelSpec] = {
             "ViT-B/16 (supervised, ImageNet)",
             "vit_base_patch16_224.augreg2_in21k_ft_in1k",
             None,
-            methods=("cls", "mean", "rollout", "agcam"),
+            methods=("cls", "mean", "rollout", "agcam", "gae"),
             classifier=True,
             training="supervised",
         ),
@@ -129,7 +131,7 @@ MODELS: dict[str, ModelSpec] = {
             "vit_base_patch32_224.augreg_in21k_ft_in1k",
             None,
             patch=32,
-            methods=("cls", "mean", "rollout", "agcam"),
+            methods=("cls", "mean", "rollout", "agcam", "gae"),
             classifier=True,
             training="supervised",
         ),

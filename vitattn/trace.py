@@ -25,12 +25,13 @@ class Trace:
     attentions: list[torch.Tensor] | None = None  # per layer (B, H, T, T) softmax attention, rows = queries
     pool: torch.Tensor | None = None  # (B, H, T) attention of a pooling probe (SigLIP MAP head) over final tokens
     scores: list[torch.Tensor] | None = None  # per layer (B, H, T, T) pre-softmax attention scores
-    attention_grads: list[torch.Tensor] | None = None  # per layer (B, H, T, T) d(target logit)/d(attention)
+    attention_grads: list[torch.Tensor] | None = None  # per layer (B, H, T, T) d(class score)/d(attention), AG-CAM
+    relevance_grads: list[torch.Tensor] | None = None  # per layer (B, H, T, T) d(target)/d(attention), whole network
     activations: list[torch.Tensor] | None = None  # per stage (B, C, h, w) CNN feature maps
     activation_grads: list[torch.Tensor] | None = None  # per stage (B, C, h, w) d(target logit)/d(activation)
     unit_centers: tuple[float, ...] | None = None  # CNN: centre of unit 0 per stage, in cells (0.5 = cell centre)
     logits: torch.Tensor | None = None  # (B, num_classes) for classifiers
-    targets: torch.Tensor | None = None  # (B,) class explained by gradient methods
+    targets: torch.Tensor | None = None  # (B,) class explained by gradient methods (None: the image's embedding)
 
     @property
     def num_layers(self) -> int:

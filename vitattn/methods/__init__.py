@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ..trace import Maps, Trace
 from .agcam import agcam
 from .attention import cls_attention, mean_attention, pool_attention
+from .gae import gae, relevance_matrices
 from .gradcam import gradcam
 from .rollout import rollout, rollout_matrices
 
@@ -17,6 +18,7 @@ METHODS: dict[str, Callable[[Trace], dict[int, Maps]]] = {
     "pool": pool_attention,
     "gradcam": gradcam,
     "agcam": agcam,
+    "gae": gae,
 }
 
 DESCRIPTIONS = {
@@ -26,6 +28,17 @@ DESCRIPTIONS = {
     "pool": "Attention-pooling head: what the MAP probe pools",
     "gradcam": "Grad-CAM (Selvaraju et al. 2017) for the target class",
     "agcam": "Attention-Guided CAM (Leem & Seo 2024), summed over heads and layers up to this one",
+    "gae": "Gradient-weighted attention relevance (Chefer et al. 2021) accumulated up to this layer",
 }
 
-__all__ = ["METHODS", "DESCRIPTIONS", "rollout_matrices", "agcam", "cls_attention", "mean_attention", "gradcam"]
+__all__ = [
+    "METHODS",
+    "DESCRIPTIONS",
+    "rollout_matrices",
+    "relevance_matrices",
+    "agcam",
+    "gae",
+    "cls_attention",
+    "mean_attention",
+    "gradcam",
+]

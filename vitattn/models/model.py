@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from ..analysis import Analysis, LayerMaps, readonly
+from ..headstats import head_stats
 from ..labels import imagenet_labels
 from ..methods import METHODS
 from ..specs import GRADIENT_METHODS, ModelSpec
@@ -37,15 +38,19 @@ class Model:
         target: int | Sequence[int] | None = None,
         features: bool = True,
         batch_size: int = 8,
+        stats: bool = False,
     ) -> Analysis | list[Analysis]:
         """Every map (all methods, layers, heads) and feature of one image, or of a list of images in batches.
 
         Args:
             images: a PIL image (any mode, any size) or a list of them.
             methods: subset of ``spec.methods`` (default: all). Gradient methods add one backward pass.
-            target: ImageNet class explained by gradient methods, per image or for all (default: top-1).
+            target: ImageNet class explained by gradient methods, per image or for all (default: top-1). Models
+                without a class head explain their own image embedding (see `vitattn.models.vit`).
             features: also keep the patch features of every layer.
             batch_size: images per forward pass.
+            stats: also compute the per-head attention statistics (`vitattn.headstats`) into
+                ``Analysis.head_stats``; ViTs only.
 
         Returns:
             One `Analysis` for an image, a list for a list.
@@ -56,21 +61,26 @@ class Model:
         targets = self._check_targets(target, len(batch))
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if stats and self.spec.family != "vit":
+            raise ValueError(f"model {self.spec.name!r} has no attention heads; head statistics need a ViT")
         out: list[Analysis] = []
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
             tgt = None if targets is None else targets[start : start + batch_size]
-            out.extend(self._analyze_batch(chunk, methods, tgt, features))
+            out.extend(self._analyze_batch(chunk, methods, tgt, features, stats))
         return out[0] if single else out
 
-    def _analyze_batch(self, images, methods, targets, features) -> list[Analysis]:
+    def _analyze_batch(self, images, methods, targets, features, stats) -> list[Analysis]:
         x = torch.stack([self.transform(im) for im in images]).to(self.device)  # (B, 3, S, S)
         grads = any(m in GRADIENT_METHODS for m in methods)
         tgt = None if targets is None else torch.tensor(targets, dtype=torch.long)
-        trace = self.adapter.trace(x, grads=grads, targets=tgt)
+        cam = any(m in GRADIENT_METHODS for m in methods if m != "gae")  # Grad-CAM / AG-CAM gradients
+        relevance = {"relevance": True} if "gae" in methods else {}  # GAE's whole-network gradient (ViTs only)
+        trace = self.adapter.trace(x, grads=cam, targets=tgt, **relevance)
         per_method = {m: _to_numpy(METHODS[m](trace)) for m in methods}
         feats = [f.float().cpu().numpy() for f in trace.features] if features else []
         preds = self._top5(trace)
+        per_stat = {k: v.cpu().numpy() for k, v in head_stats(trace, self.spec.patch_size).items()} if stats else None
         return [
             Analysis(
                 model=self.spec.name,
@@ -81,6 +91,7 @@ class Model:
                 feats={layer: readonly(f[b]) for layer, f in enumerate(feats)},
                 predictions=None if preds is None else preds[b],
                 target=None if trace.targets is None or not grads else int(trace.targets[b]),
+                head_stats=None if per_stat is None else {k: readonly(v[b]) for k, v in per_stat.items()},
             )
             for b, im in enumerate(images)
         ]
