@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,9 @@ from typing import Any
 
 from vitattn.hub import REPO_ID
 from vitattn.specs import ALL_METHODS, MODELS, get_spec
+from vitattn.store.quantize import FEATURE_DTYPES
+
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class Config:
     models: tuple[str, ...] = tuple(MODELS)  # model names (vitattn.MODELS)
     methods: tuple[str, ...] | None = None  # map methods; each model computes those it supports (None: all)
     feature_layers: str = "all"  # "all", "none", or comma-separated layers ("-1" is the last)
+    feature_dtype: str = "float16"  # how patch features are stored: "float16", or "int8" (one scale per token)
     batch_size: int = 8  # images per forward pass
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
     output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
@@ -34,6 +39,10 @@ class Config:
     seed: int = 0  # torch seed before building each random-weight model
     resolution: int = 224  # side of the grid metrics are computed on
     progress: bool = True  # tqdm progress bar
+    engine: str = "local"  # "local": this process; "ray": model workers on a Ray cluster (precompute/ray_engine.py)
+    ray_address: str | None = None  # Ray: "auto", "ray://host:10001", ...; None: a running cluster or a local one
+    gpus_per_worker: float | None = None  # Ray: GPUs per model worker; None: 1 when the cluster has GPUs, else 0
+    ray_workers: int | None = None  # Ray: model workers; None: as many as the cluster's GPUs (or CPUs) allow
     # Test-only: timm keyword arguments per model (e.g. depth=2) to build tiny variants; recorded in the manifest.
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -58,6 +67,24 @@ class Config:
             raise ValueError("batch size, chunk size and resolution must be positive")
         if self.push_to_hub is not None and not REPO_ID.fullmatch(self.push_to_hub):
             raise ValueError(f"--push-to-hub {self.push_to_hub!r}: expected namespace/name")
+        if self.feature_dtype not in FEATURE_DTYPES:
+            raise ValueError(f"--feature-dtype {self.feature_dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
+        self._check_engine()
+
+    def _check_engine(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"--engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
+        if self.engine == "local":
+            ray_options = (self.ray_address, self.gpus_per_worker, self.ray_workers)
+            if any(v is not None for v in ray_options):
+                raise ValueError("--ray-address, --gpus-per-worker and --ray-workers need --engine ray")
+            return
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ValueError(f"--gpus-per-worker {self.gpus_per_worker}: must be 0 or more")
+        if self.ray_workers is not None and self.ray_workers < 1:
+            raise ValueError(f"--ray-workers {self.ray_workers}: must be at least 1")
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError("--engine ray needs Ray, which is not installed: pip install -r requirements-ray.txt")
 
     def _check_models(self) -> None:
         """Every model supports at least one of the methods asked and has the feature layers asked, so that a run
@@ -101,6 +128,7 @@ class Config:
                 models=_names(args.models, tuple(MODELS)),
                 methods=_names(args.methods, None),
                 feature_layers=args.feature_layers,
+                feature_dtype=args.feature_dtype,
                 batch_size=args.batch_size,
                 device=args.device,
                 output=Path(args.output),
@@ -112,6 +140,10 @@ class Config:
                 seed=args.seed,
                 resolution=args.resolution,
                 progress=not args.quiet,
+                engine=args.engine,
+                ray_address=args.ray_address,
+                gpus_per_worker=args.gpus_per_worker,
+                ray_workers=args.ray_workers,
                 overrides=json.loads(args.overrides) if args.overrides else {},
             )
         except ValueError as e:
@@ -147,6 +179,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="all", help=f"comma-separated models or 'all' ({', '.join(MODELS)})")
     p.add_argument("--methods", default="all", help=f"comma-separated methods or 'all' ({', '.join(ALL_METHODS)})")
     p.add_argument("--feature-layers", default="all", help="'all', 'none' or comma-separated layers (-1: last)")
+    p.add_argument(
+        "--feature-dtype",
+        default="float16",
+        choices=FEATURE_DTYPES,
+        help="store features as float16 or int8 with one scale per token (default float16; see README)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
     p.add_argument("--output", default="store", help="store folder; a rerun resumes there (default: store)")
@@ -158,5 +196,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="torch seed for random weights (default 0)")
     p.add_argument("--resolution", type=int, default=224, help="grid side metrics are computed on (default 224)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engine", default="local", choices=ENGINES, help="local (this process) or ray (default local)")
+    p.add_argument("--ray-address", default=None, help="Ray: cluster address, e.g. auto or ray://head:10001")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="Ray: GPUs per model worker (default 1 or 0)")
+    p.add_argument("--ray-workers", type=int, default=None, help="Ray: model workers (default: as many as fit)")
     p.add_argument("--overrides", default=None, help=argparse.SUPPRESS)  # test-only: json {model: timm kwargs}
     return p

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ def settings(config: Config, name: str) -> dict:
         "overrides": dict(config.overrides.get(name, {})),
         "methods": list(config.methods_of(name)),
         "feature_layers": config.feature_layers,
+        "feature_dtype": config.feature_dtype,
         "resolution": config.resolution,
         "metrics": list(METRIC_NAMES),  # a metric added to vitattn redoes the units
     }
@@ -139,7 +141,13 @@ def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dic
     _clean_temporary(config.output)
     todo = [u for u in plan(config, base["images"]) if not _done(config.output, u, _expected(config, inputs, u))]
     with tqdm(total=len(todo), unit="unit", disable=not config.progress, desc="precompute") as bar:
-        _compute(config, inputs, todo, bar, on_unit)
+        if config.engine == "ray":
+            from precompute.ray_engine import compute_on_ray
+
+            compute_on_ray(config, inputs, todo, bar, on_unit)
+        else:
+            _compute(config, inputs, todo, bar, on_unit)
+    _clean_temporary(config.output)  # a worker killed mid-write (Ray restarts it elsewhere) leaves one behind
     return _write_manifest(config, old, base)
 
 
@@ -179,41 +187,70 @@ def _expected(config: Config, inputs: Inputs, unit: Unit) -> dict:
 
 
 def _done(out: Path, unit: Unit, expected: dict) -> bool:
-    for rel in unit.paths:
-        meta = writer.read_unit(out / rel)
-        if meta is None or {k: meta.get(k) for k in expected} != expected:
-            return False
-    return True
+    return all(_complete(out / rel, expected) for rel in unit.paths)
+
+
+def _complete(path: Path, expected: dict) -> bool:
+    """Whether ``path`` is a complete file of the unit described by ``expected``."""
+    meta = writer.read_unit(path)
+    return meta is not None and {k: meta.get(k) for k in expected} == expected
 
 
 def _compute(config: Config, inputs: Inputs, todo: list[Unit], bar, on_unit) -> None:
+    """The local engine: units in order, each model loaded once."""
     baselines: dict[tuple[str, tuple[int, int]], list] = {}  # (image, grid) -> rows, shared by models
     for model_name in dict.fromkeys(u.model for u in todo):
         units = [u for u in todo if u.model == model_name]
         model = None if model_name is None else load_model(config, model_name)
         for unit in units:
             bar.set_postfix_str(f"{model_name or 'images'} chunk {unit.chunk}")
-            expected = _expected(config, inputs, unit)
-            if model is None:
-                _write_images(config.output, inputs, unit, expected)
-            else:
-                _write_model_unit(config, model, inputs, unit, expected, baselines)
+            write_unit(config, model, inputs, unit, baselines)
             bar.update()
             if on_unit is not None:
                 on_unit(unit)
         del model
 
 
-def _write_images(out: Path, inputs: Inputs, unit: Unit, expected: dict) -> None:
+def write_unit(config: Config, model, inputs: Inputs, unit: Unit, baselines: dict) -> list[str]:
+    """Computes one unit and writes its files (each atomically); the one function both engines call.
+
+    Files of the unit already complete (a worker killed between two files of a unit) are kept, not written again.
+
+    Args:
+        config: the run.
+        model: the unit's `vitattn.Model` (None for the images of a chunk).
+        inputs: the records of (at least) the unit's images.
+        unit: what to compute.
+        baselines: a cache of baseline rows shared by the units one process computes.
+
+    Returns:
+        The paths written, relative to ``config.output``.
+    """
+    expected = _expected(config, inputs, unit)
+    missing = [(t, rel) for t, rel in zip(unit.tables, unit.paths, strict=True)
+               if not _complete(config.output / rel, expected)]  # fmt: skip
+    if not missing:
+        return []
+    if model is None:
+        tables, unit_meta = {"images": _images_table(inputs, unit)}, expected
+    else:
+        tables, unit_meta = _model_tables(config, model, inputs, unit, expected, baselines)
+    for table, rel in missing:
+        writer.write_table(config.output / rel, table, tables[table], unit_meta)
+    return [rel for _, rel in missing]
+
+
+def _images_table(inputs: Inputs, unit: Unit):
     rows = []
     for image_id in unit.ids:
         record = inputs.records[image_id]
         width, height = record.load().size
         rows.append((image_id, inputs.encoded(image_id), width, height, record.boxes, record.meta))
-    writer.write_table(out / unit.paths[0], "images", writer.images_table(rows), expected)
+    return writer.images_table(rows)
 
 
-def _write_model_unit(config: Config, model, inputs: Inputs, unit: Unit, expected: dict, baselines: dict) -> None:
+def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: dict, baselines: dict):
+    """Every table of a model unit, and the metadata its files carry."""
     name, ids = unit.model, unit.ids
     records = [inputs.records[i] for i in ids]
     rgbs = [r.load() for r in records]
@@ -222,13 +259,11 @@ def _write_model_unit(config: Config, model, inputs: Inputs, unit: Unit, expecte
     rows = [writer.map_rows(a) for a in analyses]
     tables = {
         "maps": writer.maps_table(name, ids, rows),
-        "features": writer.features_table(name, ids, analyses, layers),
+        "features": writer.features_table(name, ids, analyses, layers, config.feature_dtype),
         **_scores(config, name, records, rgbs, [tuple(a.grid) for a in analyses], rows, baselines),
         "predictions": writer.predictions_table(name, ids, analyses),
     }
-    unit_meta = {**expected, "info": model_info(model.spec, analyses[0], layers, settings(config, name))}
-    for table, rel in zip(unit.tables, unit.paths, strict=True):
-        writer.write_table(config.output / rel, table, tables[table], unit_meta)
+    return tables, {**expected, "info": model_info(model.spec, analyses[0], layers, settings(config, name))}
 
 
 def _scores(config: Config, name: str, records, rgbs, grids, rows, baselines: dict) -> dict:
@@ -273,6 +308,7 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "feature_layers": list(layers),
         "feature_grids": [list(analysis.feature_grid(layer)) for layer in layers],
         "feature_dims": [int(analysis.features(layer).shape[1]) for layer in layers],
+        "feature_dtype": model_settings["feature_dtype"],
         "resolution": model_settings["resolution"],
         "metrics": model_settings["metrics"],
         "settings_digest": digest(model_settings),
@@ -324,16 +360,18 @@ def neutral_source(source: str) -> str:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = writer.temporary(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
 def _clean_temporary(out: Path) -> None:
-    """Removes temporary files left by runs that were killed (their process is gone)."""
+    """Removes temporary files left by killed processes of this machine (their process is gone); those of other
+    machines sharing the folder (Ray workers, shards) are left alone: their pids mean nothing here."""
+    host = socket.gethostname()
     for path in out.glob("**/.*.tmp-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        writer_host, _, pid = path.name.partition(".tmp-")[2].rpartition("-")
+        if writer_host in ("", host) and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             path.unlink(missing_ok=True)
 
 

@@ -141,4 +141,11 @@ SORT_KEYS = {
     "baselines": ("image_id", "baseline"),
     "predictions": ("image_id", "rank"),
 }
+FEATURE_SCHEMAS = {  # features as stored: float16, or int8 with one float32 scale per token (vitattn/store/quantize.py)
+    "float16": SCHEMAS["features"],
+    "int8": _schema(
+        [("image_id", pa.string()), ("model", pa.string()), ("layer", pa.int32()), *_GRID, ("dim", pa.int32())]
+        + [("values", pa.list_(pa.int8())), ("scale", pa.list_(pa.float32()))]  # values * scale[token]
+    ),
+}
 ROW_GROUP_KEYS = {"images": ("image_id",), "maps": ("image_id",), "features": ("image_id", "layer")}  # else one group

@@ -16,6 +16,7 @@ from PIL import Image
 from vitattn.boxes import LabeledBox
 from vitattn.datasets import AnnotatedImage
 from vitattn.store.layout import SCHEMAS
+from vitattn.store.quantize import dequantize_int8
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def decode_features(table: pa.Table) -> np.ndarray:
         raise ValueError(f"expected one row of features per (image, layer), got {table.num_rows}")
     n = table.column("grid_h")[0].as_py() * table.column("grid_w")[0].as_py()
     values = table.column("values").combine_chunks().values.to_numpy(zero_copy_only=False)
-    out = values.reshape(n, table.column("dim")[0].as_py())
+    out = values.reshape(n, table.column("dim")[0].as_py())  # [N, D] float16, or int8 with a scale per token
+    if "scale" in table.column_names:
+        out = dequantize_int8(out, table.column("scale").combine_chunks().values.to_numpy(zero_copy_only=False))
     out.flags.writeable = False
     return out
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,26 +19,20 @@ import pyarrow.parquet as pq
 from vitattn.analysis import Analysis
 from vitattn.boxes import LabeledBox
 from vitattn.metrics import FUSED_HEAD, METRIC_NAMES, baseline_metrics, score_batch
-from vitattn.store.layout import FLOAT16_MAX, METADATA_KEY, ROW_GROUP_KEYS, SCHEMAS, SORT_KEYS
+from vitattn.store.layout import FEATURE_SCHEMAS, METADATA_KEY, ROW_GROUP_KEYS, SCHEMAS, SORT_KEYS
+from vitattn.store.quantize import quantize_int8, to_float16
 
+WRITE_LOG = "VITATTN_WRITE_LOG"  # environment variable: a file where every data file written is logged
 SCORE_BATCH = 128  # maps scored at once (score_batch needs ~1.5 MB per map at R = 224)
 
 
-def to_float16(values: np.ndarray, what: str) -> np.ndarray:
-    """``values`` as float16, clipped to its finite range (a warning says how many values were clipped)."""
-    values = np.asarray(values, dtype=np.float32)
-    over = int(np.count_nonzero(np.abs(values) > FLOAT16_MAX))
-    if over:
-        warnings.warn(f"{what}: {over} value(s) beyond the float16 range were clipped to +-{FLOAT16_MAX}", stacklevel=2)
-    return np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
-
-
-def _flat_list(arrays: Sequence[np.ndarray]) -> pa.ListArray:
-    """One list<halffloat> row per array (flattened row-major)."""
+def _flat_list(arrays: Sequence[np.ndarray], type: pa.DataType | None = None) -> pa.ListArray:
+    """One list<type> row per array (flattened row-major); float16 by default."""
+    type = type or pa.float16()
     sizes = np.array([a.size for a in arrays], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-    flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, np.float16)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float16()))
+    flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, type.to_pandas_dtype())
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=type))
 
 
 def map_rows(analysis: Analysis) -> list[tuple[str, int, int, np.ndarray]]:
@@ -72,22 +66,30 @@ def maps_table(model: str, image_ids: Sequence[str], rows: Sequence[Sequence[tup
     )
 
 
-def features_table(model: str, image_ids: Sequence[str], analyses: Sequence[Analysis], layers: Sequence[int]):
-    """Patch tokens ``(gh * gw, D)`` of ``layers`` of each image, float16."""
+def features_table(
+    model: str, image_ids: Sequence[str], analyses: Sequence[Analysis], layers: Sequence[int], dtype: str = "float16"
+) -> pa.Table:
+    """Patch tokens ``(gh * gw, D)`` of ``layers`` of each image, as ``dtype`` (``FEATURE_SCHEMAS``): float16, or
+    int8 with a per-token scale (``quantize.py``)."""
     pairs = zip(image_ids, analyses, strict=True)
     rows = [(i, layer, a.feature_grid(layer), a.features(layer)) for i, a in pairs for layer in layers]
-    return pa.Table.from_pydict(
-        {
-            "image_id": [r[0] for r in rows],
-            "model": [model] * len(rows),
-            "layer": [r[1] for r in rows],
-            "grid_h": [r[2][0] for r in rows],
-            "grid_w": [r[2][1] for r in rows],
-            "dim": [r[3].shape[1] for r in rows],
-            "values": _flat_list([to_float16(r[3], f"{model}/features/layer {r[1]}") for r in rows]),
-        },
-        schema=SCHEMAS["features"],
-    )
+    columns = {
+        "image_id": [r[0] for r in rows],
+        "model": [model] * len(rows),
+        "layer": [r[1] for r in rows],
+        "grid_h": [r[2][0] for r in rows],
+        "grid_w": [r[2][1] for r in rows],
+        "dim": [r[3].shape[1] for r in rows],
+    }
+    if dtype == "float16":
+        columns["values"] = _flat_list([to_float16(r[3], f"{model}/features/layer {r[1]}") for r in rows])
+    elif dtype == "int8":
+        quantized = [quantize_int8(r[3]) for r in rows]  # [(int8 [N, D], float32 [N])]
+        columns["values"] = _flat_list([q for q, _ in quantized], pa.int8())
+        columns["scale"] = _flat_list([s for _, s in quantized], pa.float32())
+    else:
+        raise ValueError(f"feature dtype {dtype!r}: expected one of {', '.join(FEATURE_SCHEMAS)}")
+    return pa.Table.from_pydict(columns, schema=FEATURE_SCHEMAS[dtype])
 
 
 def score_tables(
@@ -188,7 +190,7 @@ def write_table(path: Path, name: str, table: pa.Table, unit: Mapping) -> None:
     metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(unit).encode()}
     table = table.replace_schema_metadata(metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary(path)
     try:
         with pq.ParquetWriter(tmp, table.schema, **_options(name, table.schema)) as writer:
             for start, stop in _group_bounds(table, ROW_GROUP_KEYS.get(name, ())):
@@ -196,8 +198,24 @@ def write_table(path: Path, name: str, table: pa.Table, unit: Mapping) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _log_write(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temporary(path: Path) -> Path:
+    """The hidden name ``path`` is written under before it is renamed into place: host and process id, so that a
+    cleanup removes only what a dead process of its own machine left (several machines may share one folder)."""
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def _log_write(path: Path) -> None:
+    """Appends ``path`` to the file named by ``VITATTN_WRITE_LOG``, if set: an audit of every data file written
+    as ``<pid> <path>`` lines (tests count writes with it across processes, e.g. the Ray engine's workers)."""
+    log = os.environ.get(WRITE_LOG)
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {path}\n")
 
 
 def _options(name: str, schema: pa.Schema) -> dict:
