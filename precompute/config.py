@@ -45,6 +45,9 @@ class Config:
     ray_workers: int | None = None  # Ray: model workers; None: as many as the cluster's GPUs (or CPUs) allow
     # Test-only: timm keyword arguments per model (e.g. depth=2) to build tiny variants; recorded in the manifest.
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Variants: model name -> checkpoint (fine-tune folder, state-dict file or hf-hub:ns/name), from
+    # --models clip,clip@lora=runs/clip-lora; each variant is stored as a model of its own.
+    checkpoints: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", MappingProxyType({k: dict(v) for k, v in self.overrides.items()}))
@@ -59,6 +62,7 @@ class Config:
         unknown = set(self.overrides) - set(self.models)
         if unknown:
             raise ValueError(f"overrides for models not in the run: {sorted(unknown)}")
+        self._check_variants()
         self._check_models()
         i, n = self.shard
         if not 0 <= i < n:
@@ -85,6 +89,18 @@ class Config:
             raise ValueError(f"--ray-workers {self.ray_workers}: must be at least 1")
         if importlib.util.find_spec("ray") is None:
             raise ValueError("--engine ray needs Ray, which is not installed: pip install -r requirements-ray.txt")
+
+    def _check_variants(self) -> None:
+        """Every variant in ``models`` has a checkpoint and every checkpoint names a variant in ``models``."""
+        object.__setattr__(self, "checkpoints", MappingProxyType(dict(self.checkpoints)))
+        for name in self.models:
+            if get_spec(name).is_variant and name not in self.checkpoints:
+                raise ValueError(f"variant {name!r} needs its weights: --models {name}=FOLDER|FILE|hf-hub:ns/name")
+        for name, checkpoint in self.checkpoints.items():
+            if name not in self.models or not get_spec(name).is_variant:
+                raise ValueError(f"checkpoint for {name!r}: name a variant in --models, e.g. {name}@lora={checkpoint}")
+            if not checkpoint.startswith("hf-hub:") and not Path(checkpoint).exists():
+                raise ValueError(f"checkpoint of {name!r}: no folder or file {checkpoint!r}")
 
     def _check_models(self) -> None:
         """Every model supports at least one of the methods asked and has the feature layers asked, so that a run
@@ -125,7 +141,8 @@ class Config:
         try:
             return cls(
                 source=args.source,
-                models=_names(args.models, tuple(MODELS)),
+                models=tuple(n.partition("=")[0] for n in _names(args.models, tuple(MODELS))),
+                checkpoints=dict(n.split("=", 1) for n in _names(args.models, ()) if "=" in n),
                 methods=_names(args.methods, None),
                 feature_layers=args.feature_layers,
                 feature_dtype=args.feature_dtype,
@@ -176,7 +193,11 @@ def parser() -> argparse.ArgumentParser:
         description="Compute every map, feature and metric of an annotated image set into a store (Parquet).",
     )
     p.add_argument("--source", default="examples", help="annotated image set (load_annotated spec; default: examples)")
-    p.add_argument("--models", default="all", help=f"comma-separated models or 'all' ({', '.join(MODELS)})")
+    p.add_argument(
+        "--models",
+        default="all",
+        help=f"comma-separated models or 'all' ({', '.join(MODELS)}); a variant: clip@lora=FOLDER|FILE|hf-hub:ns/name",
+    )
     p.add_argument("--methods", default="all", help=f"comma-separated methods or 'all' ({', '.join(ALL_METHODS)})")
     p.add_argument("--feature-layers", default="all", help="'all', 'none' or comma-separated layers (-1: last)")
     p.add_argument(

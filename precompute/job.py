@@ -41,6 +41,7 @@ from vitattn.store.layout import (
     table_path,
 )
 from vitattn.store.manifest import any_random, merge_models, now, ordered, parse_manifest
+from vitattn.variants import checkpoint_record
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,17 @@ def settings(config: Config, name: str) -> dict:
         "feature_dtype": config.feature_dtype,
         "resolution": config.resolution,
         "metrics": list(METRIC_NAMES),  # a metric added to vitattn redoes the units
+        **_variant_settings(config, name),
     }
+
+
+def _variant_settings(config: Config, name: str) -> dict:
+    """A variant's checkpoint (identity: content hash or Hub id; strategy, validation accuracy) and the weights it
+    was trained from; nothing for a base model, so its digest stays as it was."""
+    if name not in config.checkpoints:
+        return {}
+    record = checkpoint_record(config.checkpoints[name])
+    return {"random_weights": record["random_weights"], "seed": record["seed"], "variant": record}
 
 
 def load_model(config: Config, name: str) -> vitattn.Model:
@@ -112,7 +123,13 @@ def load_model(config: Config, name: str) -> vitattn.Model:
     if config.random_weights:
         torch.manual_seed(config.seed)
     overrides = config.overrides.get(name, {})
-    return vitattn.load_model(name, pretrained=not config.random_weights, device=config.device, **overrides)
+    return vitattn.load_model(
+        name,
+        pretrained=not config.random_weights,
+        device=config.device,
+        checkpoint=config.checkpoints.get(name),
+        **overrides,
+    )
 
 
 def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dict:
@@ -294,6 +311,11 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "training": spec.training,
         "classifier": spec.classifier,
         "predictions": spec.classifier,  # a predictions table (top-5 per image) in the model's folder
+        **(
+            {"base": spec.base, "strategy": spec.strategy, "variant": model_settings["variant"]}
+            if spec.is_variant
+            else {}
+        ),
         "random_weights": model_settings["random_weights"],
         "overrides": model_settings["overrides"],
         "methods": methods,

@@ -1,0 +1,385 @@
+"""Variants of a model (fine-tuned weights) against their frozen base: delta tables, breakdowns, shift maps.
+
+Does fine-tuning move attention toward what experts marked? (the study's Q2). Every comparison pairs, image by
+image, one map selection of the frozen model (``clip``) with the same selection of a variant (``clip@lora``) in a
+metrics table (``store.metrics()``: columns ``image_id, model, method, layer, head`` and every metric)::
+
+    from vitattn.store import open_store
+    from vitattn import variants
+    store = open_store("hf://datasets/ns/vitattn-wikichurches")
+    table = store.metrics()                                    # all models, variants included
+    rows = variants.delta_table(table, method="cls", layer="last", metric="iou_90",
+                                val_accuracy=variants.validation_accuracies(store.manifest))
+    variants.label_counts(rows)                                # {"Enhance": 3, "Preserve": 12, "Destroy": 3}
+    diff, limit = variants.shift_map(store.map(i, "clip@lora", "cls", 11), store.map(i, "clip", "cls", 11))
+
+Statistics come from `vitattn.metrics.stats`: the paired difference ``variant - frozen`` with its percentile
+bootstrap interval, Cohen's d_z, the p-value of the paired t-test or the Wilcoxon signed-rank test (chosen by a
+Shapiro-Wilk check), Holm-corrected over every row of one table. A row is **Enhance** when the corrected p is at
+most ``alpha`` and the difference positive, **Destroy** when it is at most ``alpha`` and negative, else **Preserve**.
+Numpy and scipy only, except `checkpoint_record` (reads a checkpoint; imports torch on use).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+
+import numpy as np
+from scipy import stats
+
+from vitattn.metrics.stats import holm, paired_comparison
+from vitattn.metrics.tables import FUSED_HEAD, Table, require_columns
+from vitattn.specs import STRATEGIES, VARIANT_SEPARATOR, split_variant
+
+ENHANCE, PRESERVE, DESTROY = "Enhance", "Preserve", "Destroy"
+LABELS = (ENHANCE, PRESERVE, DESTROY)
+Row = dict[str, object]
+
+
+# ------------------------------------------------------------------------------------------------ names and records
+
+
+def is_variant(name: str) -> bool:
+    """``clip@lora`` is a variant, ``clip`` is not."""
+    return VARIANT_SEPARATOR in name
+
+
+def base_of(name: str) -> str:
+    """The base model of a variant name (a base name is its own base)."""
+    return split_variant(name)[0]
+
+
+def variant_pairs(models: Iterable[str]) -> list[tuple[str, str]]:
+    """``(frozen, variant)`` for every variant whose base is among ``models`` too, sorted by base then strategy
+    order (linear, lora, full), then name."""
+    names = list(models)
+    present = set(names)
+    pairs = [(base_of(n), n) for n in names if is_variant(n) and base_of(n) in present]
+    rank = {s: i for i, s in enumerate(STRATEGIES)}
+    return sorted(pairs, key=lambda p: (p[0], rank.get(split_variant(p[1])[1], len(rank)), p[1]))
+
+
+def strategy_of(name: str, manifest: Mapping | None = None) -> str | None:
+    """A variant's fine-tuning strategy: from the store's manifest entry when given, else its label if it names one."""
+    entry = (manifest or {}).get("models", {}).get(name, {})
+    if entry.get("strategy"):
+        return str(entry["strategy"])
+    label = split_variant(name)[1]
+    return label if label in STRATEGIES else None
+
+
+def validation_accuracies(manifest: Mapping) -> dict[str, float]:
+    """Variant name -> the validation accuracy its fine-tune run reported (the last finished epoch), from the store's
+    manifest (precompute records it when the checkpoint folder has it)."""
+    out = {}
+    for name, entry in manifest.get("models", {}).items():
+        accuracy = (entry.get("variant") or {}).get("val_accuracy")
+        if accuracy is not None:
+            out[name] = float(accuracy)
+    return out
+
+
+def checkpoint_record(checkpoint: str) -> dict:
+    """What precompute records about a variant's checkpoint (in its settings digest and its manifest entry).
+
+    The checkpoint's identity (a local checkpoint's name and content sha256, or the Hub id as given) and, for a
+    fine-tune folder, its strategy, labels, finished epochs, validation accuracy and the base it was trained from
+    (pretrained or seeded random: ``random_weights``, ``seed``). A plain state dict holds every weight:
+    ``random_weights`` False, strategy unknown.
+    """
+    if checkpoint.startswith("hf-hub:"):
+        return dict(_hub_record(checkpoint))  # one download per process, not one per unit of work
+    return _record(checkpoint)
+
+
+@lru_cache(maxsize=16)
+def _hub_record(checkpoint: str) -> dict:
+    return _record(checkpoint)
+
+
+def _record(checkpoint: str) -> dict:
+    from vitattn.finetune import checkpoint as ckpt
+
+    record = ckpt.identity(checkpoint)
+    info = ckpt.read_info(ckpt.locate(checkpoint))
+    if info is None:
+        return {**record, "strategy": None, "random_weights": False, "seed": None}
+    keys = ("strategy", "labels", "epochs_done", "val_accuracy", "base_checkpoint", "train_images", "excluded")
+    return {
+        **record,
+        **{k: info.get(k) for k in keys},
+        "random_weights": bool(info["random_weights"]),
+        "seed": info["seed"] if info["random_weights"] else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ pairing
+
+
+def _rows(table: Table, **criteria: object) -> np.ndarray:
+    keep = np.ones(require_columns(table, tuple(criteria)), dtype=bool)  # [rows]
+    for column, value in criteria.items():
+        keep &= np.asarray(table[column]) == value
+    return np.flatnonzero(keep)
+
+
+def _layer(table: Table, model: str, method: str, layer: int | str, metric: str, head: int) -> int:
+    """A layer number: as given, ``"last"`` (the model's deepest layer in the table) or ``"best"`` (the layer with
+    the highest mean of ``metric`` for the model at ``head``, first on ties)."""
+    idx = _rows(table, model=model, method=method, head=head)
+    if idx.size == 0:
+        raise ValueError(f"the table has no rows for model {model!r}, method {method!r}, head {head}")
+    layers = np.asarray(table["layer"])[idx]
+    if isinstance(layer, int | np.integer) and not isinstance(layer, bool):
+        return int(layer)
+    if layer == "last":
+        return int(layers.max())
+    if layer == "best":
+        values = np.asarray(table[metric], dtype=np.float64)[idx]
+        found = np.unique(layers)
+        return int(found[np.argmax([values[layers == v].mean() for v in found])])
+    raise ValueError(f"layer must be an integer, 'last' or 'best', got {layer!r}")
+
+
+def paired_scores(
+    table: Table, frozen: str, variant: str, *, method: str, layer: int, metric: str, head: int = FUSED_HEAD
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(image_ids, frozen scores, variant scores)`` over the images both have, sorted by image id.
+
+    Raises:
+        ValueError: a missing column, no shared image, or several rows per image for one model.
+    """
+    require_columns(table, ("image_id", "model", "method", "layer", "head", metric))
+    values = {}
+    for model in (frozen, variant):
+        idx = _rows(table, model=model, method=method, layer=layer, head=head)
+        ids = np.asarray(table["image_id"])[idx].tolist()
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"model {model!r} has several rows per image for {method} layer {layer} head {head}")
+        values[model] = dict(zip(ids, np.asarray(table[metric], dtype=np.float64)[idx].tolist(), strict=True))
+    shared = sorted(set(values[frozen]) & set(values[variant]))
+    if not shared:
+        raise ValueError(f"{frozen!r} and {variant!r} share no image for {method} layer {layer} head {head}")
+    a = np.array([values[frozen][i] for i in shared])  # [n]
+    b = np.array([values[variant][i] for i in shared])  # [n]
+    return np.array(shared), a, b
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def _compared(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float) -> Row:
+    r = paired_comparison(a, b, n_boot=n_boot, seed=seed, alpha=alpha)
+    return {
+        "n": r.n,
+        "frozen": r.mean_a,
+        "variant_mean": r.mean_b,
+        "delta": r.mean_diff,
+        "ci_low": r.ci_low,
+        "ci_high": r.ci_high,
+        "d_z": r.d_z,
+        "rank_biserial": r.rank_biserial,
+        "test": r.test,
+        "p": r.p,
+    }
+
+
+def _corrected(rows: list[Row], alpha: float) -> list[Row]:
+    """Holm over every row's p (NaN stays NaN), then the Enhance / Preserve / Destroy label of each row."""
+    adjusted = holm([r["p"] for r in rows]) if rows else np.zeros(0)
+    return [
+        {**r, "p_holm": float(p), "label": classify(r["delta"], float(p), alpha)}
+        for r, p in zip(rows, adjusted, strict=True)
+    ]
+
+
+def classify(delta: float, p_holm: float, alpha: float = 0.05) -> str:
+    """Enhance (significant gain), Destroy (significant loss) or Preserve (no significant change; also NaN p)."""
+    if not np.isfinite(p_holm) or p_holm > alpha or delta == 0:
+        return PRESERVE
+    return ENHANCE if delta > 0 else DESTROY
+
+
+def delta_table(
+    table: Table,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    *,
+    method: str,
+    layer: int | str = "last",
+    metric: str = "iou_90",
+    head: int = FUSED_HEAD,
+    val_accuracy: Mapping[str, float] | None = None,
+    manifest: Mapping | None = None,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Row]:
+    """Frozen vs variant per (model, strategy): one row per pair, Holm-corrected over the rows of this table.
+
+    Args:
+        table: a metrics table holding both models of every pair (``store.metrics()``).
+        pairs: ``(frozen, variant)`` names; default: `variant_pairs` of the table's models.
+        method: map method compared (e.g. ``cls``).
+        layer: a layer number, ``"last"`` (each frozen model's deepest layer) or ``"best"`` (the frozen model's
+            best layer by mean ``metric``); the variant is read at the same layer.
+        metric: a metric column (``iou_90`` is the headline IoU).
+        head: ``-1`` (all heads fused) or one head.
+        val_accuracy: variant -> validation accuracy (`validation_accuracies`), shown beside the delta.
+        manifest: the store's manifest, for each variant's strategy (else read from its label).
+        alpha: significance level after Holm's correction; the bootstrap interval covers ``1 - alpha``.
+        n_boot: bootstrap resamples of the images.
+        seed: bootstrap seed.
+
+    Returns:
+        Rows ``model, variant, strategy, method, layer, head, metric, n, frozen, variant_mean, delta, ci_low,
+        ci_high, d_z, rank_biserial, test, p, p_holm, label, val_accuracy`` (``delta = variant_mean - frozen``).
+    """
+    require_columns(table, ("image_id", "model", "method", "layer", "head", metric))
+    pairs = variant_pairs(np.unique(np.asarray(table["model"])).tolist()) if pairs is None else list(pairs)
+    rows = []
+    for frozen, variant in pairs:
+        at = _layer(table, frozen, method, layer, metric, head)
+        _, a, b = paired_scores(table, frozen, variant, method=method, layer=at, metric=metric, head=head)
+        rows.append(
+            {
+                "model": frozen,
+                "variant": variant,
+                "strategy": strategy_of(variant, manifest),
+                "method": method,
+                "layer": at,
+                "head": head,
+                "metric": metric,
+                **_compared(a, b, n_boot, seed, alpha),
+                "val_accuracy": (val_accuracy or {}).get(variant),
+            }
+        )
+    return _corrected(rows, alpha)
+
+
+def label_counts(rows: Iterable[Row]) -> dict[str, int]:
+    """How many rows of a delta table are Enhance, Preserve and Destroy."""
+    labels = [r["label"] for r in rows]
+    return {label: labels.count(label) for label in LABELS}
+
+
+def feature_deltas(
+    boxes: Table,
+    frozen: str,
+    variant: str,
+    *,
+    method: str,
+    layer: int,
+    head: int = FUSED_HEAD,
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Row]:
+    """Per feature type (box label): frozen vs variant IoU of each box alone, paired by (image, box).
+
+    Args:
+        boxes: the per-box table of both models (``store.box_metrics()``: ``image_id, model, method, layer, head,
+            box, label, iou``).
+
+    Returns:
+        One row per feature type (sorted): ``feature, n`` (boxes), ``frozen, variant_mean, delta, ci_low, ci_high,
+        d_z, rank_biserial, test, p, p_holm`` (Holm over the feature types) and ``label`` (Enhance / Preserve /
+        Destroy).
+    """
+    require_columns(boxes, ("image_id", "model", "method", "layer", "head", "box", "label", "iou"))
+    keyed = {}
+    for model in (frozen, variant):
+        idx = _rows(boxes, model=model, method=method, layer=layer, head=head)
+        keys = zip(np.asarray(boxes["image_id"])[idx].tolist(), np.asarray(boxes["box"])[idx].tolist(), strict=True)
+        labels, ious = np.asarray(boxes["label"])[idx].tolist(), np.asarray(boxes["iou"], dtype=np.float64)[idx]
+        keyed[model] = {k: (lab, v) for k, lab, v in zip(keys, labels, ious.tolist(), strict=True)}
+    shared = sorted(set(keyed[frozen]) & set(keyed[variant]))
+    if not shared:
+        raise ValueError(f"{frozen!r} and {variant!r} share no box for {method} layer {layer} head {head}")
+    rows = []
+    for label in sorted({keyed[frozen][k][0] for k in shared}):
+        ks = [k for k in shared if keyed[frozen][k][0] == label]
+        a = np.array([keyed[frozen][k][1] for k in ks])  # [boxes]
+        b = np.array([keyed[variant][k][1] for k in ks])  # [boxes]
+        rows.append({"feature": label, **_compared(a, b, n_boot, seed, alpha)})
+    return _corrected(rows, alpha)
+
+
+def style_deltas(
+    table: Table,
+    image_meta: Mapping[str, Mapping[str, object]],
+    frozen: str,
+    variant: str,
+    *,
+    method: str,
+    layer: int,
+    metric: str = "iou_90",
+    head: int = FUSED_HEAD,
+    key: str = "styles",
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Row]:
+    """Per style (image metadata ``key``; a list counts under each of its values): frozen vs variant, paired by image.
+
+    Returns:
+        One row per style (sorted): ``style, n, frozen, variant_mean, delta, ci_low, ci_high, d_z, rank_biserial,
+        test, p, p_holm, label`` (Holm over the styles; label: Enhance / Preserve / Destroy).
+    """
+    ids, a, b = paired_scores(table, frozen, variant, method=method, layer=layer, metric=metric, head=head)
+    groups: dict[str, list[int]] = {}
+    for k, image_id in enumerate(ids.tolist()):
+        value = (image_meta.get(image_id) or {}).get(key)
+        for style in value if isinstance(value, list | tuple) else [value]:
+            if style not in (None, ""):
+                groups.setdefault(str(style), []).append(k)
+    if not groups:
+        raise ValueError(f"no image of the pair has metadata {key!r}")
+    rows = [{"style": s, **_compared(a[idx], b[idx], n_boot, seed, alpha)} for s, idx in sorted(groups.items())]
+    return _corrected(rows, alpha)
+
+
+def frozen_delta_correlation(
+    table: Table, frozen: str, variant: str, *, method: str, layer: int, metric: str = "iou_90", head: int = FUSED_HEAD
+) -> dict[str, float]:
+    """Across images, the correlation between the frozen model's score and the change fine-tuning brings.
+
+    Returns:
+        ``n, pearson_r, pearson_p, spearman_r, spearman_p`` (NaN when there are fewer than 3 images or no spread).
+        A negative r means images where the frozen model did worst gained most (mind regression to the mean).
+    """
+    _, a, b = paired_scores(table, frozen, variant, method=method, layer=layer, metric=metric, head=head)
+    d = b - a  # [n]
+    nan = float("nan")
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(d) == 0:
+        return {"n": int(a.size), "pearson_r": nan, "pearson_p": nan, "spearman_r": nan, "spearman_p": nan}
+    pearson, spearman = stats.pearsonr(a, d), stats.spearmanr(a, d)
+    return {
+        "n": int(a.size),
+        "pearson_r": float(pearson.statistic),
+        "pearson_p": float(pearson.pvalue),
+        "spearman_r": float(spearman.statistic),
+        "spearman_p": float(spearman.pvalue),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ maps
+
+
+def shift_map(map_variant: np.ndarray, map_frozen: np.ndarray) -> tuple[np.ndarray, float]:
+    """Where attention moved: ``variant - frozen`` on one grid, and the symmetric colour range ``[-limit, limit]``.
+
+    Args:
+        map_variant: ``[gh, gw]`` map of the variant (or any map B).
+        map_frozen: ``[gh, gw]`` map of the frozen model (or any map A) on the same grid.
+
+    Returns:
+        ``(diff [gh, gw] float32, limit)`` with ``limit = max |diff|`` (0.0 when the maps are equal).
+    """
+    b, a = np.asarray(map_variant, dtype=np.float32), np.asarray(map_frozen, dtype=np.float32)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"shift_map needs two maps on one grid, got shapes {b.shape} and {a.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("shift_map: the maps hold NaN or infinite values")
+    diff = b - a  # [gh, gw]
+    return diff, float(np.abs(diff).max()) if diff.size else 0.0
