@@ -86,7 +86,8 @@ def map_kl(target: np.ndarray, maps: np.ndarray) -> np.ndarray:
     p /= p.sum()
     q = np.asarray(maps, dtype=np.float64).reshape(maps.shape[0], -1) + KL_EPSILON  # [N, n]
     q /= q.sum(axis=1, keepdims=True)
-    return np.maximum((p * np.log(p)).sum() - np.log(q) @ p, 0.0)  # [N]; >= 0 (rounding can dip below)
+    kl = (p * (np.log(p) - np.log(q))).sum(axis=1)  # [N]; row by row, so a map's score ignores the batch
+    return np.maximum(kl, 0.0)  # >= 0 (rounding can dip below)
 
 
 @cache
@@ -150,9 +151,8 @@ def map_emd(maps: np.ndarray, target: np.ndarray, grid: int = EMD_GRID) -> np.nd
     """``[N]`` exact W1 of ``[N, R, R]`` non-negative maps to a ``[R, R]`` target, both area-resized to ``grid``."""
     maps = np.asarray(maps, dtype=np.float64)
     rows, cols = _area_matrix(maps.shape[-2], grid), _area_matrix(maps.shape[-1], grid)  # [g, R], [g, R]
-    cells = np.einsum("gi,nij,hj->ngh", rows, maps, cols)  # [N, g, g]
     q = _as_distribution(rows @ np.asarray(target, dtype=np.float64) @ cols.T)  # [g, g]
-    return np.array([wasserstein_grid(_as_distribution(c), q) for c in cells])
+    return np.array([wasserstein_grid(_as_distribution(rows @ m @ cols.T), q) for m in maps])  # one map at a time
 
 
 def continuous_scores(up: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
