@@ -25,6 +25,7 @@ from vitattn.metrics.continuous import (
     soft_ground_truth,
     wasserstein_grid,
 )
+from vitattn.metrics.heads import HeadFeatureMatrix, head_exemplars, head_feature_matrix, head_ranking
 from vitattn.metrics.ranking import descending_order, expected_top_k_hits, top_k_count
 from vitattn.metrics.raster import area_resize, box_masks, union_mask, upsample
 from vitattn.metrics.scores import (
@@ -65,6 +66,10 @@ from vitattn.metrics.tables import (
 )
 
 __all__ = [
+    "HeadFeatureMatrix",
+    "head_exemplars",
+    "head_feature_matrix",
+    "head_ranking",
     "BASELINE_NAMES",
     "saliency_prior",
     "sobel_map",
