@@ -15,14 +15,22 @@ def features(n: int = 64, d: int = 32, seed: int = 0) -> np.ndarray:
     return (rng.normal(size=(n, d)) * scales @ np.linalg.qr(rng.normal(size=(d, d)))[0]).astype(np.float32)
 
 
-def test_components_equal_numpy_svd_up_to_sign():
-    x = features()
+@pytest.mark.parametrize("n,d", [(64, 32), (16, 48)])  # more patches than channels, and fewer
+def test_components_equal_numpy_svd_up_to_sign(n, d):
+    x = features(n, d)
     mean, comps = principal_components(x, 3)
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(0), rtol=1e-12)
     _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
     for k in range(3):
         assert abs(abs(float(comps[k] @ vt[k])) - 1) < 1e-6
         np.testing.assert_allclose(np.abs(comps[k]), np.abs(vt[k]), atol=1e-5)
+
+
+def test_rank_deficient_features_fall_back_to_the_svd():
+    x = np.repeat(features(n=8, d=16, seed=7)[:2], 4, axis=0)  # two distinct rows: rank 1 after centring
+    _, comps = principal_components(x, 3)
+    assert np.isfinite(comps).all()
+    np.testing.assert_allclose(np.linalg.norm(comps, axis=1), 1, rtol=1e-9)
 
 
 def test_sign_convention_largest_loading_positive():

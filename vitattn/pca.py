@@ -7,8 +7,9 @@ the background, then the first three components of a PCA of the remaining (foreg
 
 Conventions (numpy only, deterministic, inputs never modified):
 
-- components come from ``numpy.linalg.svd`` of the centred features; each component's sign is fixed so that its
-  largest-magnitude loading is positive, so colours do not flip between calls or with the order of the patches;
+- components are the first right singular vectors of the centred features (those of ``numpy.linalg.svd``); each
+  component's sign is fixed so that its largest-magnitude loading is positive, so colours do not flip between
+  calls or with the order of the patches;
 - each component is scaled to [0, 1] by its minimum and maximum over the foreground patches (of all images for
   `joint_pca`); background patches are black (0, 0, 0);
 - ``background``: None keeps every patch; a number ``t`` in (0, 1) removes the patches whose first component,
@@ -37,10 +38,24 @@ def principal_components(features: np.ndarray, components: int = 3) -> tuple[np.
     if x.ndim != 2 or x.shape[0] <= components or x.shape[1] < components:
         raise ValueError(f"PCA with {components} components needs (N, D) features, N > {components}, got {x.shape}")
     mean = x.mean(0)  # (D,)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # (min(N, D), D)
-    comps = vt[:components]  # (k, D)
+    comps = _top_right_singular_vectors(x - mean, components)  # (k, D)
     sign = np.sign(comps[np.arange(components), np.abs(comps).argmax(1)])  # (k,)
     return mean, comps * np.where(sign == 0, 1.0, sign)[:, None]
+
+
+def _top_right_singular_vectors(xc: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` right singular vectors of ``xc`` ``(N, D)``, as ``numpy.linalg.svd`` would give them (up to
+    sign), from the eigenvectors of the smaller of ``xc xc^T`` and ``xc^T xc`` (several times faster than a full
+    SVD for one image's 256 x 768 patches); falls back to the SVD when the top ``k`` are not well defined."""
+    n, d = xc.shape
+    gram = xc @ xc.T if n <= d else xc.T @ xc  # (m, m), m = min(N, D)
+    values, vectors = np.linalg.eigh(gram)  # ascending
+    values, vectors = values[::-1][:k], vectors[:, ::-1][:, :k]  # (k,), (m, k)
+    if values[-1] <= 1e-10 * max(values[0], np.finfo(np.float64).tiny):  # rank < k: no unique components
+        return np.linalg.svd(xc, full_matrices=False)[2][:k]
+    if n > d:
+        return vectors.T  # (k, D)
+    return (xc.T @ vectors / np.sqrt(values)).T  # (k, D): v = X^T u / sigma
 
 
 def pca_rgb(
