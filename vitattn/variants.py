@@ -169,8 +169,8 @@ def paired_scores(
 # ------------------------------------------------------------------------------------------------ tables
 
 
-def _compared(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float) -> Row:
-    r = paired_comparison(a, b, n_boot=n_boot, seed=seed, alpha=alpha)
+def _compared(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float, test: str = "auto") -> Row:
+    r = paired_comparison(a, b, test=test, n_boot=n_boot, seed=seed, alpha=alpha)
     return {
         "n": r.n,
         "frozen": r.mean_a,
@@ -214,6 +214,7 @@ def delta_table(
     alpha: float = 0.05,
     n_boot: int = 2000,
     seed: int = 0,
+    test: str = "auto",
 ) -> list[Row]:
     """Frozen vs variant per (model, strategy): one row per pair, Holm-corrected over the rows of this table.
 
@@ -230,6 +231,8 @@ def delta_table(
         alpha: significance level after Holm's correction; the bootstrap interval covers ``1 - alpha``.
         n_boot: bootstrap resamples of the images.
         seed: bootstrap seed.
+        test: ``"auto"`` (paired t-test if Shapiro-Wilk keeps normality at ``alpha``, else Wilcoxon), ``"t"`` or
+            ``"wilcoxon"``.
 
     Returns:
         Rows ``model, variant, strategy, method, layer, head, metric, n, frozen, variant_mean, delta, ci_low,
@@ -250,7 +253,7 @@ def delta_table(
                 "layer": at,
                 "head": head,
                 "metric": metric,
-                **_compared(a, b, n_boot, seed, alpha),
+                **_compared(a, b, n_boot, seed, alpha, test),
                 "val_accuracy": (val_accuracy or {}).get(variant),
             }
         )
@@ -274,6 +277,7 @@ def feature_deltas(
     alpha: float = 0.05,
     n_boot: int = 2000,
     seed: int = 0,
+    test: str = "auto",
 ) -> list[Row]:
     """Per feature type (box label): frozen vs variant IoU of each box alone, paired by (image, box).
 
@@ -301,7 +305,7 @@ def feature_deltas(
         ks = [k for k in shared if keyed[frozen][k][0] == label]
         a = np.array([keyed[frozen][k][1] for k in ks])  # [boxes]
         b = np.array([keyed[variant][k][1] for k in ks])  # [boxes]
-        rows.append({"feature": label, **_compared(a, b, n_boot, seed, alpha)})
+        rows.append({"feature": label, **_compared(a, b, n_boot, seed, alpha, test)})
     return _corrected(rows, alpha)
 
 
@@ -319,6 +323,7 @@ def style_deltas(
     alpha: float = 0.05,
     n_boot: int = 2000,
     seed: int = 0,
+    test: str = "auto",
 ) -> list[Row]:
     """Per style (image metadata ``key``; a list counts under each of its values): frozen vs variant, paired by image.
 
@@ -335,7 +340,7 @@ def style_deltas(
                 groups.setdefault(str(style), []).append(k)
     if not groups:
         raise ValueError(f"no image of the pair has metadata {key!r}")
-    rows = [{"style": s, **_compared(a[idx], b[idx], n_boot, seed, alpha)} for s, idx in sorted(groups.items())]
+    rows = [{"style": s, **_compared(a[idx], b[idx], n_boot, seed, alpha, test)} for s, idx in sorted(groups.items())]
     return _corrected(rows, alpha)
 
 
