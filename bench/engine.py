@@ -4,7 +4,9 @@
 
 "plain" is the model as timm ships it for inference (fused SDPA attention, no hooks, no_grad); "analyze" captures
 every layer's attention, computes cls/mean/rollout (and pool) for all layers and heads, and keeps every layer's
-patch features, as numpy. Random weights: speed does not depend on the values.
+patch features, as numpy. Then `gae` alone (one forward and one backward) against the plain forward, the cost of the
+per-head statistics (`stats=True`) and of PCA feature pictures per image. Random weights: speed does not depend on
+the values.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 from PIL import Image
 
 import vitattn
+from vitattn.headstats import head_stats
+from vitattn.pca import joint_pca, pca_rgb
 from vitattn.specs import ATTENTION_METHODS
 
 
@@ -75,9 +79,52 @@ def main() -> None:
         )
     if "agcam" in model.spec.methods:
         t_plain, t_all = side_by_side(
-            lambda: run_plain(args.batch), lambda: model.analyze(images, batch_size=args.batch), args.repeats
+            lambda: run_plain(args.batch),
+            lambda: model.analyze(images, methods=[*methods, "agcam"], batch_size=args.batch),
+            args.repeats,
         )
-        print(f"batch {args.batch:2d}: all methods incl. agcam (one backward) ratio {t_all / t_plain:.2f}")
+        print(f"batch {args.batch:2d}: {methods} + agcam (one backward) ratio {t_all / t_plain:.2f}")
+    if "gae" in model.spec.methods:
+        t_plain, t_gae = side_by_side(
+            lambda: run_plain(args.batch),
+            lambda: model.analyze(images, methods=["gae"], batch_size=args.batch),
+            args.repeats,
+        )
+        print(
+            f"batch {args.batch:2d}: plain forward {t_plain * 1000:8.1f} ms | analyze gae (forward + backward, "
+            f"features) {t_gae * 1000:8.1f} ms | ratio {t_gae / t_plain:.2f}"
+        )
+    statistics_and_pca(model, images, methods, args.repeats)
+
+
+def statistics_and_pca(model: vitattn.Model, images: list[Image.Image], methods: list[str], repeats: int) -> None:
+    """Per image: the head statistics alone (on a captured trace) and inside analyze; PCA pictures."""
+    n = len(images)
+    x = torch.stack([model.transform(im) for im in images]).to(model.device)
+    with torch.no_grad():
+        trace = model.adapter.trace(x)
+    t_alone = statistics.median(once(lambda: head_stats(trace, model.spec.patch_size)) for _ in range(repeats))
+    t_without, t_with = side_by_side(
+        lambda: model.analyze(images, methods=methods, batch_size=n),
+        lambda: model.analyze(images, methods=methods, batch_size=n, stats=True),
+        repeats,
+    )
+    print(
+        f"head statistics ({model.spec.num_layers} layers x {model.spec.num_heads} heads): "
+        f"{t_alone / n * 1000:.1f} ms per image on the trace; analyze with stats=True "
+        f"{(t_with - t_without) / n * 1000:+.1f} ms per image (ratio {t_with / t_without:.2f})"
+    )
+    analyses = model.analyze(images, methods=methods[:1], batch_size=n)
+    feats = [a.features() for a in analyses]
+    grid = analyses[0].feature_grid()
+    runs = 20
+    for label, fn in (
+        ("pca_rgb, one image", lambda: pca_rgb(feats[0], grid)),
+        ("pca_rgb, background='auto'", lambda: pca_rgb(feats[0], grid, background="auto")),
+        (f"joint_pca of {n} images, per image", lambda: joint_pca(feats, [grid] * n)),
+    ):
+        t = statistics.median(once(fn) for _ in range(runs)) / (n if "joint" in label else 1)
+        print(f"PCA {label} ({feats[0].shape[0]} patches x {feats[0].shape[1]}): {t * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
