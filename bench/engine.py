@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import time
 
@@ -70,6 +71,7 @@ def main() -> None:
         model.analyze(images[:n], methods=methods, features=True, batch_size=n)
 
     print(f"model {args.model} ({model.spec.timm_id}), device {model.device}, torch threads {torch.get_num_threads()}")
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
     print(f"methods {methods}, {model.spec.num_layers} layers x {model.spec.num_heads} heads, features of every layer")
     for n in (1, args.batch):
         t_plain, t_analyze = side_by_side(lambda n=n: run_plain(n), lambda n=n: run_analyze(n), args.repeats)
@@ -94,37 +96,40 @@ def main() -> None:
             f"batch {args.batch:2d}: plain forward {t_plain * 1000:8.1f} ms | analyze gae (forward + backward, "
             f"features) {t_gae * 1000:8.1f} ms | ratio {t_gae / t_plain:.2f}"
         )
-    statistics_and_pca(model, images, methods, args.repeats)
+    statistics_and_pca(model, plain, images, args.repeats)
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
 
 
-def statistics_and_pca(model: vitattn.Model, images: list[Image.Image], methods: list[str], repeats: int) -> None:
-    """Per image: the head statistics alone (on a captured trace) and inside analyze; PCA pictures."""
+def statistics_and_pca(model: vitattn.Model, plain, images: list[Image.Image], repeats: int) -> None:
+    """Per image, each against a plain forward of the same images run alternately: the head statistics (on a
+    captured trace, what ``stats=True`` adds to analyze) and PCA pictures of the last layer's features."""
     n = len(images)
     x = torch.stack([model.transform(im) for im in images]).to(model.device)
     with torch.no_grad():
         trace = model.adapter.trace(x)
-    t_alone = statistics.median(once(lambda: head_stats(trace, model.spec.patch_size)) for _ in range(repeats))
-    t_without, t_with = side_by_side(
-        lambda: model.analyze(images, methods=methods, batch_size=n),
-        lambda: model.analyze(images, methods=methods, batch_size=n, stats=True),
-        repeats,
-    )
-    print(
-        f"head statistics ({model.spec.num_layers} layers x {model.spec.num_heads} heads): "
-        f"{t_alone / n * 1000:.1f} ms per image on the trace; analyze with stats=True "
-        f"{(t_with - t_without) / n * 1000:+.1f} ms per image (ratio {t_with / t_without:.2f})"
-    )
-    analyses = model.analyze(images, methods=methods[:1], batch_size=n)
-    feats = [a.features() for a in analyses]
-    grid = analyses[0].feature_grid()
-    runs = 20
-    for label, fn in (
-        ("pca_rgb, one image", lambda: pca_rgb(feats[0], grid)),
-        ("pca_rgb, background='auto'", lambda: pca_rgb(feats[0], grid, background="auto")),
-        (f"joint_pca of {n} images, per image", lambda: joint_pca(feats, [grid] * n)),
-    ):
-        t = statistics.median(once(fn) for _ in range(runs)) / (n if "joint" in label else 1)
-        print(f"PCA {label} ({feats[0].shape[0]} patches x {feats[0].shape[1]}): {t * 1000:.1f} ms")
+    feats = [f.cpu().numpy() for f in trace.features[-1]]  # per image (P, D)
+    grid = trace.grids[-1]
+
+    def forward(k: int) -> None:
+        with torch.no_grad():
+            plain(x[:k])
+
+    runs = [
+        (
+            f"head statistics, {model.spec.num_layers} layers x {model.spec.num_heads} heads",
+            n,
+            lambda: head_stats(trace, model.spec.patch_size),
+        ),
+        ("PCA pca_rgb, one image", 1, lambda: pca_rgb(feats[0], grid)),
+        ("PCA pca_rgb, background='auto'", 1, lambda: pca_rgb(feats[0], grid, background="auto")),
+        (f"PCA joint_pca of {n} images", n, lambda: joint_pca(feats, [grid] * n)),
+    ]
+    for label, k, run in runs:
+        t_plain, t = side_by_side(lambda k=k: forward(k), run, repeats)
+        print(
+            f"{label}: {t / k * 1000:7.1f} ms per image | plain forward {t_plain / k * 1000:7.1f} ms per image "
+            f"| ratio {t / t_plain:.3f}"
+        )
 
 
 if __name__ == "__main__":
