@@ -411,4 +411,5 @@ def test_finetune_and_variant_on_cuda(tmp_path):
     gpu = vitattn.load_model("vit", checkpoint=folder, device="cuda")
     cpu = vitattn.load_model("vit", checkpoint=folder, device="cpu")
     image = Image.open(next((tmp_path / "toy" / "red").glob("*.png")))
-    np.testing.assert_allclose(gpu.analyze(image).map("cls", 1), cpu.analyze(image).map("cls", 1), atol=1e-4)
+    # CUDA convolutions may run in TF32: agreement to about 1e-3
+    np.testing.assert_allclose(gpu.analyze(image).map("cls", 1), cpu.analyze(image).map("cls", 1), atol=2e-3)
