@@ -1,0 +1,162 @@
+"""Cost of the continuous metrics and of faithfulness, and what they add to the precompute of one image.
+
+    python -m bench.metrics [--model vit] [--maps 128] [--repeats 5] [--device cpu] [--small-only]
+
+1. Metrics per map: ``score_batch`` (every column) against its continuous part alone (``mse``, ``kl``, ``emd``:
+   min-max normalisation, soft ground truth, 8x8 transport LP), on ``--maps`` random 14x14 maps at R = 224, run
+   side by side; then each of the three alone, and ``baseline_metrics`` (five baselines, 20 random seeds).
+2. Faithfulness per map: ``evaluate`` (20 steps, blur) of one map with a small ViT and the full-size ViT-B, in
+   forward passes per second (``4 * steps - 2`` passes per map: intact, canvas, 19 inner steps of four curves).
+3. One image as the precompute job does it with the full-size model: ``analyze`` (attention methods), scoring every
+   map (``score_batch``, in batches of 128 like the writer) beside its continuous part alone, and faithfulness of
+   the fused last-layer map of each method (``--faithfulness-layers`` default; the random-order curves are shared).
+Random weights: speed does not depend on the values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+import vitattn
+from vitattn.faithfulness import evaluate, evaluate_batch
+from vitattn.metrics import baseline_metrics, score_batch, soft_ground_truth
+from vitattn.metrics.continuous import map_emd, map_kl, map_mse, normalize_maps
+from vitattn.metrics.raster import upsample
+from vitattn.specs import ATTENTION_METHODS
+from vitattn.store.writer import SCORE_BATCH, map_rows
+
+BOXES = [(0.1, 0.2, 0.45, 0.8), (0.55, 0.1, 0.9, 0.5), (0.3, 0.6, 0.7, 0.95)]
+
+
+def once(fn) -> float:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def median(fn, repeats: int) -> float:
+    fn()  # warm-up
+    return statistics.median(once(fn) for _ in range(repeats))
+
+
+def side_by_side(a, b, repeats: int) -> tuple[float, float]:
+    """Median times of ``a`` and ``b``, run alternately so both see the same machine load."""
+    a(), b()  # warm-up
+    times = [(once(a), once(b)) for _ in range(repeats)]
+    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
+
+
+def metrics_per_map(n_maps: int, repeats: int) -> None:
+    rng = np.random.default_rng(0)
+    maps = rng.random((n_maps, 14, 14)).astype(np.float32)
+    up = upsample(maps, 224)  # [N, 224, 224]
+    gt = soft_ground_truth(BOXES, 224)
+
+    def continuous() -> None:
+        m = normalize_maps(up)
+        map_mse(m, gt), map_kl(gt, m), map_emd(m, gt)
+
+    t_all, t_cont = side_by_side(lambda: score_batch(maps, BOXES, 224), continuous, repeats)
+    ms = 1000 / n_maps
+    print(f"metrics of {n_maps} maps (14x14 -> R = 224, {len(BOXES)} boxes), per map:")
+    print(
+        f"  score_batch (every column) {t_all * ms:6.2f} ms | continuous part alone {t_cont * ms:6.2f} ms | "
+        f"others {(t_all - t_cont) * ms:6.2f} ms | continuous share {t_cont / t_all:.2f}"
+    )
+    norm = normalize_maps(up)
+    for name, fn in (
+        ("normalise", lambda: normalize_maps(up)),
+        ("mse", lambda: map_mse(norm, gt)),
+        ("kl", lambda: map_kl(gt, norm)),
+        ("emd (8x8 LP)", lambda: map_emd(norm, gt)),
+    ):
+        print(f"  {name:14s} {median(fn, repeats) * ms:6.2f} ms per map")
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    t_base = median(lambda: baseline_metrics(BOXES, image, grid=(14, 14)), repeats)
+    print(f"  baseline_metrics (5 baselines, random over 20 seeds, every metric) {t_base * 1000:.1f} ms per image")
+
+
+def faithfulness_per_map(model: vitattn.Model, image: Image.Image, label: str, repeats: int) -> float:
+    saliency = model.analyze(image, methods=["mean"], features=False).map("mean")
+    steps = 20
+    t = median(lambda: evaluate(model, image, saliency, steps=steps), repeats)
+    passes = 4 * steps - 2
+    print(
+        f"faithfulness, {label} (grid {saliency.shape}, input {model.spec.img_size} px): "
+        f"{t * 1000:8.1f} ms per map, {passes} passes, {passes / t:7.1f} passes/s"
+    )
+    return t
+
+
+def precompute_one_image(model: vitattn.Model, image: Image.Image, repeats: int) -> None:
+    methods = [m for m in model.spec.methods if m in ATTENTION_METHODS]
+    analysis = model.analyze(image, methods=methods)
+    rows = map_rows(analysis)
+    maps = np.stack([r[3] for r in rows]).astype(np.float32)  # [M, gh, gw]
+
+    gt = soft_ground_truth(BOXES, 224)
+
+    def score_all() -> None:  # as the writer does: score_batch, SCORE_BATCH maps at a time
+        for start in range(0, len(maps), SCORE_BATCH):
+            score_batch(maps[start : start + SCORE_BATCH], BOXES, 224)
+
+    def continuous_only() -> None:  # the part of score_all that mse, kl and emd add
+        for start in range(0, len(maps), SCORE_BATCH):
+            m = normalize_maps(upsample(maps[start : start + SCORE_BATCH], 224))
+            map_mse(m, gt), map_kl(gt, m), map_emd(m, gt)
+
+    t_analyze = median(lambda: model.analyze(image, methods=methods), repeats)
+    t_score, t_cont = side_by_side(score_all, continuous_only, max(3, repeats))
+    fused = [analysis.map(m) for m in methods]
+    t_faith = median(lambda: evaluate_batch(model, [image] * len(fused), fused), max(1, repeats // 2))
+    print(f"precompute of one image, {model.spec.name}, methods {methods}: {len(rows)} maps")
+    print(
+        f"  analyze {t_analyze * 1000:.0f} ms | scoring every map (every column) {t_score * 1000:.0f} ms, of which "
+        f"the continuous metrics alone take {t_cont * 1000:.0f} ms ({t_cont / t_score:.0%})"
+    )
+    print(
+        f"  faithfulness of the {len(fused)} fused last-layer maps {t_faith * 1000:.0f} ms "
+        f"({t_faith / t_analyze:.1f}x analyze, {t_faith / (t_analyze + t_score):.2f}x analyze + scoring)"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="vit")
+    p.add_argument("--maps", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default=None)
+    p.add_argument("--small-only", action="store_true", help="skip the full-size model")
+    p.add_argument("--skip-metrics", action="store_true", help="faithfulness and precompute only")
+    args = p.parse_args()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"torch threads {torch.get_num_threads()}, device {device}")
+    if not args.skip_metrics:
+        metrics_per_map(args.maps, args.repeats)
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    small = vitattn.load_model(args.model, pretrained=False, device=args.device, depth=2, embed_dim=64, num_heads=4)
+    t_small = faithfulness_per_map(small, image, f"small {args.model} (depth 2, dim 64)", args.repeats)
+    if args.small_only:
+        return
+    full = vitattn.load_model(args.model, pretrained=False, device=args.device)
+    t_full = faithfulness_per_map(
+        full, image, f"full-size {args.model} ({full.spec.timm_id})", max(1, args.repeats // 2)
+    )
+    print(f"  full-size / small: {t_full / t_small:.1f}x")
+    precompute_one_image(full, image, max(1, args.repeats // 2))
+
+
+if __name__ == "__main__":
+    main()
