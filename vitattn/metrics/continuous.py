@@ -27,7 +27,7 @@ Numpy and scipy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -65,28 +65,38 @@ def soft_ground_truth(boxes: Sequence, resolution: int = 224) -> np.ndarray:
 
 
 def normalize_maps(up: np.ndarray) -> np.ndarray:
-    """Min-max normalises each map of ``[N, ...]`` to [0, 1] (float64); NaN / inf count as 0, flat maps become 0."""
-    m = np.nan_to_num(np.asarray(up, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)  # [N, ...]
+    """Min-max normalises each map of ``[N, ...]`` to [0, 1] in float32 (the precision every metric compares maps
+    at); NaN / inf count as 0, flat maps become 0."""
+    m = np.asarray(up, dtype=np.float32)  # [N, ...]
     flat = m.reshape(m.shape[0], -1)  # [N, n]
-    lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)  # [N, 1]
-    span = hi - lo
-    out = np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1.0), 0.0)  # [N, n]
+    if not np.isfinite(flat).all():
+        flat = np.nan_to_num(flat, nan=0.0, posinf=0.0, neginf=0.0)
+    lo = flat.min(axis=1, keepdims=True)  # [N, 1]
+    span = flat.max(axis=1, keepdims=True) - lo  # [N, 1]
+    scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)  # [N, 1]; 0 for a flat map
+    out = (flat - lo) * scale  # [N, n]
+    np.clip(out, 0.0, 1.0, out=out)  # (x - lo) / span can round to just above 1
     return out.reshape(m.shape)
 
 
 def map_mse(maps: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``[N]`` mean squared difference of ``[N, R, R]`` maps and a ``[R, R]`` target, both clipped to [0, 1]."""
-    diff = np.clip(maps, 0.0, 1.0) - np.clip(target, 0.0, 1.0)[None]  # [N, R, R]
-    return (diff**2).reshape(diff.shape[0], -1).mean(axis=1)
+    n = maps.shape[0]
+    diff = np.clip(maps, 0.0, 1.0).reshape(n, -1) - np.clip(target, 0.0, 1.0).reshape(1, -1).astype(maps.dtype)
+    return (diff * diff).sum(axis=1, dtype=np.float64) / diff.shape[1]  # [N]; float64 sums, row by row
 
 
 def map_kl(target: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """``[N]`` ``KL(target || map)`` of ``[N, R, R]`` non-negative maps, each plus ``KL_EPSILON`` and summing to 1."""
+    """``[N]`` ``KL(target || map)`` of ``[N, R, R]`` non-negative maps, each plus ``KL_EPSILON`` and summing to 1.
+
+    With ``P = (t + e) / T`` and ``Q = (m + e) / M``: ``KL = sum P log P - sum P log(m + e) + log M``.
+    """
     p = np.asarray(target, dtype=np.float64).reshape(-1) + KL_EPSILON  # [n]
     p /= p.sum()
-    q = np.asarray(maps, dtype=np.float64).reshape(maps.shape[0], -1) + KL_EPSILON  # [N, n]
-    q /= q.sum(axis=1, keepdims=True)
-    kl = (p * (np.log(p) - np.log(q))).sum(axis=1)  # [N]; row by row, so a map's score ignores the batch
+    q = np.asarray(maps, dtype=np.float64).reshape(maps.shape[0], -1) + KL_EPSILON  # [N, n] unnormalised
+    totals = q.sum(axis=1)  # [N]
+    np.log(q, out=q)
+    kl = (p * np.log(p)).sum() - (q * p).sum(axis=1) + np.log(totals)  # [N]; row by row: independent of the batch
     return np.maximum(kl, 0.0)  # >= 0 (rounding can dip below)
 
 
@@ -99,6 +109,16 @@ def _cell_distances(grid: int) -> np.ndarray:
     dist = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(axis=-1))  # [g * g, g * g]
     dist.setflags(write=False)
     return dist
+
+
+@lru_cache(maxsize=256)
+def _transport_constraints(ns: int, nt: int) -> sparse.csc_array:
+    """``[ns + nt, ns * nt]`` equality constraints of a transport problem: variable ``k`` ships from source
+    ``k // nt`` (row ``k // nt``) to sink ``k % nt`` (row ``ns + k % nt``); two ones per column, built as CSC."""
+    k = np.arange(ns * nt)
+    indices = np.stack([k // nt, ns + k % nt], axis=1).reshape(-1)  # [2 * ns * nt], rows ascending per column
+    indptr = np.arange(0, 2 * ns * nt + 1, 2)  # [ns * nt + 1]
+    return sparse.csc_array((np.ones(2 * ns * nt), indices, indptr), shape=(ns + nt, ns * nt))
 
 
 def _as_distribution(cells: np.ndarray) -> np.ndarray:
@@ -129,10 +149,7 @@ def wasserstein_grid(p: np.ndarray, q: np.ndarray) -> float:
     supply, demand = d[src], -d[dst]
     total = (supply.sum() + demand.sum()) / 2.0  # the mass to move; both sums equal it up to rounding
     supply, demand = supply / supply.sum(), demand / demand.sum()  # unit total: well scaled for the solver
-    ns, nt = src.size, dst.size
-    k = np.arange(ns * nt)  # variable k ships from src[k // nt] to dst[k % nt]
-    rows = np.concatenate([k // nt, ns + k % nt])  # [2 * ns * nt]
-    a_eq = sparse.csc_matrix((np.ones(2 * ns * nt), (rows, np.concatenate([k, k]))), shape=(ns + nt, ns * nt))
+    a_eq = _transport_constraints(src.size, dst.size)
     cost = _cell_distances(int(round(np.sqrt(d.size))))[np.ix_(src, dst)].reshape(-1)  # [ns * nt]
     result = linprog(
         cost,
