@@ -184,3 +184,25 @@ def test_names_pairs_accuracies_and_labels():
     )
     assert variants.classify(0.1, 0.05) == "Enhance" and variants.classify(-0.1, 0.01) == "Destroy"
     assert variants.classify(0.1, 0.051) == "Preserve" and variants.classify(0.1, float("nan")) == "Preserve"
+
+
+def test_image_and_box_deltas_of_one_image():
+    table = _table()
+    rows = variants.image_deltas(table, "i2", "a", "a@lora", method="cls", layer=1)
+    assert rows == [{"metric": "iou_90", "frozen": 0.30, "variant": pytest.approx(0.39), "delta": pytest.approx(0.09)}]
+    with pytest.raises(ValueError, match="no row for image 'i9'"):
+        variants.image_deltas(table, "i9", "a", "a@lora", method="cls", layer=1)
+    columns = ("image_id", "model", "method", "layer", "head", "box", "label", "iou")
+    rows = [
+        ("i0", "a", "cls", 1, -1, 0, "Portal", 0.2),
+        ("i0", "a", "cls", 1, -1, 1, "Tower", 0.5),
+        ("i0", "a@lora", "cls", 1, -1, 0, "Portal", 0.35),
+        ("i0", "a@lora", "cls", 1, -1, 1, "Tower", 0.25),
+        ("i1", "a", "cls", 1, -1, 0, "Portal", 0.9),
+    ]
+    boxes = {c: np.array([r[k] for r in rows]) for k, c in enumerate(columns)}
+    out = variants.box_deltas(boxes, "i0", "a", "a@lora", method="cls", layer=1)
+    assert [(r["box"], r["label"]) for r in out] == [(0, "Portal"), (1, "Tower")]
+    assert [r["delta"] for r in out] == pytest.approx([0.15, -0.25])
+    with pytest.raises(ValueError, match="no box rows for image 'i1', model 'a@lora'"):
+        variants.box_deltas(boxes, "i1", "a", "a@lora", method="cls", layer=1)

@@ -148,9 +148,15 @@ def store_hashes(location: str) -> set[str]:
         return {pixel_hash(store.image(i).image) for i in store.image_ids()}
 
 
-def exclude(examples: list[Example], hashes: set[str]) -> tuple[list[Example], int]:
+def exclude(examples: list[Example], hashes: set[str], progress: bool = False) -> tuple[list[Example], int]:
     """The examples whose pixels are not among ``hashes``, and how many were dropped."""
-    kept = [e for e in examples if pixel_hash(e.load()) not in hashes]
+    from tqdm.auto import tqdm
+
+    kept = [
+        e
+        for e in tqdm(examples, desc="--exclude", unit="img", disable=not progress)
+        if pixel_hash(e.load()) not in hashes
+    ]
     return kept, len(examples) - len(kept)
 
 

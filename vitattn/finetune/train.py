@@ -120,7 +120,7 @@ def run(config: FinetuneConfig, *, on_epoch: Callable[[int], None] | None = None
     loaded = data.load_examples(config.dataset, config.label, config.image_column)
     examples, excluded = loaded.examples, 0
     if config.exclude:
-        examples, excluded = data.exclude(examples, data.store_hashes(config.exclude))
+        examples, excluded = data.exclude(examples, data.store_hashes(config.exclude), progress=config.progress)
         log(f"--exclude {config.exclude}: dropped {excluded} of {len(loaded.examples)} images found in the store")
     if loaded.unlabelled:
         log(f"skipped {loaded.unlabelled} images without a single {config.label!r} label")
@@ -204,7 +204,7 @@ def _read_resume(out: Path, info: dict) -> dict | None:
     path = out / ckpt.RESUME
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     keep = ("epochs", "excluded", "train_images", "val_images", "vitattn_version")
     old = {
         k: v for k, v in state["info"].items() if k not in keep and k not in ("history", "val_accuracy", "epochs_done")
