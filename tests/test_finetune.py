@@ -261,7 +261,8 @@ def test_state_dict_files_load_and_mismatched_keys_are_named(tmp_path, suffix):
     save(state, path)
     model = vitattn.load_model("vit", checkpoint=str(path), device="cpu", **TINY)
     assert model.spec.name == "vit@ft" and model.spec.strategy is None
-    assert model.spec.classifier and "agcam" in model.spec.methods  # the file keeps ImageNet's 1000-way head
+    assert model.module.num_classes == 1000  # the file's head, ImageNet's here; still no classifier spec:
+    assert not model.spec.classifier and "agcam" not in model.spec.methods  # as get_spec("vit@ft") says
     assert all(torch.equal(v, model.module.state_dict()[k]) for k, v in state.items())
     assert not torch.equal(source.state_dict()["blocks.0.attn.qkv.weight"], state["blocks.0.attn.qkv.weight"])
     named = vitattn.load_model("vit@full", checkpoint=str(path), device="cpu", **TINY)

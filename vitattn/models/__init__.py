@@ -105,10 +105,9 @@ def _load_checkpoint(spec: ModelSpec, label: str | None, checkpoint: str, overri
             torch.manual_seed(int(info["seed"]))  # the seeded random base the job started from
         module = ckpt.apply_folder(build_module(spec, not info["random_weights"], overrides), path, info)
         strategy = info["strategy"]
-    imagenet = spec.classifier and ckpt.num_outputs(module) == 1000
-    variant = variant_of(
-        spec, label or strategy or "ft", strategy=strategy, checkpoint=checkpoint, imagenet_head=imagenet
-    )
+    # the spec a variant name gives (get_spec("clip@lora")), whatever its head: no ImageNet top-5, and for a ViT no
+    # gradient methods (see vitattn.specs.variant_of), so a store's tables never depend on a checkpoint's head
+    variant = variant_of(spec, label or strategy or "ft", strategy=strategy, checkpoint=checkpoint)
     return module, variant, overrides
 
 
