@@ -176,6 +176,14 @@ def test_names_pairs_accuracies_and_labels():
     ]  # c@lora has no frozen c
     manifest = {"models": {"a": {}, "a@lora": {"variant": {"val_accuracy": 0.8}}, "a@x": {"variant": {}}}}
     assert variants.validation_accuracies(manifest) == {"a@lora": 0.8}
+    manifest["models"]["a@hub"] = {"variant": {"checkpoint": "hf-hub:ns/a-ft", "val_accuracy": 0.7}}
+    manifest["models"]["a@lora"]["variant"]["checkpoint"] = "run-a-lora"
+    assert [variants.checkpoint_of(manifest, n) for n in ("a@hub", "a@lora", "a", "zz")] == [
+        "hf-hub:ns/a-ft",
+        None,
+        None,
+        None,
+    ]
     assert variants.strategy_of("a@x") is None and variants.strategy_of("a@lora") == "lora"
     assert (variants.is_variant("clip@lora"), variants.is_variant("clip"), variants.base_of("clip@lora")) == (
         True,

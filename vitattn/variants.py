@@ -80,6 +80,14 @@ def validation_accuracies(manifest: Mapping) -> dict[str, float]:
     return out
 
 
+def checkpoint_of(manifest: Mapping, name: str) -> str | None:
+    """A stored variant's checkpoint as ``load_model(..., checkpoint=)`` takes it, for live inference: the Hub id when
+    it was loaded from the Hub; None for a local checkpoint (a store records its name and content hash only, never
+    the folders of the machine that made it) and for base models."""
+    recorded = ((manifest.get("models", {}).get(name) or {}).get("variant") or {}).get("checkpoint")
+    return recorded if isinstance(recorded, str) and recorded.startswith("hf-hub:") else None
+
+
 def checkpoint_record(checkpoint: str) -> dict:
     """What precompute records about a variant's checkpoint (in its settings digest and its manifest entry).
 
