@@ -23,9 +23,10 @@ The map's cells are ranked, most important first, and removed from the model inp
   higher is better.
 - A random order (``seed``) gives the baseline curves ``random_deletion`` / ``random_insertion``.
 
-All curves of a map go through the model in batches of ``batch_size`` inputs (the intact input, the canvas and the
-``steps - 1`` inner steps of each of the four curves: ``4 * steps - 2`` passes, two batches at the defaults);
-maps of the same image in one ``evaluate_batch`` call share the intact, canvas and random-order passes.
+Forward passes: the intact input and the canvas (one each), then the ``steps - 1`` inner steps of the deletion and
+insertion curves of the map's order and of the random order, ``batch_size`` at a time: ``4 * steps - 2`` passes
+(78 at 20 steps), one batch per order at the defaults. Maps of the same image in one ``evaluate_batch`` call share
+the intact, canvas and random-order passes, so each further map costs ``2 * (steps - 1)`` passes.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class _Scorer:
                 raise ValueError(f"target {self.target} is not a class of this model ({out.shape[-1]} classes)")
         else:
             self.target, self.reference = None, out  # (1, D)
+        self.intact = float(self._scores(out)[0])  # the intact input's own score (cosine: 1)
 
     @torch.no_grad()
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,14 +162,16 @@ class _Scorer:
 
     def __call__(self, inputs: torch.Tensor) -> np.ndarray:
         """``[K]`` scores of ``(K, 3, S, S)`` inputs, ``batch_size`` at a time."""
-        scores = []
-        for chunk in inputs.split(self.batch_size):
-            out = self._forward(chunk.to(self.model.device))  # (b, C) or (b, D)
-            if self.classifier:
-                scores.append(out.float().softmax(-1)[:, self.target])  # (b,)
-            else:
-                scores.append(F.cosine_similarity(out.float(), self.reference.float(), dim=-1))  # (b,)
-        return torch.cat(scores).cpu().numpy().astype(np.float64)
+        scores = [self._scores(self._forward(chunk.to(self.model.device))) for chunk in inputs.split(self.batch_size)]
+        return np.concatenate(scores)
+
+    def _scores(self, out: torch.Tensor) -> np.ndarray:
+        """``[b]`` scores of ``(b, C)`` logits (target probability) or ``(b, D)`` embeddings (cosine similarity)."""
+        if self.classifier:
+            score = out.float().softmax(-1)[:, self.target]  # (b,)
+        else:
+            score = F.cosine_similarity(out.float(), self.reference.float(), dim=-1)  # (b,)
+        return score.cpu().numpy().astype(np.float64)
 
 
 def _curve_inputs(x, canvas, cells, order, counts, insert: bool) -> torch.Tensor:
@@ -192,7 +196,7 @@ class _Image:
         self.x = model.transform(image)[None]  # (1, 3, S, S)
         self.canvas = canvas_of(self.x, mode)  # (1, 3, S, S)
         self.scorer = _Scorer(model, self.x.to(model.device), target, batch_size)
-        self.ends = self.scorer(torch.cat([self.x, self.canvas]))  # [2] intact, canvas
+        self.ends = (self.scorer.intact, float(self.scorer(self.canvas)[0]))  # intact, canvas
         self.random: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def curves(self, cells, order, counts) -> tuple[np.ndarray, np.ndarray]:
