@@ -20,7 +20,15 @@ from vitattn.metrics import (
     soft_ground_truth,
     wasserstein_grid,
 )
-from vitattn.metrics.continuous import map_emd, map_kl, map_mse
+from vitattn.metrics.continuous import (
+    _cell_distances,
+    _highs_direct,
+    _transport_constraints,
+    map_emd,
+    map_kl,
+    map_mse,
+    transport_cost,
+)
 
 SMALL_BOX = (0.45, 0.45, 0.55, 0.55)
 
@@ -174,3 +182,19 @@ def test_corloc():
 def test_bad_heatmap_shape():
     with pytest.raises(ValueError, match="2-D"):
         mse(np.zeros(5), [SMALL_BOX])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_direct_highs_call_equals_linprog(seed):
+    rng = np.random.default_rng(seed)
+    ns, nt = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+    supply, demand = rng.random(ns), rng.random(nt)
+    supply, demand = supply / supply.sum(), demand / demand.sum()
+    src, dst = rng.choice(64, ns, replace=False), rng.choice(64, nt, replace=False)
+    cost = _cell_distances(8)[np.ix_(src, dst)].reshape(-1)
+    a_eq, b_eq = _transport_constraints(ns, nt), np.concatenate([supply, demand])
+    direct = _highs_direct(cost, a_eq, b_eq)
+    if direct is None:
+        pytest.skip("this scipy has no scipy.optimize._highspy._core bindings; transport_cost uses linprog")
+    assert direct == transport_cost(cost, a_eq, b_eq)
+    assert direct == pytest.approx(transport_cost(cost, a_eq, b_eq, direct=False), abs=1e-12)

@@ -133,7 +133,7 @@ def wasserstein_grid(p: np.ndarray, q: np.ndarray) -> float:
     Transport LP over the net difference: sources are the cells where ``p > q`` (supply ``p - q``), sinks those
     where ``q > p``; minimise ``sum c_ij x_ij`` subject to each source shipping its supply and each sink
     receiving its demand, ``x >= 0``. For a metric ground cost this equals the full ``p -> q`` transport (mass
-    common to both stays put at zero cost). Solved with scipy's HiGHS simplex.
+    common to both stays put at zero cost). Solved with scipy's HiGHS simplex (``transport_cost``).
 
     Args:
         p: ``[g, g]`` non-negative, summing to 1.
@@ -151,17 +151,64 @@ def wasserstein_grid(p: np.ndarray, q: np.ndarray) -> float:
     supply, demand = supply / supply.sum(), demand / demand.sum()  # unit total: well scaled for the solver
     a_eq = _transport_constraints(src.size, dst.size)
     cost = _cell_distances(int(round(np.sqrt(d.size))))[np.ix_(src, dst)].reshape(-1)  # [ns * nt]
+    return transport_cost(cost, a_eq, np.concatenate([supply, demand])) * total
+
+
+def _highs_direct(cost: np.ndarray, a_eq: sparse.csc_array, b_eq: np.ndarray) -> float | None:
+    """The LP through scipy's bundled HiGHS bindings (``scipy.optimize._highspy._core``, scipy >= 1.15).
+
+    ``linprog`` solves the same problem with the same HiGHS, but for a problem this small its wrapper spends about
+    two thirds of the time in per-column Python loops that collect the duals, which are not needed here (measured:
+    1.6 ms against 4.0 ms per 8 x 8 EMD). Returns None when these private bindings are missing or changed, and the
+    caller falls back to ``linprog``.
+    """
+    try:
+        from scipy.optimize._highspy import _core as highs
+    except ImportError:
+        return None
+    try:
+        lp = highs.HighsLp()
+        lp.num_col_, lp.num_row_ = cost.size, a_eq.shape[0]
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = cost.size, a_eq.shape[0]
+        lp.a_matrix_.format_ = highs.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a_eq.indptr, a_eq.indices, a_eq.data
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, np.zeros(cost.size), np.full(cost.size, np.inf)
+        lp.row_lower_, lp.row_upper_ = b_eq, b_eq
+        solver, options = highs._Highs(), highs.HighsOptions()
+        options.presolve, options.output_flag = "off", False
+        solver.passOptions(options)
+        solver.passModel(lp)
+        solver.run()
+        status = solver.getModelStatus()
+        if status != highs.HighsModelStatus.kOptimal:
+            raise RuntimeError(
+                f"earth mover's distance: the transport LP failed ({solver.modelStatusToString(status)})"
+            )
+        return float(solver.getInfo().objective_function_value)
+    except AttributeError:
+        return None
+
+
+def transport_cost(cost: np.ndarray, a_eq: sparse.csc_array, b_eq: np.ndarray, *, direct: bool = True) -> float:
+    """``min cost @ x`` subject to ``a_eq @ x = b_eq``, ``x >= 0``, by HiGHS's simplex (no presolve).
+
+    ``direct`` calls HiGHS through scipy's bindings (``_highs_direct``), else (or when those are unavailable)
+    through ``scipy.optimize.linprog``; both run the same solver and agree to rounding (tested).
+    """
+    value = _highs_direct(cost, a_eq, b_eq) if direct else None
+    if value is not None:
+        return value
     result = linprog(
         cost,
         A_eq=a_eq,
-        b_eq=np.concatenate([supply, demand]),
+        b_eq=b_eq,
         bounds=(0, None),
         method="highs",
         options={"presolve": False},  # presolve costs more than it saves here and can misjudge tiny masses
     )
     if result.status != 0:
         raise RuntimeError(f"earth mover's distance: the transport LP failed ({result.message})")
-    return float(result.fun) * total
+    return float(result.fun)
 
 
 def map_emd(maps: np.ndarray, target: np.ndarray, grid: int = EMD_GRID) -> np.ndarray:
