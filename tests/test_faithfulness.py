@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -87,6 +88,9 @@ def test_deletion_drops_exactly_at_the_key_cells_step(mode):
     auc = sum((fractions[i + 1] - fractions[i]) * (f.deletion[i] + f.deletion[i + 1]) / 2 for i in range(20))
     assert f.auc_deletion == pytest.approx(auc)
     assert f.abpc == pytest.approx(f.auc_insertion - f.auc_deletion) and f.abpc > 0
+    row = f.as_dict()
+    assert row["deletion"] == f.deletion.tolist() and row["abpc"] == f.abpc and row["target"] == 0
+    assert list(row) == [field.name for field in dataclasses.fields(Faithfulness)]
 
 
 def test_cosine_score_of_a_model_without_class_head():

@@ -66,6 +66,12 @@ class Faithfulness:
     target: int | None  # the explained class (classifiers), else None
     mode: str  # "blur" or "mean"
 
+    def as_dict(self) -> dict[str, object]:
+        """Plain Python values (curves as lists of floats), e.g. one row of a ``faithfulness`` table or JSON."""
+        return {
+            k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in self.__dict__.items()
+        }  # dataclass field order
+
 
 def step_counts(n: int, steps: int) -> np.ndarray:
     """``[steps + 1]`` cells removed after each step: ``round(i * n / steps)`` (half up), from 0 to ``n``."""
