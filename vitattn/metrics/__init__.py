@@ -2,7 +2,10 @@
 
 Maps are ``[gh, gw]`` float arrays on a model's patch grid covering the whole image; boxes are normalized
 ``(x0, y0, x1, y1)`` (``vitattn.boxes``). ``all_metrics`` / ``score_batch`` give every column of the metrics
-table; ``summary`` turns that table into means with bootstrap intervals, best layers and paired tests.
+table (``continuous``: MSE, KL and EMD against a soft ground truth, lower is better: ``LOWER_IS_BETTER``);
+``summary`` turns that table into means with bootstrap intervals, best layers and paired tests; ``stats`` holds the
+paired comparison, Holm's correction and Kruskal-Wallis; ``heads`` ranks single heads and matches them to feature
+types (the seed study's Q3).
 """
 
 from vitattn.metrics.baselines import (
@@ -66,30 +69,19 @@ from vitattn.metrics.tables import (
 )
 
 __all__ = [
-    "HeadFeatureMatrix",
-    "head_exemplars",
-    "head_feature_matrix",
-    "head_ranking",
     "BASELINE_NAMES",
-    "saliency_prior",
-    "sobel_map",
-    "wasserstein_grid",
-    "soft_ground_truth",
-    "mse",
-    "kl_divergence",
-    "emd",
-    "corloc",
-    "LOWER_IS_BETTER",
-    "CONTINUOUS_NAMES",
     "BOX_COLUMNS",
+    "CONTINUOUS_NAMES",
     "FUSED_HEAD",
     "KEY_COLUMNS",
+    "LOWER_IS_BETTER",
     "METRICS_COLUMNS",
     "METRIC_NAMES",
     "PERCENTILES",
     "POINTING_REFERENCE_RESOLUTION",
     "POINTING_TOLERANCE",
     "BatchScores",
+    "HeadFeatureMatrix",
     "KruskalResult",
     "PairedResult",
     "all_metrics",
@@ -103,16 +95,23 @@ __all__ = [
     "box_rows",
     "breakdown",
     "center_map",
+    "corloc",
     "coverage",
     "descending_order",
+    "emd",
     "expected_top_k_hits",
     "group_means",
+    "head_exemplars",
+    "head_feature_matrix",
+    "head_ranking",
     "holm",
     "iou",
     "iou_auc",
+    "kl_divergence",
     "kruskal_by_group",
     "layer_head_grid",
     "literature_tolerance",
+    "mse",
     "paired_comparison",
     "paired_test",
     "per_box_iou",
@@ -120,11 +119,15 @@ __all__ = [
     "pointing_game",
     "random_map",
     "rank_biserial",
+    "saliency_prior",
     "score_batch",
     "select",
+    "sobel_map",
+    "soft_ground_truth",
     "spectral_residual",
     "summarize",
     "top_k_count",
     "union_mask",
     "upsample",
+    "wasserstein_grid",
 ]
