@@ -164,3 +164,14 @@ def test_every_family_on_its_own_maps(name, method, score):
     assert f.deletion[-1] == f.insertion[0] == f.random_insertion[0]  # the canvas
     if score == "cosine":
         assert f.deletion[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_blur_is_the_truncated_gaussian_of_rise():
+    """Sigma 5 px and radius 5 at 224 px (RISE's gkern(11, 5)), normalised, mirror padding: scipy's filter."""
+    from scipy import ndimage
+
+    from vitattn.faithfulness import blur
+
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32))
+    expected = np.stack([ndimage.gaussian_filter(c, sigma=5.0, mode="mirror", truncate=1.0) for c in x[0].numpy()])
+    np.testing.assert_allclose(blur(x)[0].numpy(), expected, atol=1e-5)

@@ -11,8 +11,9 @@ The map's cells are ranked, most important first, and removed from the model inp
   baseline uses, so a flat map scores as the random order.
 - Step ``i`` (``0..steps``) has the first ``round(i * n / steps)`` of the ``n`` cells removed (``fractions`` is
   that count over ``n``). Removing replaces a cell's pixels by the canvas: ``mode="blur"``, the input blurred with
-  a Gaussian (RISE's ``gkern(11, 5)``: kernel 11, sigma 5 px at 224 px, scaled with ``S``; reflect padding) or
-  ``mode="mean"``, the input's mean colour. Insertion starts from the canvas and adds the input's cells back.
+  a Gaussian (RISE's ``gkern(11, 5)``: kernel 11, sigma 5 px at 224 px, scaled with ``S``, normalised to sum 1;
+  mirror padding) or ``mode="mean"``, the input's mean colour. Insertion starts from the canvas and adds the
+  input's cells back.
 - Score: for a classifier (``spec.classifier``) the softmax probability of ``target`` (default: the intact
   input's top-1 class); otherwise the cosine similarity of the pooled image embedding to that of the intact input
   (timm ``forward_head(forward_features(x), pre_logits=True)``: the CLS token, SigLIP's attention-pooled output,
