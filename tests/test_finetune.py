@@ -196,6 +196,7 @@ def _store_config(out: Path, models: tuple[str, ...], checkpoints: dict) -> Conf
     )
 
 
+@pytest.mark.slow  # a precompute run
 def test_exclude_drops_the_images_of_a_store_even_re_encoded(example_store, tmp_path):
     toy = _toy(tmp_path / "toy")
     examples = load_annotated("examples")
@@ -210,6 +211,7 @@ def test_exclude_drops_the_images_of_a_store_even_re_encoded(example_store, tmp_
     assert dropped == 2 and not {e.id for e in kept} & {f"red/{r.id}.png" for r in examples[:2]}
 
 
+@pytest.mark.slow  # a precompute run
 def test_precompute_stores_variants_as_models_and_rewrites_nothing_else(example_store, runs, tmp_path):
     from vitattn.store import open_store
 
