@@ -1,0 +1,77 @@
+"""Shared by the tests of the Heads, Variants and Features tabs: a random-weight store with a fine-tuned variant.
+
+``more_store()`` fine-tunes the tiny random ``vit`` (``python -m vitattn.finetune --strategy full
+--random-weights``) on a red/blue toy set, then runs the precompute job on the bundled examples for ``dinov2``,
+``siglip``, ``vit``, ``resnet50`` and the variant ``vit@full``, each the tiny variant of ``small_models`` (two
+blocks, 64 channels, 4 heads). Built once per test process. No test lives here.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from small_models import small_overrides
+
+MODELS = ("dinov2", "siglip", "vit", "resnet50")
+VARIANT = "vit@full"
+
+
+def _toy(folder: Path, per_class: int = 8, seed: int = 0) -> Path:
+    """Reddish and bluish noise images, 24x24, in class folders (separable by colour)."""
+    rng = np.random.default_rng(seed)
+    for name, channel in (("red", 0), ("blue", 2)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 80, (24, 24, 3), dtype=np.uint8)
+            pixels[..., channel] = rng.integers(170, 256, (24, 24), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{name}{i}.png")
+    return folder
+
+
+@cache
+def finetuned() -> tuple[Path, dict]:
+    """The tiny random vit fine-tuned in full for 2 epochs: its output folder and its finetune record."""
+    from vitattn.finetune import FinetuneConfig, run
+
+    tmp = Path(tempfile.mkdtemp(prefix="vitattn-more-ft-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    config = FinetuneConfig(
+        model="vit",
+        strategy="full",
+        dataset=str(_toy(tmp / "toy")),
+        output=tmp / "run-full",
+        epochs=2,
+        batch_size=4,
+        lr=1e-3,
+        random_weights=True,
+        progress=False,
+        overrides=small_overrides("vit"),
+    )
+    return config.output, run(config, log=lambda line: None)
+
+
+@cache
+def more_store() -> Path:
+    """The store: four tiny random models and one fine-tuned variant, on the bundled examples."""
+    from precompute import Config, run
+
+    folder, _ = finetuned()
+    out = Path(tempfile.mkdtemp(prefix="vitattn-more-store-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    overrides = {**{m: small_overrides(m) for m in MODELS}, VARIANT: small_overrides("vit")}
+    config = Config(
+        output=out / "store",
+        models=(*MODELS, VARIANT),
+        checkpoints={VARIANT: str(folder)},
+        random_weights=True,
+        overrides=overrides,
+        progress=False,
+    )
+    run(config)
+    return out / "store"
