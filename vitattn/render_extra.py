@@ -24,6 +24,7 @@ DIVERGING = ("#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "
 BAR_HEIGHT = 14
 BEST_COLOR = (0, 229, 255)  # outline of the best cell of a column
 NAN_FILL = (220, 220, 220)
+WARNING_RED = (214, 39, 40)
 
 
 def _hex(color: str) -> tuple[int, int, int]:
@@ -164,8 +165,7 @@ def compare_maps(
         [_panel(small, m, lo, hi, t, boxes, opacity, "inferno") for m, t in zip(maps, titles, strict=True)]
     )
     label = bar_label or "one colour scale for every panel"
-    parts = [banner(row.width, "", warning)] if warning else []
-    return stack([*parts, row, colorbar(row.width, lo, hi, label)])
+    return stack_warning(stack([row, colorbar(row.width, lo, hi, label)]), warning)
 
 
 def shift_view(
@@ -187,9 +187,8 @@ def shift_view(
     label = f"B - A on a symmetric scale [-{number(limit)}, {number(limit)}]; red: B higher, blue: B lower"
     if limit <= 1e-12:
         label = "B - A is 0 everywhere: the two maps are equal"
-    parts = [banner(panel.width, "", warning)] if warning else []
     width = max(panel.width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(label, font=font(12))) + 16)
-    return stack([*parts, panel, colorbar(width, -limit, limit, label, "diverging")])
+    return stack_warning(stack([panel, colorbar(width, -limit, limit, label, "diverging")]), warning)
 
 
 def heat_table(
@@ -273,11 +272,31 @@ def rgb_tiles(
         cells = Image.fromarray(np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)).resize(thumb.size, Image.NEAREST)
         columns.append(stack([banner(thumb.width, title), thumb, cells]))
     row = side_by_side(columns)
-    parts = [banner(row.width, "", warning)] if warning else []
-    parts_after = [banner(row.width, note)] if note else []
-    return stack([*parts, row, *parts_after])
+    width = max(row.width, 448)
+    return stack_warning(stack([row, *([text_band(width, note)] if note else [])]), warning)
+
+
+def text_band(width: int, text: str, color: tuple[int, int, int] = (0, 0, 0), size: int = 13) -> Image.Image:
+    """``text`` on white, left-aligned, wrapped at word boundaries to fit ``width`` pixels."""
+    text_font = font(size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if line and measure.textlength(trial, font=text_font) > width - 12:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    lines.append(line)
+    band = Image.new("RGB", (width, 6 + (size + 5) * len(lines)), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    for i, words in enumerate(lines):
+        draw.text((6, 3 + (size + 5) * i), words, fill=color, font=text_font)
+    return band
 
 
 def stack_warning(picture: Image.Image, warning: str) -> Image.Image:
-    """``picture`` under a band with ``warning`` in red (e.g. "random weights: not a result")."""
-    return stack([banner(picture.width, "", warning), picture]) if warning else picture
+    """``picture`` under a band with ``warning`` in red on the left (e.g. "random weights: not a result"), where the
+    app's picture buttons (top right) do not cover it."""
+    return stack([text_band(picture.width, warning, WARNING_RED), picture]) if warning else picture

@@ -30,12 +30,12 @@ from vitattn.ui.catalog import FUSED
 from vitattn.ui.config import LIVE_WORKERS, VIEW_WORKERS
 from vitattn.ui.errors import guard, warn
 from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import all_models, attention_link, family, info, warning
+from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link, family, info, warning
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
 PRIVATE = {"api_visibility": "private", "trigger_mode": "always_last"}
-PICTURE = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"]}
+PICTURE = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"], "show_label": False}
 HIDDEN = {"visible": False, "interactive": True}
 ATTENTION_TAB = "attention"
 BACKGROUNDS = ("none", "auto", "0.3", "0.5")
@@ -156,8 +156,9 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
                 which = gr.Dropdown([], label="Head (default: the best for the feature type)")
             gallery = gr.Gallery(
                 label="Exemplars: where this head scores best on this feature type (click: open)",
-                columns=3,
-                height=380,
+                columns=4,
+                height=420,
+                object_fit="contain",
                 allow_preview=False,
                 elem_id="head-exemplars",
             )
@@ -370,13 +371,14 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
 
 
 def _click_on_shift(size: tuple[int, int], index, warned: bool) -> tuple[float, float]:
-    """A click on the shift picture as a normalized point of the image (the picture's bands are skipped)."""
+    """A click on the shift picture as a normalized point of the image (the bands above the image are skipped)."""
     from PIL import Image
 
-    from vitattn.render import fit
+    from vitattn import render_extra
+    from vitattn.render import banner, fit
 
     w, h = fit(Image.new("RGB", size), variants_view.SHIFT_SIDE).size
-    top = variants_view.BAND * (2 if warned else 1)
+    top = banner(w, "shift").height + (render_extra.text_band(w, RANDOM_WEIGHTS).height if warned else 0)
     x, y = float(index[0]), float(index[1]) - top
     return min(max(x / w, 0.0), 1.0), min(max(y / h, 0.0), 1.0)
 
@@ -416,20 +418,21 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
                 x="layer",
                 y="value",
                 color="model",
-                title="Per head and layer (one dot per head)",
+                title="Per head and layer (one dot per head; hover: the head)",
                 x_title="layer (0 = first block)",
-                y_title="mean attention distance (px)",
+                y_title=features_view.STAT_TITLES["distance_px"],
+                tooltip=["model", "layer", "head", "value"],
                 height=360,
                 elem_id="head-stats-plot",
                 show_label=False,
             )
-            diversity = gr.LinePlot(
+            diversity = gr.ScatterPlot(
                 x="layer",
                 y="diversity",
                 color="model",
                 title="Head diversity per layer (0: all heads alike, 1: disjoint)",
-                x_title="layer",
-                y_title="mean pairwise TV distance",
+                x_title="layer (0 = first block)",
+                y_title="mean pairwise TV distance of the heads' maps",
                 height=360,
                 elem_id="head-diversity-plot",
                 show_label=False,
@@ -459,7 +462,12 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
                 elem_id="faithfulness-plot",
                 show_label=False,
             )
-            areas = gr.Dataframe(label="Areas under the curves", interactive=False, elem_id="faithfulness-areas")
+            areas = gr.Dataframe(
+                pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
+                label="Areas under the curves (press the button)",
+                interactive=False,
+                elem_id="faithfulness-areas",
+            )
         with gr.Column(visible=False):  # the public endpoints' typed inputs and named outputs (inside a tab: Tabs
             _api(ex)  # hold tabs only)
 
@@ -469,7 +477,8 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
 
     def on_stats(models, image, which):
         frame, div, note = features_view.head_stats(ex, models or [], image, which)
-        plot = frame.rename(columns={which: "value"})
+        plot = frame.rename(columns={which: "value"}).assign(layer=lambda f: f["layer"].map(_layer_tick))
+        div = div.assign(layer=lambda f: f["layer"].map(_layer_tick))
         return (gr.update(value=plot, y_title=features_view.STAT_TITLES[which]), div, note, frame)
 
     def on_run(image, model_name, meth, lay, how):
@@ -499,6 +508,11 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
         return (picture, *_safe(4)(on_stats)(*values[len(pca_inputs) :]))
 
     tab.select(on_tab, [*pca_inputs, *stat_inputs], [pca, *stat_outputs], **PRIVATE, **LIVE)
+
+
+def _layer_tick(layer: int) -> str:
+    """A layer as a category of a plot's x axis ("00", "01", ...: sorted in order, one tick per layer)."""
+    return f"{int(layer):02d}"
 
 
 # -- the public API ----------------------------------------------------------------------------------------------
