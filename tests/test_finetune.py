@@ -416,3 +416,25 @@ def test_finetune_and_variant_on_cuda(tmp_path):
     image = Image.open(next((tmp_path / "toy" / "red").glob("*.png")))
     # CUDA convolutions may run in TF32: agreement to about 1e-3
     np.testing.assert_allclose(gpu.analyze(image).map("cls", 1), cpu.analyze(image).map("cls", 1), atol=2e-3)
+
+
+@pytest.mark.parametrize("name", [n for n, s in vitattn.MODELS.items() if s.family == "vit"])
+def test_every_vit_gets_lora_on_its_attention_projections_and_a_new_head(name, tmp_path):
+    """LoRA wraps exactly each block's attn.qkv and attn.proj (not SigLIP's pooling head); each strategy steps."""
+    from small_models import small_overrides
+
+    from vitattn.finetune.train import build_base, prepare, train_step
+
+    overrides = small_overrides(name)
+    for strategy in ("lora", "linear", "full"):
+        config = FinetuneConfig(model=name, strategy=strategy, dataset="-", output=tmp_path, overrides=overrides)
+        module, transform = build_base(name, random_weights=True, seed=0, overrides=overrides)
+        model, groups = prepare(module, strategy, 3, config)
+        if strategy == "lora":
+            wrapped = {n.rsplit(".lora_A", 1)[0] for n, _ in model.named_modules() if n.endswith(".lora_A")}
+            want = {f"base_model.model.blocks.{i}.attn.{p}" for i in range(2) for p in ("qkv", "proj")}
+            assert wrapped == want
+        x = torch.stack([transform(Image.new("RGB", (40, 30), c)) for c in ("red", "blue")])  # (2, 3, S, S)
+        optimizer = torch.optim.AdamW(groups)
+        loss = train_step(model, x, torch.tensor([0, 2]), optimizer)
+        assert np.isfinite(loss) and model(x).shape == (2, 3)
