@@ -1,10 +1,11 @@
 """vitattn: where do vision models look in an image, and does it match where experts look?
 
-    python app.py [--store LOCATION] [--host HOST] [--port PORT]
+    python app.py [--store LOCATION] [--host HOST] [--port PORT] [--random-weights]
 
 LOCATION is a store folder or hf://datasets/<namespace>/<name>[@<revision>] (also $VITATTN_STORE); without one the
-app uses ./store when it holds a store, else the bundled example images with live inference. Every action on the
-page is also an API endpoint: ``gradio_client.Client(url).view_api()`` lists them.
+app uses ./store when it holds a store, else the bundled example images with live inference. ``--random-weights``
+runs live inference on untrained networks (no download: the app works offline; every picture says so). Every action
+is also an API endpoint with typed inputs: ``gradio_client.Client(url).view_api()`` lists them.
 
 Limits (``vitattn/ui/config.py``): uploads of at most 20 MiB and 50 million pixels (a larger image is refused from
 its header, before decoding); one live analysis at a time, queued, while cached views have 8 workers of their own;
@@ -23,7 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui import AppConfig, Explorer, iou, page, views
+from vitattn.ui import AppConfig, Explorer, api, iou, page, views, wiring
 from vitattn.ui.catalog import FUSED, format_boxes, parse_boxes
 from vitattn.ui.config import (
     LIVE_WORKERS,
@@ -33,13 +34,11 @@ from vitattn.ui.config import (
     TEMP_FILES,
     VIEW_WORKERS,
 )
-from vitattn.ui.errors import guard
+from vitattn.ui.errors import guard, warn
 from vitattn.ui.page import CLICK_MODES
 
 TITLE = "vitattn · where do vision models look?"
-INTRO = """# Where do vision models look?
-Attention maps, feature similarity and their agreement with expert boxes for DINOv2, DINOv3, CLIP, MAE, SigLIP,
-a supervised ViT and ResNet-50. Pick an image and a model above; every tab follows the same choices."""
+INTRO = "## Where do vision models look, and do they look where experts do?"
 OPACITY = 0.6
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}  # jpeg: fast to encode
 LIMITS = (
@@ -57,14 +56,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--store", default=None, help="store folder or hf://datasets/ns/name[@rev] (or $VITATTN_STORE)")
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860 or $GRADIO_SERVER_PORT)")
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="live inference with untrained networks: no download, works offline (labelled on every picture)",
+    )
     return p.parse_args(argv)
 
 
 ARGS = parse_args(sys.argv[1:] if __name__ == "__main__" else [])
-EXPLORER = Explorer.open(AppConfig.from_env(store=ARGS.store))
+EXPLORER = Explorer.open(AppConfig.from_env(store=ARGS.store, **({"weights": "random"} if ARGS.random_weights else {})))
 
 
-# -- API endpoints: plain inputs, a picture and the numbers out ----------------------------------------------------
+# -- API endpoints: plain typed inputs, a picture and the numbers out ----------------------------------------------
 
 
 @guard
@@ -75,35 +79,58 @@ def ping() -> str:
 
 @guard
 def info() -> dict:
-    """What this app offers: store, image ids, and per model its methods, layers and heads."""
+    """What this app offers: store, image ids, and per model its methods, layers (with names) and heads, and
+    whether stored and live maps come from random weights."""
     return views.info(EXPLORER)
 
 
 @guard
 def image(image_id: str) -> tuple[Image.Image, dict]:
-    """An image with its expert boxes drawn, and the boxes (normalized x0, y0, x1, y1) as numbers."""
+    """An image with its expert boxes drawn, and the boxes (normalized x0, y0, x1, y1) with labels and metadata."""
     return views.image(EXPLORER, image_id)
 
 
 @guard
 def attention(
-    image_id: str, model: str, method: str, layer: float, head: int, opacity: float
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    head: int | None = FUSED,
+    opacity: float = OPACITY,
+    mask: int = 0,
+    box: int = -1,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
-    """The map of (model, method, layer, head; head -1 = all heads fused) over the image with the expert boxes,
-    its metrics beside the baselines', and the raw map as numbers."""
-    return views.attention(EXPLORER, image_id, model, method, layer, head, opacity)
+    """The map of (model, method, layer, head) over the image with the expert boxes, its metrics beside the
+    baselines', and the raw map as numbers. head -1 (or None) fuses all heads; mask 90 outlines the top 10% of pixels
+    that IoU@90 keeps (0: no mask); box n scores expert box n alone (-1: all boxes)."""
+    return views.attention(EXPLORER, image_id, model, method, layer, head, opacity, mask, box)
 
 
 @guard
-def layers(image_id: str, model: str, method: str, head: int, opacity: float) -> tuple[Image.Image, dict]:
-    """The same map at every layer, side by side, and the maps as numbers."""
-    return views.layer_strip(EXPLORER, image_id, model, method, head, opacity)
+def layer_metrics(
+    image_id: str, model: str, method: str, layer: int, head: int | None = FUSED, percentile: int = 90, box: int = -1
+) -> pd.DataFrame:
+    """IoU at the percentile and coverage of this image's map at every layer, the baselines as flat lines and the
+    current layer marked: rows (layer, value, series)."""
+    return views.layer_chart(EXPLORER, image_id, model, method, layer, head, percentile, box)
 
 
 @guard
-def heads(image_id: str, model: str, method: str, layer: float, opacity: float) -> tuple[Image.Image, dict]:
-    """Every head of one layer as a grid, and the maps as numbers."""
-    return views.head_grid(EXPLORER, image_id, model, method, layer, opacity)
+def layers(
+    image_id: str, model: str, method: str, head: int | None = FUSED, opacity: float = OPACITY, scale: str = "per map"
+) -> tuple[Image.Image, dict]:
+    """The same map at every layer, side by side (ResNet stages each on their own grid), with a colour bar (scale
+    "per map": each tile its own range; "shared": one range), and the maps as numbers."""
+    return views.layer_strip(EXPLORER, image_id, model, method, head, opacity, scale)
+
+
+@guard
+def heads(
+    image_id: str, model: str, method: str, layer: int, opacity: float = OPACITY, scale: str = "per map"
+) -> tuple[Image.Image, dict]:
+    """Every head of one layer as a grid with a colour bar, and the maps as numbers."""
+    return views.head_grid(EXPLORER, image_id, model, method, layer, opacity, scale)
 
 
 @guard
@@ -114,7 +141,14 @@ def predictions(image_id: str, model: str) -> dict[str, float]:
 
 @guard
 def similarity(
-    image_id: str, model: str, layer: float, x0: float, y0: float, x1: float, y1: float, opacity: float
+    image_id: str,
+    model: str,
+    layer: int,
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    opacity: float = OPACITY,
 ) -> tuple[Image.Image, dict]:
     """Cosine similarity of every patch to the mean feature inside a box (x0, y0, x1, y1 normalized to [0, 1];
     x0 == x1 and y0 == y1 is a point) at a layer, with the selected patches outlined."""
@@ -130,69 +164,153 @@ def analyze(image_file: str | dict, model: str, progress=gr.Progress()) -> tuple
 
 @guard
 def metrics(
-    image_id: str, model: str, method: str, layer: float, head: int, opacity: float, boxes: str
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    head: int | None = FUSED,
+    boxes: str = "",
+    opacity: float = OPACITY,
 ) -> tuple[Image.Image, pd.DataFrame]:
     """Your own boxes (one per line: x0 y0 x1 y1 [label], normalized) over the map, and the map's metrics against
     them beside the baselines'."""
-    return views.user_metrics(EXPLORER, image_id, model, method, layer, head, opacity, boxes)
+    return views.user_metrics(EXPLORER, image_id, model, method, layer, head, boxes, opacity)
 
 
 @guard
-def leaderboard(percentile: int, method: str) -> pd.DataFrame:
+def leaderboard(percentile: int = 90, method: str = iou.BEST) -> pd.DataFrame:
     """Models at their best layer ranked by mean IoU at a percentile (method "best": each model's best), with
     coverage, pointing game and the baselines."""
     return iou.leaderboard(EXPLORER, percentile, method)
 
 
 @guard
-def layer_curves(percentile: int, method: str) -> pd.DataFrame:
-    """Mean IoU per layer of every model, as rows (model, layer, iou)."""
+def layer_curves(percentile: int = 90, method: str = iou.BEST) -> pd.DataFrame:
+    """Mean IoU per layer of every model: rows (model, method, layer name, depth = (layer + 1) / layers, iou)."""
     return iou.curves(EXPLORER, percentile, method)
 
 
 @guard
-def layer_head(model: str, method: str, percentile: int) -> tuple[Image.Image, dict]:
-    """Mean IoU per layer and head of one model and method."""
+def layer_head(model: str, method: str, percentile: int = 90) -> tuple[Image.Image, dict]:
+    """Mean IoU per layer and head of one model and method, as a table picture with a legend and as numbers."""
     return iou.grid(EXPLORER, model, method, percentile)
 
 
 @guard
-def breakdown(model: str, method: str, layer: float, by: str, percentile: int) -> pd.DataFrame:
+def breakdown(model: str, method: str = iou.BEST, layer: int = -1, by: str = "label", percentile: int = 90):
     """Mean IoU of one model by box label or by image style (method "best", layer -1: the best ones)."""
     return iou.by_group(EXPLORER, model, method, layer, by, percentile)
 
 
 @guard
-def compare(model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
+def compare(model_a: str, model_b: str, percentile: int = 90) -> pd.DataFrame:
     """Paired Wilcoxon test of two models, each at its best method and layer, over the images both cover."""
     return iou.compare(EXPLORER, model_a, model_b, percentile)
 
 
-# -- page plumbing (not in the API) -------------------------------------------------------------------------------
+# -- page steps (private events: the page's controls, not part of the API) -------------------------------------------
 
 
 @guard
 def on_model(model: str, method: str, layer: float, head: int) -> tuple[dict, dict, dict]:
-    """Keeps method, layer and head valid for the chosen model or method."""
+    """Keeps method, layer and head valid for the chosen model or method; the head control is off where the
+    method fuses heads by definition (rollout, gradcam)."""
     c = page.controls(EXPLORER.info(model), method, layer, head)
     return (
         gr.update(choices=list(c.methods), value=c.method),
-        gr.update(minimum=c.layers[0], maximum=c.layers[-1], value=c.layer, interactive=len(c.layers) > 1),
+        gr.update(  # one layer only (pool): the whole range shown, the slider off (Gradio refuses minimum == maximum)
+            minimum=c.layers[0] if len(c.layers) > 1 else 0,
+            maximum=c.layers[-1] if c.layers[-1] > 0 else 1,
+            value=c.layer,
+            interactive=len(c.layers) > 1,
+        ),
         gr.update(choices=list(c.heads), value=c.head, interactive=len(c.heads) > 1),
     )
 
 
 @guard
-def on_gallery(evt: gr.SelectData) -> str:
-    return evt.value["caption"]
+def on_image(image_id: str) -> tuple:
+    """A new image: the similarity region starts at its first expert box; box lists are its boxes."""
+    boxes = EXPLORER.item(image_id).boxes
+    choices = page.box_choices(boxes)
+    scope = gr.update(choices=[("all expert boxes", views.ALL_BOXES), *choices], value=views.ALL_BOXES)
+    return (*page.first_region(boxes), gr.update(choices=choices, value=0 if boxes else None), None, scope)
 
 
 @guard
-def on_image(image_id: str) -> tuple[float, float, float, float, dict, None]:
-    """A new image: the similarity region starts at its first expert box; the box list is its boxes."""
-    boxes = EXPLORER.item(image_id).boxes
-    choices = [(f"{i}: {b.label}" if b.label else str(i), i) for i, b in enumerate(boxes)]
-    return (*page.first_region(boxes), gr.update(choices=choices, value=0 if boxes else None), None)
+def page_attention(image_id, model, method, layer, head, opacity, percentile, show_mask, box):
+    return attention(image_id, model, method, layer, head, opacity, percentile if show_mask else 0, box)
+
+
+@guard
+def page_chart(image_id, model, method, layer, head, percentile, box) -> dict:
+    """The per-layer chart, its x axis in depth order (the current layer in brackets)."""
+    rows = layer_metrics(image_id, model, method, layer, head, percentile, box)
+    info = EXPLORER.info(model)
+    order = views.chart_order(info, method, info.check_layer(method, layer))
+    return gr.update(value=rows, sort=order, title=f"This image at every layer (now: {info.layer_name(int(layer))})")
+
+
+@guard
+def page_heads(image_id: str, model: str, method: str, layer: float, opacity: float, scale: str):
+    """The head grid, hidden where the method fuses heads by definition."""
+    if EXPLORER.info(model).heads.get(method, 0) == 0:
+        return gr.update(value=None, visible=False), None
+    picture, numbers = heads(image_id, model, method, layer, opacity, scale)
+    return gr.update(value=picture, visible=True), numbers
+
+
+@guard
+def page_predictions(image_id: str, model: str) -> dict:
+    """Top-5 classes, shown for classifiers only."""
+    if not EXPLORER.info(model).classifier:
+        return gr.update(value=None, visible=False)
+    return gr.update(value=predictions(image_id, model), visible=True)
+
+
+@guard
+def page_surface(image_id: str, x0: float, y0: float, x1: float, y1: float, pending) -> Image.Image:
+    """The click surface with the selected region and a pending first corner drawn."""
+    return views.surface(EXPLORER, image_id, (x0, y0, x1, y1), pending)
+
+
+@guard
+def page_mine(image_id, model, method, layer, head, boxes, opacity, corner):
+    """Your boxes over the map; boxes that do not parse leave the picture as it is drawn without them, and say why."""
+    try:
+        parse_boxes(boxes)
+    except gr.Error as e:
+        warn(f"your boxes are not scored: {e.message}")
+        boxes = ""
+    return views.user_metrics(EXPLORER, image_id, model, method, layer, head, boxes, opacity, corner)
+
+
+@guard
+def check_boxes(boxes: str) -> None:
+    """Raises a clear error (a notice on the page) when your boxes do not parse."""
+    parse_boxes(boxes)
+
+
+@guard
+def on_map_click(image_id, model, method, layer, head, box, evt: gr.SelectData) -> int:
+    """A click on the map scopes the metrics and the chart to the expert box under it (again: all boxes)."""
+    return views.attention_click(EXPLORER, image_id, model, method, layer, head, box, evt.index)
+
+
+@guard
+def on_gallery(evt: gr.SelectData) -> tuple[str, dict]:
+    """A thumbnail opens its image on the Attention tab."""
+    return evt.value["caption"], gr.Tabs(selected="attention")
+
+
+@guard
+def on_filter(search: str, field: str, value: str) -> list:
+    return page.gallery(EXPLORER, search=search, field=field, value=value)
+
+
+@guard
+def on_field(field: str) -> dict:
+    return gr.update(choices=["", *page.filters(EXPLORER).get(field, [])], value="")
 
 
 @guard
@@ -215,15 +333,30 @@ def on_region_click(image_id: str, mode: str, pending, x0, y0, x1, y1, evt: gr.S
 
 
 @guard
-def on_draw_click(image_id: str, pending, boxes: str, evt: gr.SelectData) -> tuple[str, object]:
-    """Two clicks on your picture add one box to your boxes."""
+def on_draw_click(image_id, model, method, layer, head, pending, boxes: str, evt: gr.SelectData) -> tuple[str, object]:
+    """Two clicks on your picture add one box to your boxes; the first corner is drawn until the second click."""
     item = EXPLORER.item(image_id)
-    x, y = page.click_point(evt.index, item.picture.size)
-    region, pending = page.click_region(CLICK_MODES[2], pending, (), x, y)
+    top = views.user_banner(EXPLORER, image_id, model, method, layer, head, boxes)
+    point = page.picture_point(evt.index, item.picture.size, top)
+    if point is None:
+        return boxes, pending
+    region, pending = page.click_region(CLICK_MODES[2], pending, (), *point)
     if region is None or region[0] == region[2] or region[1] == region[3]:
         return boxes, pending
-    mine = parse_boxes(boxes)
-    return format_boxes((*mine, *parse_boxes(" ".join(f"{v:.4f}" for v in region)))), pending
+    try:
+        mine = parse_boxes(boxes)
+    except gr.Error:
+        mine = ()
+    return format_boxes((*mine, *parse_boxes(" ".join(f"{v:.3f}" for v in region)))), pending
+
+
+@guard
+def on_grid_model(model: str, method: str) -> tuple[dict, dict]:
+    """The layer x head grid and the breakdown offer the chosen model's methods only."""
+    methods = iou.methods_of(EXPLORER, model)
+    grid_method = gr.update(choices=methods, value=method if method in methods else methods[0])
+    group_method = gr.update(choices=[iou.BEST, *methods], value=iou.BEST)
+    return grid_method, group_method
 
 
 @guard
@@ -231,15 +364,6 @@ def after_upload(image_id: str) -> tuple[dict, str, None]:
     """The uploaded image becomes the current image, with no boxes of yours yet."""
     ids = EXPLORER.image_ids()
     return gr.update(choices=[*ids, image_id] if image_id not in ids else ids, value=image_id), "", None
-
-
-@guard
-def page_heads(image_id: str, model: str, method: str, layer: float, opacity: float) -> tuple[dict, dict | None]:
-    """The head grid, hidden where the method fuses heads by definition."""
-    if EXPLORER.info(model).heads.get(method, 0) == 0:
-        return gr.update(value=None, visible=False), None
-    picture, numbers = heads(image_id, model, method, layer, opacity)
-    return gr.update(value=picture, visible=True), numbers
 
 
 @guard
@@ -258,48 +382,70 @@ IDS = EXPLORER.image_ids()
 MODELS = EXPLORER.models()
 START = page.controls(EXPLORER.info(MODELS[0]), None, None, None)
 NUM_LAYERS, ALL_METHODS, NUM_HEADS = EXPLORER.extent()  # API inputs accept any model's values; the page narrows them
-ALL_HEADS = [("all heads fused", FUSED), *((f"head {h}", h) for h in range(NUM_HEADS))]
-PRIVATE = {"api_visibility": "private", **VIEWS}  # page steps; views override the group where live
+FIELDS = page.filters(EXPLORER) if len(IDS) <= page.GALLERY_SIZE * 20 else {}
+PRIVATE = {"api_visibility": "private", **VIEWS}
+LAST = {"trigger_mode": "always_last"}  # a change during a view is computed once more; one event per trigger (wiring)
 
 with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
-    gr.Markdown(INTRO)
-    status = gr.Markdown()
     with gr.Row(equal_height=True):
+        gr.Markdown(INTRO)
+    status = gr.Markdown(elem_id="status")
+    with gr.Row(equal_height=True, elem_id="top-controls"):
         image_id = gr.Dropdown(IDS, value=IDS[0], label="Image", allow_custom_value=True, scale=2, elem_id="image-id")
-        model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", allow_custom_value=True)
-        method = gr.Dropdown(list(ALL_METHODS), value=START.method, label="Method", allow_custom_value=True)
+        model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", elem_id="model")
+        method = gr.Dropdown(list(START.methods), value=START.method, label="Method", elem_id="method")
         layer = gr.Slider(0, NUM_LAYERS - 1, value=START.layer, step=1, label="Layer", elem_id="layer")
-        head = gr.Dropdown(ALL_HEADS, value=FUSED, label="Head", allow_custom_value=True)
-        opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Opacity")
+        head = gr.Dropdown(list(START.heads), value=FUSED, label="Head", elem_id="head")
+        opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Opacity", elem_id="opacity")
 
-    with gr.Tabs():
+    with gr.Tabs() as tabs:
         with gr.Tab("Attention", id="attention"):
             with gr.Row():
-                with gr.Column(scale=1):
-                    gallery = gr.Gallery(label="Images", columns=3, height=420, allow_preview=False)
-                    top5 = gr.Label(label="Top-5 ImageNet classes (classifier models only)", num_top_classes=5)
-                with gr.Column(scale=2):
+                with gr.Column(scale=5):
                     picture = gr.Image(label="Map over the image", elem_id="attention-map", show_label=False, **PICTURE)
-                    table = gr.Dataframe(label="Metrics against the expert boxes, with baselines", wrap=True)
+                with gr.Column(scale=4, elem_id="attention-panel"):
+                    with gr.Row():
+                        map_percentile = gr.Dropdown(
+                            list(PERCENTILES), value=90, label="IoU percentile", elem_id="map-percentile", min_width=90
+                        )
+                        show_mask = gr.Checkbox(False, label="Outline the pixels IoU keeps", elem_id="show-mask")
+                        scope = gr.Dropdown(
+                            [("all expert boxes", views.ALL_BOXES)],
+                            value=views.ALL_BOXES,
+                            label="Score against (or click a box)",
+                            elem_id="scope",
+                        )
+                    table = gr.Dataframe(label="Metrics against the boxes, with baselines", wrap=True, max_height=250)
+                    chart = gr.LinePlot(
+                        x="layer",
+                        y="value",
+                        color="series",
+                        title="This image at every layer",
+                        x_title="layer",
+                        y_title="score",
+                        color_title="",
+                        show_label=False,
+                        height=310,
+                        elem_id="layer-chart",
+                        tooltip="all",
+                    )
+                    top5 = gr.Label(label="Top-5 ImageNet classes", num_top_classes=5, visible=False)
+            scale = gr.Radio(list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip and the grid")
             strip = gr.Image(label="The same map at every layer", elem_id="layer-strip", **PICTURE)
             grid = gr.Image(label="Every head of this layer", elem_id="head-grid", **PICTURE)
-            show_heads = gr.Button("Show every head of this layer", size="sm")
-            with gr.Accordion("Raw map (numbers)", open=False):
+            with gr.Accordion("Raw maps (numbers)", open=False):
                 data = gr.JSON(label="attention")
-            strip_data, grid_data = (
-                gr.JSON(label="layer maps", visible=False),
-                gr.JSON(label="head maps", visible=False),
-            )
+                strip_data, grid_data = gr.JSON(label="layer maps"), gr.JSON(label="head maps")
 
         with gr.Tab("Similarity", id="similarity"):
             gr.Markdown(
                 "Click the left picture: on an expert box, a point, or two corners of your own box (or type four "
-                "numbers). The right picture shows how similar every patch's feature is to the mean feature of the "
-                "outlined patches, at the chosen model and layer."
+                "numbers and press Show). The right picture shows how similar every patch's feature is to the mean "
+                "feature of the outlined patches, at the chosen model and layer."
             )
             with gr.Row():
-                mode = gr.Radio(list(CLICK_MODES), value=CLICK_MODES[0], label="A click selects")
-                box_choice = gr.Dropdown([], label="Expert box", type="value")
+                mode = gr.Radio(list(CLICK_MODES), value=CLICK_MODES[0], label="A click selects", elem_id="click-mode")
+                box_choice = gr.Dropdown([], label="Expert box", type="value", elem_id="box-choice")
                 x0 = gr.Number(0.25, label="x0", minimum=0, maximum=1)
                 y0 = gr.Number(0.25, label="y0", minimum=0, maximum=1)
                 x1 = gr.Number(0.75, label="x1", minimum=0, maximum=1)
@@ -311,9 +457,8 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 sim_picture = gr.Image(label="Cosine similarity", elem_id="similarity-map", show_label=False, **PICTURE)
             with gr.Accordion("Similarity (numbers)", open=False):
                 sim_data = gr.JSON(label="similarity")
-            surface_data = gr.JSON(label="boxes", visible=False)
 
-        with gr.Tab("IoU", id="iou"):
+        with gr.Tab("IoU", id="iou", elem_id="iou-panel"):
             if EXPLORER.store is None:
                 gr.Markdown(
                     "**The IoU tab needs a store** of precomputed metrics. Build one with "
@@ -321,45 +466,57 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                     "app; it picks up `./store` by itself."
                 )
             with gr.Row():
-                percentile = gr.Dropdown(list(PERCENTILES), value=90, label="IoU percentile")
-                board_method = gr.Dropdown([iou.BEST, *ALL_METHODS], value=iou.BEST, label="Method")
+                percentile = gr.Dropdown(list(PERCENTILES), value=90, label="IoU percentile", elem_id="iou-percentile")
+                board_method = gr.Dropdown(
+                    [iou.BEST, *ALL_METHODS], value=iou.BEST, label="Method", elem_id="board-method"
+                )
             board = gr.Dataframe(label="Leaderboard: each model at its best layer", wrap=True)
             gr.Markdown(iou.SELECTION_NOTE)
             curves = gr.LinePlot(
-                x="layer",
+                x="depth",
                 y="iou",
                 color="model",
-                color_title="model (method)",
-                x_title="layer",
+                color_title="model",
+                x_title="depth: (layer + 1) / number of layers (ResNet: stages)",
                 y_title="mean IoU",
                 title="Mean IoU per layer",
                 label="Mean IoU per layer",
                 show_label=False,  # Gradio's label would push the legend below the plot's box, out of sight
-                height=460,
+                height=420,
+                tooltip="all",
+                x_lim=[0, 1],
                 elem_id="layer-curves",
             )
             with gr.Row():
-                grid_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model")
+                grid_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", elem_id="grid-model")
                 grid_method = gr.Dropdown(
-                    list(ALL_METHODS), value=START.method, label="Method", allow_custom_value=True
+                    iou.methods_of(EXPLORER, MODELS[0]), value=START.method, label="Method", elem_id="grid-method"
                 )
             grid_picture = gr.Image(label="Layer x head", elem_id="layer-head", **PICTURE)
             grid_numbers = gr.JSON(label="layer x head means", visible=False)
+            styles = EXPLORER.store is not None and iou.has_styles(EXPLORER)
             with gr.Row():
-                by = gr.Radio(list(iou.BREAKDOWNS), value="label", label="Break down by")
-                group_method = gr.Dropdown([iou.BEST, *ALL_METHODS], value=iou.BEST, label="Method")
-                group_layer = gr.Number(-1, label="Layer (-1: best)", precision=0)
-            groups = gr.Dataframe(label="Breakdown (for the grid's model)", wrap=True)
+                by = gr.Radio(list(iou.BREAKDOWNS), value="label", label="Break down by", visible=styles, elem_id="by")
+                group_method = gr.Dropdown(
+                    [iou.BEST, *iou.methods_of(EXPLORER, MODELS[0])],
+                    value=iou.BEST,
+                    label="Method",
+                    elem_id="group-method",
+                )
+                group_layer = gr.Number(-1, label="Layer (-1: best)", precision=0, elem_id="group-layer")
+            groups = gr.Dataframe(label="Breakdown by box label (for the grid's model)", wrap=True)
             with gr.Row():
-                model_a = gr.Dropdown(MODELS, value=MODELS[0], label="Model A")
-                model_b = gr.Dropdown(MODELS, value=MODELS[-1], label="Model B")
-                versus = gr.Button("Compare")
-            paired = gr.Dataframe(label="Paired comparison (Wilcoxon signed-rank)", wrap=True)
+                model_a = gr.Dropdown(MODELS, value=MODELS[0], label="Model A", elem_id="model-a")
+                model_b = gr.Dropdown(MODELS, value=MODELS[-1], label="Model B", elem_id="model-b")
+            paired = gr.Dataframe(
+                label="Paired comparison (Wilcoxon signed-rank) at the chosen percentile", wrap=True, elem_id="paired"
+            )
 
         with gr.Tab("Your image", id="upload"):
             gr.Markdown(
                 "Upload any image: it is analysed live with the chosen model, then every control above works on it. "
-                "Two clicks on the right picture draw a box; the table scores the map against your boxes.\n\n" + LIMITS
+                "Draw boxes with two clicks each on the right picture, or type them (one per line), then press "
+                "**Score boxes**: the table scores the map against your boxes.\n\n" + LIMITS
             )
             with gr.Row():
                 with gr.Column():
@@ -376,31 +533,95 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                     upload_data = gr.JSON(label="upload map", visible=False)
                 with gr.Column():
                     mine_picture = gr.Image(label="Your boxes (two clicks each)", elem_id="your-boxes", **PICTURE)
-                    boxes = gr.Textbox("", label="Your boxes: x0 y0 x1 y1 [label], one per line", lines=3)
-                    clear = gr.Button("Clear boxes")
+                    boxes = gr.Textbox(
+                        "",
+                        label="Your boxes: x0 y0 x1 y1 [label], one per line, normalized to [0, 1]",
+                        lines=3,
+                        elem_id="boxes",
+                    )
+                    with gr.Row():
+                        score = gr.Button("Score boxes", variant="primary", elem_id="score")
+                        clear = gr.Button("Clear boxes")
                     mine_table = gr.Dataframe(label="Metrics against your boxes", wrap=True)
             corner = gr.State(None)
 
-    view = [image_id, model, method, layer, head, opacity]
+        with gr.Tab("Gallery", id="gallery"):
+            with gr.Row():
+                search = gr.Textbox(label="Search by id or box label", elem_id="search", scale=2)
+                field = gr.Dropdown(["", *FIELDS], value="", label="Filter by", elem_id="field")
+                value = gr.Dropdown([""], value="", label="Value", elem_id="field-value", allow_custom_value=True)
+            gallery = gr.Gallery(
+                label="Images (click one to open it)", columns=6, height=560, allow_preview=False, elem_id="gallery"
+            )
+
+        # New tabs go here: one line each, e.g. ``heads_tab(EXPLORER, controls)`` from a module of vitattn/ui/.
+
+    # The public API: hidden typed inputs, named outputs (vitattn/ui/api.py), one endpoint per action.
+    with gr.Column(visible=False):
+        a_image = api.text("image_id", "an image id from /info, or the id /analyze returned")
+        a_model = api.choice("model", "a model from /info", MODELS)
+        a_method = api.choice("method", "a method of the model (see /info)", ALL_METHODS)
+        a_layer = api.integer("layer", "0-based layer (ResNet: stage - 1)", None, 0, NUM_LAYERS - 1)
+        a_head = api.integer("head", "head number, or -1 for all heads fused", FUSED, -1, max(NUM_HEADS - 1, 0))
+        a_opacity = api.number("opacity", "weight of the map colours over the image, 0..1", OPACITY, 0, 1)
+        a_mask = api.choice("mask", "IoU percentile whose kept pixels are outlined; 0: none", [0, *PERCENTILES], 0)
+        a_box = api.integer("box", "score expert box n alone; -1: every box", -1, -1)
+        a_percentile = api.choice("percentile", "IoU percentile", PERCENTILES, 90)
+        a_scale = api.choice("scale", "colour scale: each tile its own range, or shared", views.SCALES, "per map")
+        a_coords = [api.number(n, "normalized to [0, 1]", None, 0, 1) for n in ("x0", "y0", "x1", "y1")]
+        a_boxes = api.text("boxes", "x0 y0 x1 y1 [label] per line, normalized to [0, 1]", "")
+        a_file = api.upload("image_file", "an image file (gradio_client.handle_file)")
+        a_board_method = api.choice("method", "a method, or best", [iou.BEST, *ALL_METHODS], iou.BEST)
+        a_model_b = api.choice("model_b", "a model from /info", MODELS)
+        a_by = api.choice("by", "label or style", iou.BREAKDOWNS, "label")
+        a_group_layer = api.integer("layer", "0-based layer; -1: the best", -1, -1, NUM_LAYERS - 1)
+        o_picture, o_map, o_data = api.picture("picture"), api.data("map"), api.data("data")
+        o_metrics, o_rows, o_top5 = api.table("metrics"), api.table("rows"), api.classes("top5")
+        o_id, o_info, o_maps = api.plain("image_id"), api.data("info"), api.data("maps")
+    view = [a_image, a_model, a_method, a_layer, a_head]
+    api.endpoint("ping", ping, [], [api.plain("answer")], **VIEWS)
+    api.endpoint("info", info, [], [o_info], **VIEWS)
+    api.endpoint("image", image, [a_image], [o_picture, o_data], **VIEWS)
+    api.endpoint("attention", attention, [*view, a_opacity, a_mask, a_box], [o_picture, o_metrics, o_map], **VIEWS)
+    api.endpoint("layer_metrics", layer_metrics, [*view, a_percentile, a_box], [o_rows], **VIEWS)
+    api.endpoint("layers", layers, [a_image, a_model, a_method, a_head, a_opacity, a_scale], [o_picture, o_maps])
+    api.endpoint("heads", heads, [a_image, a_model, a_method, a_layer, a_opacity, a_scale], [o_picture, o_maps])
+    live = LIVE if not EXPLORER.predictions_stored else VIEWS
+    api.endpoint("predictions", predictions, [a_image, a_model], [o_top5], **live)
+    api.endpoint("similarity", similarity, [a_image, a_model, a_layer, *a_coords, a_opacity], [o_picture, o_map])
+    api.endpoint("metrics", metrics, [*view, a_boxes, a_opacity], [o_picture, o_metrics], **VIEWS)
+    api.endpoint("analyze", analyze, [a_file, a_model], [o_id, o_picture, o_map], preprocess=False, **LIVE)
+    api.endpoint("leaderboard", leaderboard, [a_percentile, a_board_method], [o_rows], **VIEWS)
+    api.endpoint("layer_curves", layer_curves, [a_percentile, a_board_method], [o_rows], **VIEWS)
+    api.endpoint("layer_head", layer_head, [a_model, a_method, a_percentile], [o_picture, o_data], **VIEWS)
+    group_inputs = [a_model, a_board_method, a_group_layer, a_by, a_percentile]
+    api.endpoint("breakdown", breakdown, group_inputs, [o_rows], **VIEWS)
+    api.endpoint("compare", compare, [a_model, a_model_b, a_percentile], [o_rows], **VIEWS)
+
+    # The page: private events from its controls to the same handlers.
     region = [x0, y0, x1, y1]
-    endpoints = {  # name: (handler, inputs, outputs); each is one public endpoint
-        "attention": (attention, view, [picture, table, data]),
-        "layers": (layers, [image_id, model, method, head, opacity], [strip, strip_data]),
-        "heads": (heads, [image_id, model, method, layer, opacity], [grid, grid_data]),
-        "predictions": (predictions, [image_id, model], [top5]),
-        "image": (image, [image_id], [surface, surface_data]),
+    page_views = {  # name: (handler, inputs, outputs)
+        "attention": (
+            page_attention,
+            [image_id, model, method, layer, head, opacity, map_percentile, show_mask, scope],
+            [picture, table, data],
+        ),
+        "chart": (page_chart, [image_id, model, method, layer, head, map_percentile, scope], [chart]),
+        "layers": (layers, [image_id, model, method, head, opacity, scale], [strip, strip_data]),
+        "heads": (page_heads, [image_id, model, method, layer, opacity, scale], [grid, grid_data]),
+        "predictions": (page_predictions, [image_id, model], [top5]),
+        "image": (page_surface, [image_id, *region, pending], [surface]),
         "similarity": (similarity, [image_id, model, layer, *region, opacity], [sim_picture, sim_data]),
-        "metrics": (metrics, [*view, boxes], [mine_picture, mine_table]),
+        "metrics": (
+            page_mine,
+            [image_id, model, method, layer, head, boxes, opacity, corner],
+            [mine_picture, mine_table],
+        ),
         "leaderboard": (leaderboard, [percentile, board_method], [board]),
         "layer_curves": (layer_curves, [percentile, board_method], [curves]),
         "layer_head": (layer_head, [grid_model, grid_method, percentile], [grid_picture, grid_numbers]),
         "breakdown": (breakdown, [grid_model, group_method, group_layer, by, percentile], [groups]),
         "compare": (compare, [model_a, model_b, percentile], [paired]),
-    }
-    # The page shows the head grid only where the method has heads (the API endpoint raises instead).
-    page_views = {
-        **endpoints,
-        "heads": (page_heads, endpoints["heads"][1], [grid, grid_data]),
         "status": (page_status, None, [status]),  # problems found while serving show up without a reload
     }
 
@@ -408,55 +629,77 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         """The concurrency group of a view: live inference, or the cached views."""
         return LIVE if name == "predictions" and not EXPLORER.predictions_stored else VIEWS
 
-    def endpoint(name: str, triggers: list, **kw) -> None:
-        """The public endpoint ``name``, fired by the controls a person uses for that action."""
-        fn, inputs, outputs = endpoints[name]
-        gr.on(triggers, fn, inputs, outputs, api_name=name, **group(name), **kw)
+    def views_of(names: tuple[str, ...]) -> tuple[wiring.View, dict]:
+        """One handler for the views ``names`` (see ``vitattn/ui/wiring.py``), in the live queue if one needs it."""
+        live = any(group(n) is LIVE for n in names)
+        return wiring.combine([page_views[n] for n in names]), {**PRIVATE, **(LIVE if live else VIEWS)}
+
+    def on(triggers: list, *names: str) -> None:
+        """Views ``names`` recomputed, by one event, when a control in ``triggers`` changes."""
+        (fn, inputs, outputs), kw = views_of(names)
+        gr.on(triggers, fn, inputs, outputs, **kw, **LAST)
 
     def refresh(after, *names: str) -> None:
-        """Re-runs views after a page step, as private events (the API keeps one endpoint per action)."""
-        for name in names:
-            fn, inputs, outputs = page_views[name]
-            after(fn, inputs, outputs, **{**PRIVATE, **group(name)})
+        """Views recomputed, by one event, after a page step that changed several controls."""
+        (fn, inputs, outputs), kw = views_of(names)
+        after(fn, inputs, outputs, **kw)
 
-    last = {"trigger_mode": "always_last"}
-    endpoint("attention", [layer.input, head.input, opacity.release], **last)
-    endpoint("layers", [head.input, opacity.release], **last)
-    endpoint("heads", [show_heads.click], **last)
-    endpoint("predictions", [model.input])
-    endpoint("image", [image_id.input])
-    endpoint("similarity", [show.click, layer.input, opacity.release], **last)
-    endpoint("metrics", [boxes.submit, head.input, layer.input], **last)
-    endpoint("leaderboard", [percentile.input, board_method.input])
-    endpoint("layer_curves", [percentile.input, board_method.input])
-    endpoint("layer_head", [grid_model.input, grid_method.input, percentile.input])
-    endpoint("breakdown", [by.input, group_method.input, group_layer.submit, grid_model.input, percentile.input])
-    endpoint("compare", [versus.click])
-    analysed = run.click(
-        analyze, [upload, model], [upload_id, upload_picture, upload_data], api_name="analyze", preprocess=False, **LIVE
-    )
-    gr.api(ping, api_name="ping", **VIEWS)
-    gr.api(info, api_name="info", **VIEWS)
+    EVERY_VIEW = ("attention", "chart", "layers", "heads", "similarity", "metrics", "status")
+    on([layer.input], "attention", "chart", "heads", "similarity", "metrics")
+    on([head.input], "attention", "chart", "layers", "metrics")
+    on([opacity.release], "attention", "layers", "heads", "similarity", "metrics")
+    on([map_percentile.input], "attention", "chart")
+    on([show_mask.input], "attention")
+    on([scale.input], "layers", "heads")
+    on([show.click], "similarity", "image")
+    on([percentile.input, board_method.input], "leaderboard", "layer_curves")
+    on([percentile.input], "layer_head", "breakdown", "compare")
+    on([grid_method.input], "layer_head")
+    on([by.input, group_method.input, group_layer.submit], "breakdown")
+    on([model_a.input, model_b.input], "compare")
 
-    # Page steps that change several controls, then refresh the views they affect.
-    refresh(layer.input, "heads")
-    new_image = [x0, y0, x1, y1, box_choice, pending]
     for step in (model.input, method.input):
-        changed = step(on_model, [model, method, layer, head], [method, layer, head], **PRIVATE)
-        refresh(changed.then, "attention", "layers", "heads", "similarity", "metrics", "status")
-    picked = gr.on([image_id.input], on_image, image_id, new_image, **PRIVATE)
-    refresh(picked.then, "attention", "layers", "heads", "predictions", "similarity", "metrics", "status")
-    picked = gallery.select(on_gallery, None, image_id, **PRIVATE).then(on_image, image_id, new_image, **PRIVATE)
-    refresh(picked.then, "attention", "layers", "heads", "predictions", "image", "similarity", "metrics", "status")
+        # No preprocessing: a dropdown pick sends two input events (the click, then the blur), and the second may carry
+        # the method of the model before; Gradio would refuse it against the new choices instead of on_model fixing it.
+        changed = step(on_model, [model, method, layer, head], [method, layer, head], preprocess=False, **PRIVATE)
+        refresh(changed.then, *EVERY_VIEW, *(("predictions",) if step == model.input else ()))
+    scoped = scope.input(lambda b: b, scope, scope, **PRIVATE)
+    refresh(scoped.then, "attention", "chart")
+    clicked_map = picture.select(on_map_click, [image_id, model, method, layer, head, scope], scope, **PRIVATE)
+    refresh(clicked_map.then, "attention", "chart")
+    grid_changed = grid_model.input(  # no preprocessing: as for on_model
+        on_grid_model, [grid_model, grid_method], [grid_method, group_method], preprocess=False, **PRIVATE
+    )
+    refresh(grid_changed.then, "layer_head", "breakdown")
+
+    new_image = [x0, y0, x1, y1, box_choice, pending, scope]
+    all_for_image = (*EVERY_VIEW, "predictions", "image")
+    refresh(image_id.input(on_image, image_id, new_image, **PRIVATE).then, *all_for_image)
+    opened = gallery.select(on_gallery, None, [image_id, tabs], **PRIVATE).then(
+        on_image, image_id, new_image, **PRIVATE
+    )
+    refresh(opened.then, *all_for_image)
+    gr.on([search.submit, value.input], on_filter, [search, field, value], gallery, **PRIVATE)
+    field.input(on_field, field, value, **PRIVATE)
+
+    analysed = run.click(
+        analyze, [upload, model], [upload_id, upload_picture, upload_data], preprocess=False, **{**PRIVATE, **LIVE}
+    )
     uploaded = analysed.success(after_upload, upload_id, [image_id, boxes, corner], **PRIVATE)
     uploaded = uploaded.then(on_image, image_id, new_image, **PRIVATE)
-    refresh(uploaded.then, "attention", "layers", "heads", "predictions", "image", "similarity", "metrics", "status")
+    refresh(uploaded.then, *all_for_image)
+
     clicked = surface.select(
         on_region_click, [image_id, mode, pending, *region], [*region, pending, box_choice], **PRIVATE
     )
-    refresh(clicked.then, "similarity")
-    refresh(box_choice.input(on_box_choice, [image_id, box_choice], region, **PRIVATE).then, "similarity")
-    refresh(mine_picture.select(on_draw_click, [image_id, corner, boxes], [boxes, corner], **PRIVATE).then, "metrics")
+    refresh(clicked.then, "similarity", "image")
+    refresh(box_choice.input(on_box_choice, [image_id, box_choice], region, **PRIVATE).then, "similarity", "image")
+    drawn = mine_picture.select(
+        on_draw_click, [image_id, model, method, layer, head, corner, boxes], [boxes, corner], **PRIVATE
+    )
+    refresh(drawn.then, "metrics")
+    refresh(score.click(check_boxes, boxes, None, **PRIVATE).success, "metrics")
+    refresh(boxes.submit(check_boxes, boxes, None, **PRIVATE).success, "metrics")
     refresh(clear.click(lambda: ("", None), None, [boxes, corner], **PRIVATE).then, "metrics")
 
     # On load: status line, gallery, valid controls, and every view of the first image.
@@ -464,7 +707,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     demo.load(page_gallery, None, gallery, **PRIVATE)
     loaded = demo.load(on_model, [model, method, layer, head], [method, layer, head], **PRIVATE)
     loaded = loaded.then(on_image, image_id, new_image, **PRIVATE)
-    refresh(loaded.then, "attention", "layers", "heads", "predictions", "image", "similarity", "metrics")
+    refresh(loaded.then, *all_for_image)
     if EXPLORER.store is not None:
         refresh(demo.load, "leaderboard", "layer_curves", "layer_head", "breakdown", "compare")
 

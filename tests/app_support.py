@@ -27,15 +27,23 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 
 
+# One of each kind the page must handle: CLS + registers, no CLS (pool), a classifier (agcam), a CNN (gradcam).
+KINDS = ("dinov2", "siglip", "vit", "resnet50")
+# The app the tests launch: this checkout, or (to check that a test fails on an older version) another folder.
+APP_ROOT = Path(os.environ.get("VITATTN_TEST_APP_ROOT") or ROOT)
+
+
 @cache
-def store_dir() -> Path:
-    """A store of every model's tiny random variant on the bundled examples (built once per test process)."""
+def store_dir(models: tuple[str, ...] | None = None) -> Path:
+    """A store of the tiny random variants of ``models`` (default: every model) on the bundled examples, made by
+    the precompute job (built once per test process and set of models)."""
     from precompute import Config, run
 
+    models = tuple(models or vitattn.MODELS)
     out = Path(tempfile.mkdtemp(prefix="vitattn-app-store-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
-    overrides = {name: small_overrides(name) for name in vitattn.MODELS}
-    run(Config(output=out / "store", random_weights=True, overrides=overrides, progress=False))
+    overrides = {name: small_overrides(name) for name in models}
+    run(Config(output=out / "store", models=models, random_weights=True, overrides=overrides, progress=False))
     return out / "store"
 
 
@@ -75,7 +83,7 @@ class AppServer:
         if store is not None:
             args += ["--store", str(store)]
         self.log = tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen(args, cwd=ROOT, env=base, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, cwd=APP_ROOT, env=base, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait(timeout)
 
     def _wait(self, timeout: float) -> None:
@@ -121,8 +129,8 @@ class AppServer:
 
 
 @cache
-def app_server() -> AppServer:
-    """The app on ``store_dir()``, started once per test process and stopped at exit."""
-    server = AppServer(store_dir())
+def app_server(models: tuple[str, ...] | None = None) -> AppServer:
+    """The app on ``store_dir(models)``, started once per test process and set of models, stopped at exit."""
+    server = AppServer(store_dir(models))
     atexit.register(server.stop)
     return server

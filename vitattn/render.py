@@ -43,6 +43,11 @@ def _lut(stops: Sequence[str]) -> np.ndarray:
 
 
 LUT = _lut(INFERNO)
+# Diverging blue-white-red (ColorBrewer RdBu, reversed) for signed maps such as a difference B - A on a symmetric scale.
+DIVERGING = ("#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b")
+LUTS = {"inferno": LUT, "diverging": _lut(DIVERGING)}
+MARK_COLOR = "#00e5ff"  # clicked points and a box's first corner
+MASK_COLOR = "#00ff66"  # outline of the thresholded (top p%) mask
 
 
 @lru_cache(maxsize=8)
@@ -105,14 +110,14 @@ def normalize(values: np.ndarray, lo: float | None = None, hi: float | None = No
     return np.clip((m - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0)
 
 
-def colorize(values01: np.ndarray) -> np.ndarray:
-    """``[h, w]`` values in [0, 1] -> ``[h, w, 3]`` uint8 inferno colours."""
+def colorize(values01: np.ndarray, cmap: str = "inferno") -> np.ndarray:
+    """``[h, w]`` values in [0, 1] -> ``[h, w, 3]`` uint8 colours of ``cmap`` ("inferno" or "diverging")."""
     idx = np.clip(np.rint(np.asarray(values01, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)  # [h, w]
-    return LUT[idx]  # [h, w, 3]
+    return LUTS[cmap][idx]  # [h, w, 3]
 
 
 def heat_image(
-    heatmap: np.ndarray, size: tuple[int, int], lo: float | None = None, hi: float | None = None
+    heatmap: np.ndarray, size: tuple[int, int], lo: float | None = None, hi: float | None = None, cmap: str = "inferno"
 ) -> Image.Image:
     """The map stretched over ``size = (w, h)`` pixels in colour: an RGB image (``lo`` darkest, ``hi`` brightest).
 
@@ -127,12 +132,17 @@ def heat_image(
     else:
         levels = Image.fromarray(resize_bilinear(scaled, (h, w)), mode="F")
     indexed = levels.convert("L")  # truncates to 0..255
-    indexed.putpalette(LUT.tobytes())
+    indexed.putpalette(LUTS[cmap].tobytes())
     return indexed.convert("RGB")
 
 
 def overlay(
-    image: Image.Image, heatmap: np.ndarray, opacity: float = 0.6, lo: float | None = None, hi: float | None = None
+    image: Image.Image,
+    heatmap: np.ndarray,
+    opacity: float = 0.6,
+    lo: float | None = None,
+    hi: float | None = None,
+    cmap: str = "inferno",
 ) -> Image.Image:
     """The map in colour over the image, ``opacity`` 0 (image only) .. 1 (map only); a new RGB image.
 
@@ -142,10 +152,11 @@ def overlay(
         opacity: weight of the colours in the blend.
         lo: value drawn darkest (default: the map's minimum).
         hi: value drawn brightest (default: the map's maximum).
+        cmap: "inferno" or "diverging".
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must lie in [0, 1], got {opacity!r}")
-    return Image.blend(image.convert("RGB"), heat_image(heatmap, image.size, lo, hi), float(opacity))
+    return Image.blend(image.convert("RGB"), heat_image(heatmap, image.size, lo, hi, cmap), float(opacity))
 
 
 def _range(heatmap: np.ndarray, lo: float | None, hi: float | None) -> tuple[float, float]:
@@ -186,25 +197,41 @@ def box_layer(size: tuple[int, int], boxes: tuple[tuple[Box, str], ...], labels:
     w, h = size
     width = max(2, round(max(w, h) / 300))
     text_font = font(max(11, round(max(w, h) / 55)))
-    for i, ((x0, y0, x1, y1), label) in enumerate(boxes):
+    rects = []
+    for i, ((x0, y0, x1, y1), _) in enumerate(boxes):
         color = (*_hex(BOX_COLORS[i % len(BOX_COLORS)]), 255)
         rect = (x0 * w, y0 * h, max(x0 * w, x1 * w - 1), max(y0 * h, y1 * h - 1))
         draw.rectangle(rect, outline=(0, 0, 0, 255), width=width + 2)
         draw.rectangle(rect, outline=color, width=width)
-        if labels:
-            _label(draw, f"{i}: {label}" if label else str(i), rect, color, text_font, (w, h))
+        rects.append((rect, color))
+    if labels:  # after every outline, so no outline crosses a tag; each tag avoids the tags placed before it
+        taken: list[tuple[float, float, float, float]] = []
+        for i, ((rect, color), (_, label)) in enumerate(zip(rects, boxes, strict=True)):
+            _label(draw, f"{i}: {label}" if label else str(i), rect, color, text_font, (w, h), taken)
     return layer
 
 
-def _label(draw: ImageDraw.ImageDraw, text: str, rect, color, text_font, size: tuple[int, int]) -> None:
-    """Text on a filled tag at the box's top-left corner, inside the picture."""
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _label(draw: ImageDraw.ImageDraw, text: str, rect, color, text_font, size: tuple[int, int], taken: list) -> None:
+    """Text on a filled tag near the box's top-left corner, inside the picture, clear of the tags in ``taken``.
+
+    Tries above the corner, inside it, below the box, then inside the bottom-left corner; where all of those are
+    taken, moves the first down (then up) a tag height at a time until it is clear. Appends the tag to ``taken``.
+    """
     left, top, right, bottom = draw.textbbox((0, 0), text, font=text_font)
     tw, th = right - left + 6, bottom - top + 4
     x = min(max(0, rect[0]), max(0, size[0] - tw))
-    y = rect[1] - th if rect[1] - th >= 0 else rect[1]
-    y = min(y, max(0, size[1] - th))
-    draw.rectangle((x, y, x + tw, y + th), fill=color)
-    draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255, 255), font=text_font)
+    ys = [rect[1] - th - 1, rect[1], rect[3] + 1, rect[3] - th]
+    ys += [rect[1] + k * (th + 1) for k in range(1, 40)] + [rect[1] - k * (th + 1) for k in range(2, 40)]
+    fits = [y for y in ys if 0 <= y <= size[1] - th]
+    candidates = [(x, y, x + tw, y + th) for y in fits] or [(x, 0, x + tw, th)]
+    tag = next((c for c in candidates if not any(_overlaps(c, t) for t in taken)), candidates[0])
+    taken.append(tag)
+    draw.rectangle(tag, fill=color)
+    draw.text((tag[0] + 3 - left, tag[1] + 2 - top), text, fill=(255, 255, 255, 255), font=text_font)
 
 
 def outline_cells(picture: Image.Image, cells: np.ndarray, color: str = CELL_COLOR) -> Image.Image:
@@ -233,22 +260,30 @@ def outline_cells(picture: Image.Image, cells: np.ndarray, color: str = CELL_COL
     return out
 
 
+def number(value: float) -> str:
+    """A value with 3 significant digits (``0.00383``, ``12.3``, ``1.23e+04``)."""
+    return f"{value:.3g}"
+
+
 def _numbers(lo: float, hi: float) -> tuple[str, str]:
-    """``lo`` and ``hi`` with the fewest significant digits (3 to 8) that tell them apart."""
-    for digits in range(3, 9):
-        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
-        if a != b:
-            break
+    """The ends of a colour bar with 3 significant digits; when they read the same, the right end says how much
+    larger it is (``"0.0476"``, ``"0.0476 + 2.2e-05"``) rather than showing 7 digits."""
+    a, b = number(lo), number(hi)
+    if hi == lo:
+        b = f"{a} (flat map)"
+    elif a == b:
+        b = f"{a} + {number(hi - lo)}"
     return a, b
 
 
 @lru_cache(maxsize=16)
-def _ramp(width: int) -> Image.Image:
-    """The colour ramp of ``LUT``, ``width`` pixels wide and ``BAR_HEIGHT`` high (shared: paste it, do not draw)."""
-    return Image.fromarray(colorize(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (BAR_HEIGHT, 1))))
+def _ramp(width: int, cmap: str = "inferno") -> Image.Image:
+    """The colour ramp of ``cmap``, ``width`` pixels wide and ``BAR_HEIGHT`` high (shared: paste it, do not draw)."""
+    ramp = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (BAR_HEIGHT, 1))  # [BAR_HEIGHT, width]
+    return Image.fromarray(colorize(ramp, cmap))
 
 
-def colorbar(width: int, lo: float, hi: float, label: str = "") -> Image.Image:
+def colorbar(width: int, lo: float, hi: float, label: str = "", cmap: str = "inferno") -> Image.Image:
     """A horizontal colour bar ``width`` pixels wide from ``lo`` (left) to ``hi`` (right), with end values."""
     text_font = font(12)
     left, right = _numbers(lo, hi)
@@ -256,7 +291,7 @@ def colorbar(width: int, lo: float, hi: float, label: str = "") -> Image.Image:
     ends = measure.textlength(left, font=text_font) + measure.textlength(right, font=text_font)
     below = bool(label) and ends + measure.textlength(label, font=text_font) + 40 > width  # label on its own line
     bar = Image.new("RGB", (width, BAR_HEIGHT + 22 + (16 if below else 0)), (255, 255, 255))
-    bar.paste(_ramp(max(1, width - 16)), (8, 2))
+    bar.paste(_ramp(max(1, width - 16), cmap), (8, 2))
     draw = ImageDraw.Draw(bar)
     y = BAR_HEIGHT + 4
     draw.text((8, y), left, fill=(0, 0, 0), font=text_font)
@@ -293,6 +328,59 @@ def stack(pictures: Sequence[Image.Image]) -> Image.Image:
     return out
 
 
+def draw_marks(picture: Image.Image, points: Sequence[Sequence[float]], color: str = MARK_COLOR) -> Image.Image:
+    """A crosshair in a ring at each normalized ``(x, y)`` point (a clicked point, a first corner); a new image."""
+    out = picture.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    w, h = out.size
+    r, width = max(6, round(max(w, h) / 60)), max(2, round(max(w, h) / 300))
+    for x, y in points:
+        cx, cy = x * w, y * h
+        for ink, extra in (((0, 0, 0), 2), (_hex(color), 0)):
+            draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=ink, width=width + extra)
+            draw.line((cx - 2 * r, cy, cx - r / 2, cy), fill=ink, width=width + extra)
+            draw.line((cx + r / 2, cy, cx + 2 * r, cy), fill=ink, width=width + extra)
+            draw.line((cx, cy - 2 * r, cx, cy - r / 2), fill=ink, width=width + extra)
+            draw.line((cx, cy + r / 2, cx, cy + 2 * r), fill=ink, width=width + extra)
+    return out
+
+
+def top_mask(heatmap: np.ndarray, percentile: float, resolution: int = 224) -> np.ndarray:
+    """The ``[R, R]`` bool mask an IoU at ``percentile`` keeps: the map upsampled as ``vitattn.metrics`` does, and
+    its ``top_k_count`` highest pixels. Pixels tied with the last kept one are all drawn (the IoU counts them with
+    their expected share), so on a map with flat regions the mask can be larger than k."""
+    from vitattn.metrics import top_k_count, upsample
+
+    up = upsample(np.asarray(heatmap, dtype=np.float32), resolution)  # [R, R]
+    k = top_k_count(up.size, percentile)
+    threshold = np.partition(up.ravel(), up.size - k)[up.size - k]
+    return up >= threshold
+
+
+def outline_mask(picture: Image.Image, mask: np.ndarray, color: str = MASK_COLOR) -> Image.Image:
+    """The boundary of a ``[R, R']`` bool mask (stretched over the picture) drawn in ``color``, and the pixels
+    outside it dimmed, so the kept region reads at a glance; a new image."""
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be a 2-D bool array, got shape {m.shape}")
+    out = picture.convert("RGB")
+    inside = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize(out.size, Image.NEAREST)) > 127  # [h, w]
+    rgb = np.asarray(out, dtype=np.uint8).copy()  # [h, w, 3]
+    rgb[~inside] = (rgb[~inside] * 0.45).astype(np.uint8)
+    edge = inside & ~_eroded(inside, max(1, round(max(out.size) / 300)))
+    rgb[edge] = _hex(color)
+    return Image.fromarray(rgb)
+
+
+def _eroded(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` shrunk by ``steps`` pixels (4-neighbourhood), the picture's border counting as outside."""
+    out = mask.copy()
+    for _ in range(steps):
+        p = np.pad(out, 1)
+        out = out & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return out
+
+
 def map_view(
     image: Image.Image,
     heatmap: np.ndarray,
@@ -304,6 +392,10 @@ def map_view(
     title: str = "",
     warning: str = "",
     bar_label: str = "",
+    scale: tuple[float, float] | None = None,
+    cmap: str = "inferno",
+    marks: Sequence[Sequence[float]] = (),
+    mask: np.ndarray | None = None,
 ) -> Image.Image:
     """The full view of one map: a title band, the overlay with boxes (and selected cells), a colour bar.
 
@@ -317,58 +409,95 @@ def map_view(
         title: text of the title band.
         warning: red text in the title band (e.g. "random weights").
         bar_label: what the colour bar measures.
+        scale: ``(lo, hi)`` of the colours (shared with other pictures); default: the map's own range.
+        cmap: "inferno", or "diverging" for signed maps.
+        marks: normalized ``(x, y)`` points to mark (a clicked point, a box's first corner).
+        mask: ``[R, R']`` bool mask to outline (the thresholded map an IoU is computed on).
     """
-    lo, hi = value_range(heatmap)
-    picture = overlay(image, heatmap, opacity, lo, hi)
+    lo, hi = scale if scale is not None else value_range(heatmap)
+    picture = overlay(image, heatmap, opacity, lo, hi, cmap)
+    if mask is not None:
+        picture = outline_mask(picture, mask)
     if boxes:
         picture = draw_boxes(picture, boxes, labels=labels)
     if cells is not None:
         picture = outline_cells(picture, cells)
+    if marks:
+        picture = draw_marks(picture, marks)
     parts = [banner(picture.width, title, warning)] if title or warning else []
-    return stack([*parts, picture, colorbar(picture.width, lo, hi, bar_label)])
+    return stack([*parts, picture, colorbar(picture.width, lo, hi, bar_label, cmap)])
 
 
 def tiles(
     image: Image.Image,
-    heatmaps: np.ndarray,
+    heatmaps: Sequence[np.ndarray],
     titles: Sequence[str],
     *,
     columns: int = 6,
     side: int = 160,
     opacity: float = 0.6,
     warning: str = "",
+    shared: bool = False,
+    bar_label: str = "",
 ) -> Image.Image:
-    """Small overlays of ``[N, gh, gw]`` maps in a grid of ``columns``, each titled and scaled to its own range."""
-    maps = np.asarray(heatmaps)
-    if maps.ndim != 3 or maps.shape[0] != len(titles) or maps.shape[0] == 0:
-        raise ValueError(f"need [N, gh, gw] maps with one title each, got shape {maps.shape} and {len(titles)} titles")
+    """Small overlays of N maps (each ``[gh, gw]``; grids may differ, e.g. ResNet stages) in a grid of ``columns``,
+    each titled, with a colour bar below.
+
+    Each map is scaled to its own range (the bar then reads 0..1 of each tile's range, and each title gives that
+    range), or with ``shared`` to the range of all of them (the bar gives the values).
+    """
+    maps = [np.asarray(m) for m in heatmaps]
+    if not maps or len(maps) != len(titles) or any(m.ndim != 2 or m.size == 0 for m in maps):
+        shapes = [m.shape for m in maps]
+        raise ValueError(f"need N >= 1 non-empty [gh, gw] maps with one title each, got {shapes} and {len(titles)}")
+    ranges = [value_range(m) for m in maps]
+    scale = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if shared else None
     thumb = fit(image, side)
     text_font = font(12)
     cols = max(1, min(columns, len(titles)))
     rows = -(-len(titles) // cols)
-    cell_w, cell_h = thumb.width + 6, thumb.height + 22
+    line = 16
+    cell_w, cell_h = thumb.width + 6, thumb.height + 6 + line * (1 if shared else 2)
     top = 24 if warning else 0
     out = Image.new("RGB", (cols * cell_w, top + rows * cell_h), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     if warning:
         out.paste(banner(out.width, "", warning), (0, 0))
-    for i, (m, title) in enumerate(zip(maps, titles, strict=True)):
+    for i, (m, title, (lo, hi)) in enumerate(zip(maps, titles, ranges, strict=True)):
         x, y = (i % cols) * cell_w + 3, top + (i // cols) * cell_h
-        draw.text((x, y + 3), title, fill=(0, 0, 0), font=text_font)
-        out.paste(overlay(thumb, m, opacity), (x, y + 20))
-    return out
+        draw.text((x, y + 2), title, fill=(0, 0, 0), font=text_font)
+        if not shared:
+            a, b = _numbers(lo, hi)
+            draw.text((x, y + 2 + line), f"{a} .. {b}", fill=(90, 90, 90), font=text_font)
+        lo_hi = scale if shared else (lo, hi)
+        out.paste(overlay(thumb, m, opacity, *lo_hi), (x, y + 4 + line * (1 if shared else 2)))
+    if shared:
+        bar = colorbar(out.width, scale[0], scale[1], bar_label or "one scale for every tile")
+    else:
+        bar = colorbar(out.width, 0.0, 1.0, bar_label or "each tile scaled to its own range (given under its title)")
+    return stack([out, bar])
 
 
 def heat_table(
-    values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], *, title: str = "", cell: int = 44
+    values: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    *,
+    title: str = "",
+    cell: int = 44,
+    bar_label: str = "",
 ) -> Image.Image:
-    """A ``[R, C]`` table of numbers drawn as coloured cells with their values (NaN cells grey, "n/a")."""
+    """A ``[R, C]`` table of numbers drawn as coloured cells with their values (NaN cells grey, "n/a"), with its
+    title (never cut: the picture is at least as wide) and a colour bar as its legend."""
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"values {v.shape} do not match {len(row_labels)} row and {len(col_labels)} column labels")
     text_font = font(12)
-    left, top = 64, 24 + (24 if title else 0)
-    out = Image.new("RGB", (left + cell * v.shape[1] + 4, top + 22 * v.shape[0] + 4), (255, 255, 255))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 8 + max((measure.textlength(lab, font=text_font) for lab in row_labels), default=0)
+    left, top = int(left) + 6, 24 + (24 if title else 0)
+    width = max(left + cell * v.shape[1] + 4, int(measure.textlength(title, font=font(14))) + 12, 240)
+    out = Image.new("RGB", (width, top + 22 * v.shape[0] + 4), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     if title:
         draw.text((4, 4), title, fill=(0, 0, 0), font=font(14))
@@ -387,4 +516,4 @@ def heat_table(
             draw.rectangle((x, y, x + cell - 2, y + 20), fill=fill)
             ink = (0, 0, 0) if not ok or sum(fill) > 380 else (255, 255, 255)
             draw.text((x + 4, y + 4), f"{v[r, c]:.2f}" if ok else "n/a", fill=ink, font=text_font)
-    return out
+    return stack([out, colorbar(width, lo, hi, bar_label)])

@@ -38,6 +38,15 @@ class ModelInfo:
     grid: tuple[int, int]
     classifier: bool
     feature_layers: tuple[int, ...]
+    family: str = "vit"  # "vit": layers are transformer blocks; "resnet": layers are the 4 stages
+
+    def layer_name(self, layer: int) -> str:
+        """A layer as the page names it: "layer 7" for a ViT block, "stage 3 (layer3)" for a ResNet stage."""
+        return f"stage {layer + 1} (layer{layer + 1})" if self.family == "resnet" else f"layer {layer}"
+
+    def depth(self, layer: int) -> float:
+        """Normalised depth ``(layer + 1) / num_layers`` in (0, 1]: ViT blocks and ResNet stages on one axis."""
+        return (layer + 1) / self.num_layers
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ModelInfo:
@@ -53,6 +62,7 @@ class ModelInfo:
             grid=spec.grid,
             classifier=spec.classifier,
             feature_layers=tuple(range(spec.num_layers)),
+            family=spec.family,
         )
 
     @classmethod
@@ -70,6 +80,7 @@ class ModelInfo:
             grid=(int(entry["grid"][0]), int(entry["grid"][1])),
             classifier=bool(entry.get("classifier", spec.classifier)),
             feature_layers=tuple(int(v) for v in entry["feature_layers"]),
+            family=str(entry.get("family", spec.family)),
         )
 
     def check_method(self, method: str) -> str:

@@ -137,16 +137,40 @@ def _leaderboard(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
     return pd.DataFrame(out).round(4)
 
 
+CURVE_COLUMNS = ["model", "method", "layer", "depth", "iou"]
+
+
 def _curves(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
+    """Rows per (model, layer): ``depth`` = (layer + 1) / layers puts ViT blocks and ResNet stages on one axis."""
     metric = metric_of(percentile)
     fused = select(ex.metrics_table(), head=FUSED_HEAD)
     chosen = {r["model"]: r["method"] for r in _best(ex, metric, _check_method(ex, method))}
     rows = [
-        {"model": f"{model} ({meth})", "layer": int(layer), "iou": mean}
+        {
+            "model": model,
+            "method": meth,
+            "layer": ex.info(model).layer_name(int(layer)),
+            "depth": round(ex.info(model).depth(int(layer)), 4),
+            "iou": mean,
+        }
         for (model, meth, layer), mean in group_means(fused, metric, ("model", "method", "layer"))
         if chosen.get(model) == meth
     ]
-    return pd.DataFrame(rows, columns=["model", "layer", "iou"])
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def methods_of(ex: Explorer, model: str, with_heads: bool = False) -> list[str]:
+    """The methods of ``model`` in the store's metrics (``with_heads``: those with per-head maps)."""
+    info = ex.info(model)
+    return [m for m in info.methods if not with_heads or info.heads.get(m, 0) > 0]
+
+
+def has_styles(ex: Explorer) -> bool:
+    """Whether any stored image has style metadata (the breakdown by style needs it)."""
+    try:
+        return any(_style(m) != "(none)" for m in ex.image_meta().values())
+    except Exception:
+        return False
 
 
 def _grid(ex: Explorer, model: str, method: str, percentile: int) -> tuple[Image.Image, dict]:
@@ -160,7 +184,11 @@ def _grid(ex: Explorer, model: str, method: str, percentile: int) -> tuple[Image
     values = np.concatenate([grid, fused[:, None]], axis=1)  # [L, H + 1]
     cols = [f"h{h}" for h in range(grid.shape[1])] + ["fused"]
     picture = render.heat_table(
-        values, [f"layer {v}" for v in range(len(fused))], cols, title=f"{model} · {method} · mean {metric}"
+        values,
+        [info.layer_name(v) for v in range(len(fused))],
+        cols,
+        title=f"{model} · {method} · mean {metric} per layer and head (fused: all heads)",
+        bar_label=f"mean {metric} over the images",
     )
     data = {"model": model, "method": method, "metric": metric, "grid": _nan_none(grid), "fused": _nan_none(fused)}
     return picture, data

@@ -16,6 +16,7 @@ from vitattn.ui.errors import redact
 from vitattn.ui.explorer import Explorer
 
 CLICK_MODES = ("expert box", "point", "box (two clicks)")
+DECIMALS = 3  # of clicked coordinates
 GALLERY_SIZE = 60  # thumbnails shown; every image stays reachable through the image list
 THUMB_SIDE = 192
 
@@ -57,10 +58,20 @@ def box_at(boxes: Sequence[LabeledBox], x: float, y: float) -> int | None:
 
 
 def click_point(index: Sequence[float], size: tuple[int, int]) -> tuple[float, float]:
-    """A click at pixel ``index = (x, y)`` of a picture of ``size = (w, h)``, normalized to [0, 1]."""
+    """A click at pixel ``index = (x, y)`` of a picture of ``size = (w, h)``, normalized to [0, 1] and rounded to
+    ``DECIMALS`` (a pixel of a 768 px picture is 0.0013 wide: more digits say nothing)."""
     w, h = size
     x, y = float(index[0]), float(index[1])
-    return min(1.0, max(0.0, (x + 0.5) / w)), min(1.0, max(0.0, (y + 0.5) / h))
+    return round(min(1.0, max(0.0, (x + 0.5) / w)), DECIMALS), round(min(1.0, max(0.0, (y + 0.5) / h)), DECIMALS)
+
+
+def picture_point(index: Sequence[float], image_size: tuple[int, int], top: int) -> tuple[float, float] | None:
+    """A click on a rendered view (a title band ``top`` pixels high above the image, a colour bar below) as a
+    normalized point of the image, or None when it falls on the band or the bar."""
+    x, y = float(index[0]), float(index[1]) - top
+    if not 0 <= y < image_size[1] or not 0 <= x < image_size[0]:
+        return None
+    return click_point((x, y), image_size)
 
 
 def click_region(
@@ -85,15 +96,22 @@ def click_region(
     return (x, y, x, y), None
 
 
+def box_choices(boxes: Sequence[LabeledBox]) -> list[tuple[str, int]]:
+    """(label, index) choices of an image's expert boxes, e.g. ("3: name tag", 3)."""
+    return [(f"{i}: {b.label}" if b.label else str(i), i) for i, b in enumerate(boxes)]
+
+
 def first_region(boxes: Sequence[LabeledBox]) -> tuple[float, float, float, float]:
     """The region a new image starts with: its first expert box, else the centre point."""
     return boxes[0].box if boxes else (0.5, 0.5, 0.5, 0.5)
 
 
-def gallery(ex: Explorer, limit: int = GALLERY_SIZE) -> list[tuple]:
-    """Thumbnails of the first ``limit`` images with their ids as captions (images that fail are left out)."""
+def gallery(ex: Explorer, limit: int = GALLERY_SIZE, search: str = "", field: str = "", value: str = "") -> list[tuple]:
+    """Thumbnails of up to ``limit`` images with their ids (and labels) as captions: those whose id or box labels
+    contain ``search`` (case-insensitive) and whose metadata ``field`` reads ``value`` (when given). Images that fail
+    to load are left out (``ex.problems`` has them)."""
     out = []
-    for image_id in ex.image_ids()[:limit]:
+    for image_id in matching(ex, search, field, value)[:limit]:
         try:
             out.append((fit(ex.item(image_id).picture, THUMB_SIDE), image_id))
         except Exception:  # recorded in ex.problems by ex.item; the gallery shows the rest
@@ -101,13 +119,61 @@ def gallery(ex: Explorer, limit: int = GALLERY_SIZE) -> list[tuple]:
     return out
 
 
+def matching(ex: Explorer, search: str = "", field: str = "", value: str = "") -> list[str]:
+    """Image ids whose id or box labels contain ``search`` and whose metadata ``field`` has ``value``."""
+    needle = (search or "").strip().lower()
+    meta = image_meta(ex) if field and value else {}
+    out = []
+    for image_id in ex.image_ids():
+        if field and value and value not in meta_values(meta.get(image_id, {}).get(field)):
+            continue
+        if needle and needle not in image_id.lower() and not any(needle in lab for lab in labels(ex, image_id)):
+            continue
+        out.append(image_id)
+    return out
+
+
+def labels(ex: Explorer, image_id: str) -> list[str]:
+    try:
+        return [b.label.lower() for b in ex.item(image_id).boxes]
+    except Exception:
+        return []
+
+
+def image_meta(ex: Explorer) -> dict[str, dict]:
+    """Image id -> metadata, from the store (without image bytes) or the loaded images."""
+    if ex.store is not None:
+        try:
+            return ex.image_meta()
+        except Exception:
+            return {}
+    return {i: dict(ex.item(i).meta) for i in ex.image_ids()}
+
+
+def meta_values(value: object) -> list[str]:
+    """A metadata value as the strings a filter matches (a list matches each of its items)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(v) for v in items]
+
+
+def filters(ex: Explorer) -> dict[str, list[str]]:
+    """Metadata field -> its values over all images, for the gallery's filter (fields with 2..50 values)."""
+    values: dict[str, set[str]] = {}
+    for meta in image_meta(ex).values():
+        for key, value in meta.items():
+            values.setdefault(str(key), set()).update(meta_values(value))
+    return {k: sorted(v) for k, v in sorted(values.items()) if 2 <= len(v) <= 50}
+
+
 def status(ex: Explorer) -> str:
     """The page's status line: where maps come from, whether weights are random, and what is damaged."""
     if ex.store is not None:
         made = ex.store.manifest.get("created", "?")
         lines = [
-            f"**Store** `{ex.config.store}`: {len(ex.image_ids())} images, {len(ex.models())} models (made {made}). "
-            "Stored images show precomputed maps instantly; uploads are analysed live."
+            f"**Store** `{ex.config.store}`: {len(ex.image_ids())} images, {len(ex.models())} models (made {made}); "
+            "stored images show precomputed maps, uploads are analysed live."
         ]
     else:
         lines = [
@@ -116,7 +182,7 @@ def status(ex: Explorer) -> str:
         ]
     if ex.random_weights("store"):
         lines.append(
-            "⚠️ **Random weights**: this store was made with untrained networks (a test build). Its maps and "
+            "⚠️ **Random weights**: this store was made with untrained networks (a test build): its maps and "
             "scores show the plumbing, not where trained models look."
         )
     if ex.random_weights("live"):
@@ -132,4 +198,4 @@ def status(ex: Explorer) -> str:
         lines.append(
             "⚠️ **Problems** (where a stored part is unavailable, the app computes it live):\n" + "\n".join(shown)
         )
-    return redact("\n\n".join(lines))
+    return redact("  \n".join(lines))  # one line each, no gaps between: the page's controls stay near the top

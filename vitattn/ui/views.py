@@ -7,6 +7,7 @@ scores from ``vitattn.metrics``, similarity from ``vitattn.similarity``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
@@ -15,13 +16,19 @@ import pandas as pd
 from PIL import Image
 
 from vitattn import render
+from vitattn.boxes import LabeledBox
+from vitattn.metrics import PERCENTILES
 from vitattn.similarity import check_region, similarity_map
 from vitattn.ui.catalog import FUSED, ModelInfo, parse_boxes
 from vitattn.ui.config import MAX_UPLOAD_BYTES
 from vitattn.ui.errors import brief, fail
 from vitattn.ui.explorer import Explorer
+from vitattn.ui.page import box_at, picture_point
 
 RANDOM_LABEL = "RANDOM WEIGHTS"
+ALL_BOXES = -1  # the box value meaning "every expert box"
+SCALES = ("per map", "shared")  # colour scale of strips and grids: each tile its own range, or one for all
+CHART_COLUMNS = ["layer", "value", "series"]
 BASELINES = ("random", "center", "saliency")
 METRIC_COLUMNS = ["metric", "map", *BASELINES]  # one row per metric: the map, then each baseline beside it
 DECIMALS = 6  # of the raw maps returned as numbers
@@ -52,34 +59,70 @@ def _warning(ex: Explorer, origin: str, model: str) -> str:
     return RANDOM_LABEL if ex.random_weights(origin, model) else ""
 
 
-def _describe(image_id: str, model: str, method: str, layer: int, head: int | None) -> str:
-    return f"{image_id} · {model} · {method} · layer {layer} · {head_name(head)}"
+def _describe(info: ModelInfo, image_id: str, method: str, layer: int, head: int | None) -> str:
+    return f"{image_id} · {info.name} · {method} · {info.layer_name(layer)} · {head_name(head)}"
+
+
+def check_percentile(percentile: float | None) -> int | None:
+    """An IoU percentile of ``PERCENTILES`` as an int; None or 0 means none (no mask drawn)."""
+    if percentile is None or (not isinstance(percentile, bool) and percentile == 0):
+        return None
+    if isinstance(percentile, bool) or percentile not in PERCENTILES:
+        raise fail(f"percentile must be one of {', '.join(map(str, PERCENTILES))} (0: none), got {brief(percentile)}")
+    return int(percentile)
+
+
+def scoped_boxes(item, box: float | None) -> tuple:
+    """The expert boxes a view is scored against: all of them (``box`` None or -1), or the one numbered ``box``."""
+    if box is None or (not isinstance(box, bool) and box == ALL_BOXES):
+        return ()
+    if isinstance(box, bool) or not isinstance(box, int | float) or box != int(box) or not 0 <= box < len(item.boxes):
+        n = len(item.boxes)
+        valid = f"0..{n - 1}, or -1 for all" if n else "-1 (the image has no expert boxes)"
+        raise fail(f"box {brief(box)} out of range for {item.id}: valid boxes {valid}")
+    return (item.boxes[int(box)],)
 
 
 def attention(
-    ex: Explorer, image_id: str, model: str, method: str, layer: float, head: float, opacity: float
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: float,
+    head: float | None = FUSED,
+    opacity: float = 0.6,
+    mask: float | None = None,
+    box: float | None = ALL_BOXES,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
-    """The map of one view over the image with its boxes, its metrics beside the baselines', and the raw map."""
+    """The map of one view over the image with its boxes, its metrics beside the baselines', and the raw map.
+
+    ``mask`` (an IoU percentile) outlines the top pixels that IoU keeps; ``box`` scores one expert box only.
+    """
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
-    opacity = _check_opacity(opacity)
+    opacity, percentile = _check_opacity(opacity), check_percentile(mask)
+    scope = scoped_boxes(item, box)
     heatmap, origin = ex.map(item, model, method, layer, head)
+    shown = scope or item.boxes
     picture = render.map_view(
         item.picture,
         heatmap,
         opacity=opacity,
-        boxes=item.boxes,
-        title=_describe(item.id, model, method, layer, head),
+        boxes=shown,
+        title=_describe(info, item.id, method, layer, head) + (f" · box {int(box)}" if scope else ""),
         warning=_warning(ex, origin, model),
-        bar_label=f"{method} (scaled to its own range)",
+        bar_label=f"{method} (scaled to its own range)"
+        + (f"; outlined: the top {100 - percentile}% (IoU@{percentile})" if percentile else ""),
+        mask=render.top_mask(heatmap, percentile) if percentile else None,
     )
-    table = metrics_frame(ex, item, info, method, layer, head)
+    table = metrics_frame(ex, item, info, method, layer, head, scope)
     data = {
         "image_id": item.id,
         "model": model,
         "method": method,
         "layer": layer,
         "head": FUSED if head is None else head,
+        "box": int(box) if scope else ALL_BOXES,
         "source": origin,
         "random_weights": ex.random_weights(origin, model),
         "grid": list(heatmap.shape),
@@ -101,50 +144,122 @@ def metrics_frame(ex: Explorer, item, info: ModelInfo, method: str, layer: int, 
     return pd.DataFrame(rows, columns=METRIC_COLUMNS).round(4)
 
 
+def layer_chart(
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: float,
+    head: float | None = FUSED,
+    percentile: float = 90,
+    box: float | None = ALL_BOXES,
+) -> pd.DataFrame:
+    """IoU at ``percentile`` and coverage of this image's map at every layer of the method, and the baselines'
+    IoU as flat lines: rows ``(layer, value, series)``, ``layer`` the layer's name, the current one in brackets
+    ("[layer 7]"), in depth order (``chart_order``)."""
+    item = ex.item(image_id)
+    info, layer, head = _view(ex, model, method, layer, head)
+    metric = f"iou_{check_percentile(percentile) or 90}"
+    scope = scoped_boxes(item, box)
+    names = chart_order(info, method, layer)
+    rows = []
+    for v, name in zip(info.layers[method], names, strict=True):
+        scores, _ = ex.scores(item, model, method, v, head, scope)
+        if scores is None:
+            return pd.DataFrame(columns=CHART_COLUMNS)
+        rows += [(name, scores[metric], f"map {metric}"), (name, scores["coverage"], "map coverage")]
+    baselines = ex.baselines(item, model, scope)
+    for b in BASELINES:
+        if metric in baselines.get(b, {}):
+            rows += [(name, baselines[b][metric], f"{b} {metric}") for name in names]
+    return pd.DataFrame(rows, columns=CHART_COLUMNS).round(4)
+
+
+def chart_order(info: ModelInfo, method: str, layer: int) -> list[str]:
+    """The x categories of ``layer_chart`` in depth order, the current layer in brackets."""
+    return [f"[{info.layer_name(v)}]" if v == layer else info.layer_name(v) for v in info.layers[method]]
+
+
+def _heads_or_fused(info: ModelInfo, method: str, head: float | None) -> int | None:
+    return info.check_head(method, head)
+
+
+def _scale(shared: bool | str) -> bool:
+    if isinstance(shared, str):
+        if shared not in SCALES:
+            raise fail(f"scale must be one of {', '.join(SCALES)}, got {brief(shared)}")
+        return shared == SCALES[1]
+    return bool(shared)
+
+
 def layer_strip(
-    ex: Explorer, image_id: str, model: str, method: str, head: float, opacity: float
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    head: float | None = FUSED,
+    opacity: float = 0.6,
+    scale: str = "per map",
 ) -> tuple[Image.Image, dict]:
-    """The same map at every layer that has one, side by side."""
+    """The same map at every layer that has one, side by side (each on its own grid: ResNet stages differ)."""
     item = ex.item(image_id)
     info = ex.info(model)
     info.check_method(method)
-    head = info.check_head(method, head)
-    opacity = _check_opacity(opacity)
+    head = _heads_or_fused(info, method, head)
+    opacity, shared = _check_opacity(opacity), _scale(scale)
     layers = info.layers[method]
     maps = [ex.map(item, model, method, layer, head) for layer in layers]
     origins = {o for _, o in maps}
-    stack = np.stack([m for m, _ in maps])  # [L, gh, gw]
     warning = RANDOM_LABEL if any(ex.random_weights(o, model) for o in origins) else ""
-    picture = render.tiles(item.picture, stack, [f"layer {v}" for v in layers], opacity=opacity, warning=warning)
+    picture = render.tiles(
+        item.picture,
+        [m for m, _ in maps],
+        [info.layer_name(v) for v in layers],
+        opacity=opacity,
+        warning=warning,
+        shared=shared,
+        bar_label=f"{method}, {head_name(head)}: "
+        + ("one scale for every layer" if shared else "each layer scaled to its own range"),
+    )
     data = {
         "image_id": item.id,
         "model": model,
         "method": method,
         "head": FUSED if head is None else head,
         "layers": list(layers),
+        "names": [info.layer_name(v) for v in layers],
         "source": sorted(origins),
-        "maps": numbers(stack),
+        "maps": [numbers(m) for m, _ in maps],
     }
     return picture, data
 
 
 def head_grid(
-    ex: Explorer, image_id: str, model: str, method: str, layer: float, opacity: float
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: float,
+    opacity: float = 0.6,
+    scale: str = "per map",
 ) -> tuple[Image.Image, dict]:
     """Every head of one layer as a grid."""
     item = ex.item(image_id)
     info = ex.info(model)
     layer = info.check_layer(method, layer)
-    opacity = _check_opacity(opacity)
+    opacity, shared = _check_opacity(opacity), _scale(scale)
     if info.heads[method] == 0:
         raise fail(f"method {brief(method)} of {model} fuses all heads by definition; it has no per-head maps")
     maps, origin = ex.heads(item, model, method, layer)
     picture = render.tiles(
         item.picture,
-        maps,
+        list(maps),
         [f"head {h}" for h in range(len(maps))],
         opacity=opacity,
         warning=_warning(ex, origin, model),
+        shared=shared,
+        bar_label=f"{method}, {info.layer_name(layer)}: "
+        + ("one scale for every head" if shared else "each head scaled to its own range"),
     )
     data = {"image_id": item.id, "model": model, "method": method, "layer": layer, "source": origin}
     return picture, {**data, "maps": numbers(maps)}
@@ -163,6 +278,50 @@ def image(ex: Explorer, image_id: str) -> tuple[Image.Image, dict]:
     picture = render.draw_boxes(item.picture, item.boxes) if item.boxes else item.picture.copy()
     boxes = [{"box": list(b.box), "label": b.label, "group": b.group} for b in item.boxes]
     return picture, {"image_id": item.id, "origin": item.origin, "boxes": boxes, "meta": _plain(item.meta)}
+
+
+def surface(
+    ex: Explorer, image_id: str, region: Sequence[float] | None = None, corner: Sequence[float] | None = None
+) -> Image.Image:
+    """The click surface of the Similarity tab: the expert boxes, the selected region (a box of yours outlined, a
+    point marked) and the first corner of a box being drawn."""
+    item = ex.item(image_id)
+    expert = [b.box for b in item.boxes]
+    boxes: list = list(item.boxes)
+    marks = []
+    if region is not None:
+        x0, y0, x1, y1 = (float(v) for v in region)
+        if (x0, y0) == (x1, y1):
+            marks.append((x0, y0))
+        elif (x0, y0, x1, y1) not in expert:
+            boxes.append(LabeledBox((x0, y0, x1, y1), "your box"))
+    if corner:
+        marks.append(tuple(float(v) for v in corner))
+    picture = render.draw_boxes(item.picture, boxes) if boxes else item.picture.copy()
+    return render.draw_marks(picture, marks) if marks else picture
+
+
+def attention_click(
+    ex: Explorer, image_id: str, model: str, method: str, layer: float, head: float | None, box, index
+) -> int:
+    """The expert box under a click at pixel ``index`` of the attention picture (its title band above the image
+    taken off), the smallest one where boxes nest; ``ALL_BOXES`` for a click outside every box or on a box already
+    chosen (a second click on it goes back to all boxes)."""
+    item = ex.item(image_id)
+    info, layer, head = _view(ex, model, method, layer, head)
+    scope = scoped_boxes(item, box)
+    _, origin = ex.map(item, model, method, layer, head)
+    title = _describe(info, item.id, method, layer, head) + (f" · box {int(box)}" if scope else "")
+    top = render.banner(item.picture.width, title, _warning(ex, origin, model)).height
+    point = picture_point(index, item.picture.size, top)
+    if point is None:
+        return ALL_BOXES if box is None else int(box)
+    shown = scope or item.boxes
+    hit = box_at(shown, *point)
+    if hit is None:
+        return ALL_BOXES
+    chosen = item.boxes.index(shown[hit])
+    return ALL_BOXES if scope and chosen == int(box) else chosen
 
 
 def _plain(meta: dict) -> dict:
@@ -286,20 +445,55 @@ def analyze(ex: Explorer, file: str | Path | dict | None, model: str, progress=N
     return item.id, picture, data
 
 
+def _user_title(info: ModelInfo, item, method: str, layer: int, head: int | None, count: int) -> str:
+    return _describe(info, item.id, method, layer, head) + f" · your {count} box{'es' if count != 1 else ''}"
+
+
 def user_metrics(
-    ex: Explorer, image_id: str, model: str, method: str, layer: float, head: float, opacity: float, boxes: str
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: float,
+    head: float | None = FUSED,
+    boxes: str = "",
+    opacity: float = 0.6,
+    corner: Sequence[float] | None = None,
 ) -> tuple[Image.Image, pd.DataFrame]:
-    """Your own boxes (typed ``x0 y0 x1 y1 [label]`` per line) over the map, and the map's metrics against them."""
+    """Your own boxes (typed ``x0 y0 x1 y1 [label]`` per line) over the map, and the map's metrics against them.
+
+    ``corner``: the first corner of a box being drawn (normalized x, y), marked on the picture.
+    """
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
     opacity = _check_opacity(opacity)
     mine = parse_boxes(boxes)
-    heatmap, _ = ex.map(item, model, method, layer, head)
-    picture = render.overlay(item.picture, heatmap, opacity)
-    if mine:
-        picture = render.draw_boxes(picture, mine)
-        return picture, metrics_frame(ex, item, info, method, layer, head, mine)
-    return picture, pd.DataFrame(columns=METRIC_COLUMNS)
+    heatmap, origin = ex.map(item, model, method, layer, head)
+    picture = render.map_view(
+        item.picture,
+        heatmap,
+        opacity=opacity,
+        boxes=mine,
+        title=_user_title(info, item, method, layer, head, len(mine)),
+        warning=_warning(ex, origin, model),
+        bar_label=f"{method} (scaled to its own range)",
+        marks=[tuple(corner)] if corner else (),
+    )
+    table = metrics_frame(ex, item, info, method, layer, head, mine) if mine else pd.DataFrame(columns=METRIC_COLUMNS)
+    return picture, table
+
+
+def user_banner(ex: Explorer, image_id: str, model: str, method: str, layer: float, head, boxes: str) -> int:
+    """The height of the title band of ``user_metrics``'s picture (a click on the picture lies that much lower)."""
+    item = ex.item(image_id)
+    info, layer, head = _view(ex, model, method, layer, head)
+    try:
+        count = len(parse_boxes(boxes))
+    except gr.Error:
+        count = 0
+    _, origin = ex.map(item, model, method, layer, head)
+    title = _user_title(info, item, method, layer, head, count)
+    return render.banner(item.picture.width, title, _warning(ex, origin, model)).height
 
 
 def info(ex: Explorer) -> dict:
@@ -319,11 +513,16 @@ def info(ex: Explorer) -> dict:
             "grid": list(i.grid),
             "classifier": i.classifier,
             "feature_layers": list(i.feature_layers),
+            "layer_names": [i.layer_name(v) for v in range(i.num_layers)],
+            "random_weights": {"store": ex.random_weights("store", name), "live": ex.random_weights("live", name)},
         }
     return {
         "mode": ex.mode,
         "store": ex.config.store if ex.store is not None else None,
-        "random_weights": {"store": ex.random_weights("store"), "live": ex.random_weights("live")},
+        "random_weights": {  # any model; per model under "models" (a store's models run live as the store made them)
+            "store": ex.random_weights("store"),
+            "live": any(ex.random_weights("live", m) for m in ex.models()),
+        },
         "problems": ex.problems,
         "images": ex.image_ids(),
         "models": models,
