@@ -27,7 +27,8 @@ class Config:
     models: tuple[str, ...] = tuple(MODELS)  # model names (vitattn.MODELS)
     methods: tuple[str, ...] | None = None  # map methods; each model computes those it supports (None: all)
     feature_layers: str = "all"  # "all", "none", or comma-separated layers ("-1" is the last)
-    feature_dtype: str = "float16"  # how patch features are stored: "float16", or "int8" (one scale per token)
+    feature_dtype: str = "int8"  # how patch features are stored: "int8" (one scale per token) or "float16"
+    faithfulness_layers: str = "-1"  # deletion/insertion of each method's fused map at these layers ("none": skip)
     batch_size: int = 8  # images per forward pass
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
     output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
@@ -106,18 +107,21 @@ class Config:
         """Every model supports at least one of the methods asked and has the feature layers asked, so that a run
         never stops at its third model, hours in, on an option the first check could have refused."""
         parse_layers(self.feature_layers, 1 << 20)  # the syntax, with its own message
+        parse_layers(self.faithfulness_layers, 1 << 20)
         problems = []
         for name in self.models:
             if not self.methods_of(name):
                 supported = ", ".join(get_spec(name).methods)
                 problems.append(f"model {name!r} supports none of the methods asked (it supports {supported})")
             n = self.num_layers(name)
-            try:
-                parse_layers(self.feature_layers, n)
-            except ValueError:
-                problems.append(f"model {name!r} has {n} layers: feature layers must be in {-n}..{n - 1}")
+            for what, text in (("feature", self.feature_layers), ("faithfulness", self.faithfulness_layers)):
+                try:
+                    parse_layers(text, n)
+                except ValueError:
+                    problems.append(f"model {name!r} has {n} layers: {what} layers must be in {-n}..{n - 1}")
         if problems:
-            shown = f"--feature-layers {self.feature_layers!r}, --methods {','.join(self.methods or ('all',))}"
+            shown = f"--feature-layers {self.feature_layers!r}, --faithfulness-layers {self.faithfulness_layers!r}, "
+            shown += f"--methods {','.join(self.methods or ('all',))}"
             raise ValueError(f"{'; '.join(problems)} ({shown})")
 
     def num_layers(self, name: str) -> int:
@@ -146,6 +150,7 @@ class Config:
                 methods=_names(args.methods, None),
                 feature_layers=args.feature_layers,
                 feature_dtype=args.feature_dtype,
+                faithfulness_layers=args.faithfulness_layers,
                 batch_size=args.batch_size,
                 device=args.device,
                 output=Path(args.output),
@@ -202,9 +207,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-layers", default="all", help="'all', 'none' or comma-separated layers (-1: last)")
     p.add_argument(
         "--feature-dtype",
-        default="float16",
+        default="int8",
         choices=FEATURE_DTYPES,
-        help="store features as float16 or int8 with one scale per token (default float16; see README)",
+        help="store features as int8 with one scale per token (half the bytes) or float16 (default int8; see README)",
+    )
+    p.add_argument(
+        "--faithfulness-layers",
+        default="-1",
+        help="deletion/insertion curves of each method's fused map at these layers: 'none', 'all' or comma-separated "
+        "(default -1: the last)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")

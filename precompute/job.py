@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 import vitattn
 from precompute.config import Config, parse_layers
 from vitattn.datasets import AnnotatedImage, load_annotated
-from vitattn.metrics import METRIC_NAMES
+from vitattn.metrics import FUSED_HEAD, METRIC_NAMES
 from vitattn.specs import get_spec
 from vitattn.store import writer
 from vitattn.store.card import render_card
@@ -43,6 +43,9 @@ from vitattn.store.layout import (
 from vitattn.store.manifest import any_random, merge_models, now, ordered, parse_manifest
 from vitattn.variants import checkpoint_record
 
+FAITHFULNESS_STEPS = 20  # deletion / insertion steps (RISE's curves; vitattn.faithfulness.STEPS)
+FAITHFULNESS_MODE = "blur"  # what a removed cell becomes
+
 
 @dataclass(frozen=True)
 class Unit:
@@ -51,12 +54,19 @@ class Unit:
     model: str | None
     chunk: int
     ids: tuple[str, ...]
+    faithfulness: bool = False  # a model unit with a faithfulness table (--faithfulness-layers is not none)
 
     @property
     def tables(self) -> tuple[str, ...]:
         if self.model is None:
             return ("images",)
-        return MODEL_TABLES + (CLASSIFIER_TABLES if get_spec(self.model).classifier else ())
+        spec = get_spec(self.model)
+        return (
+            MODEL_TABLES
+            + (CLASSIFIER_TABLES if spec.classifier else ())
+            + (("headstats",) if spec.family == "vit" else ())
+            + (("faithfulness",) if self.faithfulness else ())
+        )
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -101,10 +111,19 @@ def settings(config: Config, name: str) -> dict:
         "methods": list(config.methods_of(name)),
         "feature_layers": config.feature_layers,
         "feature_dtype": config.feature_dtype,
+        "headstats": get_spec(name).family == "vit",
+        "faithfulness": _faithfulness_settings(config, name),
         "resolution": config.resolution,
         "metrics": list(METRIC_NAMES),  # a metric added to vitattn redoes the units
         **_variant_settings(config, name),
     }
+
+
+def _faithfulness_settings(config: Config, name: str) -> dict | None:
+    if config.faithfulness_layers == "none":
+        return None
+    layers = parse_layers(config.faithfulness_layers, config.num_layers(name))
+    return {"layers": list(layers), "steps": FAITHFULNESS_STEPS, "mode": FAITHFULNESS_MODE}
 
 
 def _variant_settings(config: Config, name: str) -> dict:
@@ -175,7 +194,8 @@ def plan(config: Config, image_ids: list[str]) -> list[Unit]:
     mine = [c for c in range(len(all_chunks)) if c % n == i]
     if not mine:
         warnings.warn(f"shard {i}/{n} has no chunks: the set has {len(all_chunks)}", stacklevel=3)
-    return [Unit(model, c, all_chunks[c]) for model in (None, *config.models) for c in mine]
+    faithful = config.faithfulness_layers != "none"
+    return [Unit(m, c, all_chunks[c], m is not None and faithful) for m in (None, *config.models) for c in mine]
 
 
 def _write_manifest(config: Config, old: dict | None, base: dict) -> dict:
@@ -272,7 +292,9 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     records = [inputs.records[i] for i in ids]
     rgbs = [r.load() for r in records]
     layers = parse_layers(config.feature_layers, model.spec.num_layers)
-    analyses = model.analyze(rgbs, methods=config.methods_of(name), features=bool(layers), batch_size=config.batch_size)
+    stats = model.spec.family == "vit"
+    methods = config.methods_of(name)
+    analyses = model.analyze(rgbs, methods=methods, features=bool(layers), stats=stats, batch_size=config.batch_size)
     rows = [writer.map_rows(a) for a in analyses]
     tables = {
         "maps": writer.maps_table(name, ids, rows),
@@ -280,7 +302,34 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
         **_scores(config, name, records, rgbs, [tuple(a.grid) for a in analyses], rows, baselines),
         "predictions": writer.predictions_table(name, ids, analyses),
     }
-    return tables, {**expected, "info": model_info(model.spec, analyses[0], layers, settings(config, name))}
+    if stats:
+        tables["headstats"] = writer.headstats_table(name, ids, analyses)
+    model_settings = settings(config, name)
+    if unit.faithfulness:
+        tables["faithfulness"] = _faithfulness(config, model, ids, rgbs, rows, model_settings["faithfulness"])
+    return tables, {**expected, "info": model_info(model.spec, analyses[0], layers, model_settings)}
+
+
+def _faithfulness(config: Config, model, ids, rgbs, rows, asked: dict):
+    """Deletion and insertion curves of the fused map (as stored: float16) of every method at the layers asked."""
+    from vitattn.faithfulness import BATCH_SIZE, evaluate_batch
+
+    pairs = [
+        (k, method, layer, values)
+        for k, per_image in enumerate(rows)
+        for method, layer, head, values in per_image
+        if head == FUSED_HEAD and layer in asked["layers"]
+    ]
+    results = evaluate_batch(
+        model,
+        [rgbs[k] for k, *_ in pairs],  # the same image object per image: its intact and random passes are shared
+        [values.astype(np.float32) for *_, values in pairs],
+        steps=asked["steps"],
+        mode=asked["mode"],
+        batch_size=max(config.batch_size, BATCH_SIZE),
+    )
+    return writer.faithfulness_table(model.spec.name, [(ids[k], m, layer, f) for (k, m, layer, _), f in
+                                                       zip(pairs, results, strict=True)])  # fmt: skip
 
 
 def _scores(config: Config, name: str, records, rgbs, grids, rows, baselines: dict) -> dict:
@@ -331,6 +380,9 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "feature_grids": [list(analysis.feature_grid(layer)) for layer in layers],
         "feature_dims": [int(analysis.features(layer).shape[1]) for layer in layers],
         "feature_dtype": model_settings["feature_dtype"],
+        "headstats": model_settings["headstats"],  # a headstats table (per-head statistics) in the model's folder
+        "faithfulness": model_settings["faithfulness"] is not None,  # a faithfulness table
+        "faithfulness_layers": (model_settings["faithfulness"] or {}).get("layers", []),
         "resolution": model_settings["resolution"],
         "metrics": model_settings["metrics"],
         "settings_digest": digest(model_settings),

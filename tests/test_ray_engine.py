@@ -180,5 +180,6 @@ def test_ray_options_are_checked(capsys):
     with pytest.raises(SystemExit) as err:
         Config.from_args(["--engine", "ray", "--ray-workers", "0"])
     assert "--ray-workers 0: must be at least 1" in str(err.value)
-    c = Config.from_args("--engine ray --ray-address ray://head:10001 --gpus-per-worker 0.5 --ray-workers 8".split())
+    args = ["--engine", "ray", "--ray-address", "ray://head:10001", "--gpus-per-worker", "0.5", "--ray-workers", "8"]
+    c = Config.from_args(args)
     assert (c.engine, c.ray_address, c.gpus_per_worker, c.ray_workers) == ("ray", "ray://head:10001", 0.5, 8)

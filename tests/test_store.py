@@ -17,7 +17,15 @@ from small_models import small_model, small_overrides
 import vitattn
 from precompute import Config, run
 from vitattn.datasets import load_examples
-from vitattn.metrics import BOX_COLUMNS, FUSED_HEAD, METRIC_NAMES, METRICS_COLUMNS, baseline_metrics, score_batch
+from vitattn.metrics import (
+    BASELINE_NAMES,
+    BOX_COLUMNS,
+    FUSED_HEAD,
+    METRIC_NAMES,
+    METRICS_COLUMNS,
+    baseline_metrics,
+    score_batch,
+)
 from vitattn.store import SCHEMA_VERSION, StoreError, open_store
 from vitattn.store.layout import MODEL_TABLES, table_path
 
@@ -53,7 +61,11 @@ def records():
 def analyses(records):
     """`analyze` of the examples under each model, computed once: name -> image id -> Analysis."""
     images = [r.load() for r in records.values()]
-    return {name: dict(zip(records, small_model(name).analyze(images, batch_size=4), strict=True)) for name in MODELS}
+    out = {}
+    for name in MODELS:
+        stats = vitattn.MODELS[name].family == "vit"  # head statistics: ViTs only, as the job asks
+        out[name] = dict(zip(records, small_model(name).analyze(images, batch_size=4, stats=stats), strict=True))
+    return out
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -78,7 +90,13 @@ def test_every_feature_equals_analyze(store, analyses, name):
     assert entry["feature_layers"] == list(range(entry["num_layers"]))
     for image_id, analysis in analyses[name].items():
         for layer in entry["feature_layers"]:
-            float16_close(store.features(image_id, name, layer), analysis.features(layer))
+            stored, exact = store.features(image_id, name, layer), analysis.features(layer)
+            if entry["feature_dtype"] == "float16":
+                float16_close(stored, exact)
+            else:  # int8, the default: within half a step (max |token| / 127 / 2) of every value
+                assert entry["feature_dtype"] == "int8" and stored.dtype == np.float32
+                step = np.abs(exact).max(axis=1, keepdims=True) / 127  # [N, 1]
+                assert (np.abs(stored - exact) <= 0.5 * step * (1 + 1e-3) + 1e-6).all()
 
 
 def test_images_boxes_and_meta_round_trip(store, records):
@@ -139,7 +157,7 @@ def test_metrics_table_equals_score_batch_of_the_stored_maps(store, records):
 def test_baselines_on_each_models_grid(store, records):
     table = store.baselines()
     assert {"image_id", "model", "grid_h", "grid_w", "baseline", *METRIC_NAMES} == set(table)
-    assert len(table["image_id"]) == 3 * len(records) * len(MODELS)
+    assert len(table["image_id"]) == len(BASELINE_NAMES) * len(records) * len(MODELS)
     for model in ("vit", "resnet50"):
         rows = store.baselines(model)
         grid = tuple(store.manifest["models"][model]["grid"])
@@ -217,7 +235,7 @@ def test_damaged_parts_are_reported_and_the_rest_keeps_working(folder, tmp_path)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     store = open_store(copy)
     assert any("unknown schema version 99" in p for p in store.problems)
-    assert any("model 'clip': 1 of 15 files missing (models/clip/features-00001.parquet)" in p for p in store.problems)
+    assert any("model 'clip': 1 of 21 files missing (models/clip/features-00001.parquet)" in p for p in store.problems)
     with pytest.raises(StoreError, match="models/vit/maps-00000.parquet is damaged"):
         store.map("astronaut", "vit", "cls", 0)
     assert any("models/vit/maps-00000.parquet is damaged" in p for p in store.problems)
@@ -425,3 +443,59 @@ def test_damaged_images_and_predictions_files(folder, tmp_path):
     with pytest.raises(StoreError, match="predictions of vit32 for 'coffee' are unavailable: .* is damaged"):
         store.predictions("coffee", "vit32")
     assert len(store.predictions("rocket", "vit32")) == 5
+
+
+# ---------------------------------------------------------------------------------------- head stats, faithfulness
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_head_stats_equal_analyze(store, analyses, name):
+    if vitattn.MODELS[name].family != "vit":
+        assert "headstats" not in store.manifest["models"][name] or not store.manifest["models"][name]["headstats"]
+        with pytest.raises(StoreError, match=f"model '{name}' has no head statistics"):
+            store.head_stats(name)
+        return
+    table = store.head_stats(name)
+    assert tuple(table) == ("image_id", "model", "layer", "head", "distance_px", "entropy", "prefix_share")
+    for image_id, analysis in analyses[name].items():
+        rows = table["image_id"] == image_id
+        n_layers, n_heads = analysis.head_stats["distance_px"].shape
+        assert rows.sum() == n_layers * n_heads
+        assert list(zip(table["layer"][rows], table["head"][rows], strict=True)) == [
+            (layer, head) for layer in range(n_layers) for head in range(n_heads)
+        ]
+        for stat, values in analysis.head_stats.items():
+            np.testing.assert_array_equal(table[stat][rows], values.astype(np.float32).ravel())
+
+
+@pytest.mark.parametrize("name", ["vit", "siglip", "resnet50"])
+def test_faithfulness_equals_evaluate_batch_of_the_stored_maps(store, records, name):
+    """The last layer's fused map of every method, as stored, through `evaluate_batch` again: the same curves."""
+    from vitattn.faithfulness import evaluate_batch
+
+    entry = store.manifest["models"][name]
+    last = entry["num_layers"] - 1
+    assert entry["faithfulness"] is True and entry["faithfulness_layers"] == [last]
+    table = store.faithfulness(name)
+    methods = [m for m in entry["methods"] if last in entry["layers"][m]]
+    assert len(table["image_id"]) == len(records) * len(methods) and set(table["layer"]) == {last}
+    image_id = "coffee"
+    rows = np.flatnonzero(table["image_id"] == image_id)
+    assert [table["method"][k] for k in rows] == sorted(methods)
+    image = records[image_id].load()
+    maps = [store.map(image_id, name, table["method"][k], last) for k in rows]
+    expected = evaluate_batch(small_model(name), [image] * len(rows), maps, steps=20, mode="blur")
+    for k, f in zip(rows, expected, strict=True):
+        assert table["score"][k] == f.score and table["mode"][k] == "blur"
+        for column in ("auc_deletion", "auc_insertion", "abpc", "auc_random_deletion", "auc_random_insertion"):
+            assert table[column][k] == pytest.approx(getattr(f, column), abs=1e-6)
+        for column in ("fractions", "deletion", "insertion", "random_deletion", "random_insertion"):
+            np.testing.assert_allclose(table[column][k], getattr(f, column), atol=1e-6)
+
+
+def test_the_new_tables_are_in_the_card_and_layout(folder):
+    card = (folder / "README.md").read_text()
+    assert "config_name: headstats" in card and "config_name: faithfulness" in card
+    assert (folder / table_path("headstats", 0, "dinov2")).is_file()
+    assert not (folder / table_path("headstats", 0, "resnet50")).exists()
+    assert (folder / table_path("faithfulness", 2, "resnet50")).is_file()

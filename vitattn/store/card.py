@@ -7,24 +7,28 @@ changes (and is only pushed again) when the set of models does.
 
 from __future__ import annotations
 
-from vitattn.store.layout import TABLES
+from vitattn.store.layout import OPTIONAL_TABLES, TABLES
 
 DATA_FILES = {"images": "images/images-*.parquet"} | {t: f"models/*/{t}-*.parquet" for t in TABLES[1:]}
 DESCRIPTIONS = {
     "images": "image_id, the image, width, height, expert boxes (normalized x0, y0, x1, y1 with labels), meta (json)",
     "maps": "image_id, model, method, layer, head (-1: all heads fused), grid_h, grid_w, values (float16, row-major)",
-    "features": "image_id, model, layer, grid_h, grid_w, dim, values (patch tokens, float16, (grid_h * grid_w) x dim)",
+    "features": "image_id, model, layer, grid_h, grid_w, dim, values (patch tokens (grid_h * grid_w) x dim: float16, "
+    "or int8 bytes times scale, one per token)",
     "metrics": "image_id, model, method, layer, head and every alignment metric of that map with the boxes",
     "boxes": "image_id, model, method, layer, head, box, label, iou: each box alone against the map at 90th pct.",
     "baselines": "image_id, model, grid_h, grid_w, baseline (random, center, saliency) and every metric",
     "predictions": "image_id, model, rank (0: top-1), label, prob, target (the class gradient methods explain)",
+    "headstats": "image_id, model, layer, head, distance_px (mean attention distance), entropy, prefix_share (ViTs)",
+    "faithfulness": "image_id, model, method, layer, deletion / insertion curves of the fused map, their AUCs, abpc",
 }
 
 
 def render_card(manifest: dict) -> str:
     """The README.md of a store described by ``manifest`` (a predictions config only when a model has them)."""
-    predictions = any(m.get("predictions") for m in manifest["models"].values())
-    names = [t for t in DATA_FILES if t != "predictions" or predictions]
+    optional = ("predictions", *OPTIONAL_TABLES)  # a config only when some model has the table
+    present = {t for t in optional if any(m.get(t) for m in manifest["models"].values())}
+    names = [t for t in DATA_FILES if t not in optional or t in present]
     configs = "\n".join(
         f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {DATA_FILES[name]}" for name in names
     )

@@ -11,6 +11,8 @@ A store is a folder (or a Hugging Face dataset repo holding the same files)::
     models/<model>/boxes-00000.parquet         per-box IoU (BOX_COLUMNS)
     models/<model>/baselines-00000.parquet     random / center / saliency metrics on <model>'s grid
     models/<model>/predictions-00000.parquet   top-5 ImageNet predictions (classifiers only)
+    models/<model>/headstats-00000.parquet     per-head attention distance, CLS entropy, prefix share (ViTs only)
+    models/<model>/faithfulness-00000.parquet  deletion / insertion curves of fused maps (--faithfulness-layers)
 
 Images are split into chunks of ``chunk_size`` consecutive ids (sorted); a chunk of one model is the unit of work
 of the precompute job, so a file is either complete or absent, and adding a model adds its own folder only.
@@ -36,7 +38,8 @@ CARD = "README.md"
 METADATA_KEY = b"vitattn"  # Parquet key-value metadata of every data file: which unit of work wrote it
 MODEL_TABLES = ("maps", "features", "metrics", "boxes", "baselines")  # every model has these
 CLASSIFIER_TABLES = ("predictions",)  # models with an ImageNet head (manifest entry: "predictions": true) also these
-TABLES = ("images", *MODEL_TABLES, *CLASSIFIER_TABLES)
+OPTIONAL_TABLES = ("headstats", "faithfulness")  # a model has one when its manifest entry says so ("headstats": true)
+TABLES = ("images", *MODEL_TABLES, *CLASSIFIER_TABLES, *OPTIONAL_TABLES)
 FLOAT16_MAX = 65504.0
 _FILE = re.compile(
     r"^(?:images/images|models/(?P<model>[A-Za-z0-9][A-Za-z0-9._-]*(?:@[A-Za-z0-9][A-Za-z0-9._-]*)?)"  # clip@lora
@@ -79,7 +82,11 @@ def file_parts(path: str) -> tuple[str, str | None, int] | None:
 
 def model_tables(entry: dict) -> tuple[str, ...]:
     """The tables a model's manifest entry says it has (stores made before predictions existed lack the key)."""
-    return MODEL_TABLES + (CLASSIFIER_TABLES if entry.get("predictions") else ())
+    return (
+        MODEL_TABLES
+        + (CLASSIFIER_TABLES if entry.get("predictions") else ())
+        + tuple(t for t in OPTIONAL_TABLES if entry.get(t))
+    )
 
 
 def chunks(image_ids: Sequence[str], chunk_size: int) -> list[tuple[str, ...]]:
@@ -101,6 +108,8 @@ def _schema(fields: list[tuple[str, pa.DataType]], hf_features: dict | None = No
     return pa.schema(fields, metadata=metadata)
 
 
+FAITHFULNESS_AUCS = ("auc_deletion", "auc_insertion", "abpc", "auc_random_deletion", "auc_random_insertion")
+FAITHFULNESS_CURVES = ("fractions", "deletion", "insertion", "random_deletion", "random_insertion")
 _KEYS = [("image_id", pa.string()), ("model", pa.string()), ("method", pa.string())]
 _LAYER_HEAD = [("layer", pa.int32()), ("head", pa.int32())]
 _GRID = [("grid_h", pa.int32()), ("grid_w", pa.int32())]
@@ -131,6 +140,15 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("image_id", pa.string()), ("model", pa.string()), ("rank", pa.int32()), ("label", pa.string())]
         + [("prob", pa.float64()), ("target", pa.int32())]
     ),
+    "headstats": _schema(  # per head of a ViT (vitattn/headstats.py); entropy, prefix_share NaN where undefined
+        [("image_id", pa.string()), ("model", pa.string()), *_LAYER_HEAD]
+        + [("distance_px", pa.float32()), ("entropy", pa.float32()), ("prefix_share", pa.float32())]
+    ),
+    "faithfulness": _schema(  # deletion / insertion of the fused map of a method at a layer (vitattn/faithfulness.py)
+        [*_KEYS, ("layer", pa.int32()), ("score", pa.string()), ("target", pa.int32()), ("mode", pa.string())]
+        + [(name, pa.float64()) for name in FAITHFULNESS_AUCS]
+        + [(name, pa.list_(pa.float32())) for name in FAITHFULNESS_CURVES]
+    ),
 }
 SORT_KEYS = {
     "images": ("image_id",),
@@ -140,12 +158,14 @@ SORT_KEYS = {
     "boxes": ("image_id", "method", "layer", "head", "box"),
     "baselines": ("image_id", "baseline"),
     "predictions": ("image_id", "rank"),
+    "headstats": ("image_id", "layer", "head"),
+    "faithfulness": ("image_id", "method", "layer"),
 }
-FEATURE_SCHEMAS = {  # features as stored: float16, or int8 with one float32 scale per token (vitattn/store/quantize.py)
+FEATURE_SCHEMAS = {  # float16, or int8 (raw bytes: Parquet has no 8-bit type) with a float32 scale per token
     "float16": SCHEMAS["features"],
     "int8": _schema(
         [("image_id", pa.string()), ("model", pa.string()), ("layer", pa.int32()), *_GRID, ("dim", pa.int32())]
-        + [("values", pa.list_(pa.int8())), ("scale", pa.list_(pa.float32()))]  # values * scale[token]
+        + [("values", pa.binary()), ("scale", pa.list_(pa.float32()))]  # values: int8 bytes, (gh * gw) x dim
     ),
 }
 ROW_GROUP_KEYS = {"images": ("image_id",), "maps": ("image_id",), "features": ("image_id", "layer")}  # else one group

@@ -142,12 +142,12 @@ class Store:
         return group.values[start:stop].astype(np.float32).reshape(gh, gw)
 
     def features(self, image_id: str, model: str, layer: int) -> np.ndarray:
-        """Patch features ``[gh * gw, D]`` float32 of ``layer``."""
+        """Patch features ``[gh * gw, D]`` float32 of ``layer`` (dequantized when the store holds them as int8)."""
         entry = self._model(model)
         chunk = self._chunk(image_id)
         layer = self._layer(layer, entry["feature_layers"], f"{model} features")
-        values = self._group("features", model, chunk, (image_id, layer), f"features {model}/layer {layer}")
-        return values.astype(np.float32)
+        stored = self._group("features", model, chunk, (image_id, layer), f"features {model}/layer {layer}")
+        return stored.float32()
 
     def image_meta(self) -> dict[str, dict]:
         """Every image's metadata (e.g. WikiChurches' ``styles``): image id -> dict, in id order. Reads the meta
@@ -204,7 +204,33 @@ class Store:
         """
         return self._whole("baselines", model)
 
+    def head_stats(self, model: str) -> dict[str, np.ndarray]:
+        """Per-head statistics of a ViT, one row per (image, layer, head): ``image_id, model, layer, head,
+        distance_px`` (mean attention distance in input pixels), ``entropy`` (nats, of the CLS row), ``prefix_share``
+        (NaN where a statistic is undefined; see `vitattn.headstats`).
+
+        Raises:
+            StoreError: unknown model, or one without head statistics (not a ViT, or a store made before them).
+        """
+        self._has(model, "headstats", "head statistics (ViTs only)")
+        return self._whole("headstats", model)
+
+    def faithfulness(self, model: str) -> dict[str, np.ndarray]:
+        """Deletion and insertion of the fused map of each method at the layers the job was asked for, one row per
+        (image, method, layer): the AUCs and ``abpc`` as floats, ``score`` (probability or cosine), ``target``,
+        ``mode``, and the curves (``fractions``, ``deletion``, ...) as an object array of float32 arrays.
+
+        Raises:
+            StoreError: unknown model, or one stored without faithfulness (``--faithfulness-layers none``).
+        """
+        self._has(model, "faithfulness", "faithfulness curves (made with --faithfulness-layers none?)")
+        return self._whole("faithfulness", model)
+
     # ----------------------------------------------------------------------------------------------- checks
+
+    def _has(self, model: str, table: str, what: str) -> None:
+        if not self._model(model).get(table):
+            raise StoreError(f"model {model!r} has no {what} in this store")
 
     def _model(self, model: str) -> dict:
         models = self.manifest["models"]

@@ -102,16 +102,39 @@ def decode_maps(table: pa.Table) -> MapGroup:
     return MapGroup(values.values.to_numpy(zero_copy_only=False), index)
 
 
-def decode_features(table: pa.Table) -> np.ndarray:
+@dataclass(frozen=True)
+class FeatureGroup:
+    """The features of one (image, layer) as stored (kept so in the cache: int8 takes a quarter of float32)."""
+
+    values: np.ndarray  # [N, D] float16, or int8
+    scale: np.ndarray | None  # [N] float32 per token for int8, else None
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.nbytes + (0 if self.scale is None else self.scale.nbytes)
+
+    def float32(self) -> np.ndarray:
+        """A fresh ``[N, D]`` float32 array."""
+        if self.scale is None:
+            return self.values.astype(np.float32)
+        return dequantize_int8(self.values, self.scale)
+
+
+def decode_features(table: pa.Table) -> FeatureGroup:
     if table.num_rows != 1:
         raise ValueError(f"expected one row of features per (image, layer), got {table.num_rows}")
     n = table.column("grid_h")[0].as_py() * table.column("grid_w")[0].as_py()
-    values = table.column("values").combine_chunks().values.to_numpy(zero_copy_only=False)
-    out = values.reshape(n, table.column("dim")[0].as_py())  # [N, D] float16, or int8 with a scale per token
-    if "scale" in table.column_names:
-        out = dequantize_int8(out, table.column("scale").combine_chunks().values.to_numpy(zero_copy_only=False))
-    out.flags.writeable = False
-    return out
+    dim = table.column("dim")[0].as_py()
+    scale = None
+    if "scale" in table.column_names:  # int8 bytes with one scale per token
+        values = np.frombuffer(table.column("values")[0].as_py(), dtype=np.int8).reshape(n, dim)
+        scale = table.column("scale").combine_chunks().values.to_numpy(zero_copy_only=False)
+        if scale.shape != (n,):
+            raise ValueError(f"features: {scale.shape[0]} scales for {n} tokens")
+    else:
+        values = table.column("values").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(n, dim)
+    values.flags.writeable = False
+    return FeatureGroup(values, scale)
 
 
 def decode_image(table: pa.Table) -> StoredImage:

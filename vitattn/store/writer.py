@@ -19,7 +19,15 @@ import pyarrow.parquet as pq
 from vitattn.analysis import Analysis
 from vitattn.boxes import LabeledBox
 from vitattn.metrics import FUSED_HEAD, METRIC_NAMES, baseline_metrics, score_batch
-from vitattn.store.layout import FEATURE_SCHEMAS, METADATA_KEY, ROW_GROUP_KEYS, SCHEMAS, SORT_KEYS
+from vitattn.store.layout import (
+    FAITHFULNESS_AUCS,
+    FAITHFULNESS_CURVES,
+    FEATURE_SCHEMAS,
+    METADATA_KEY,
+    ROW_GROUP_KEYS,
+    SCHEMAS,
+    SORT_KEYS,
+)
 from vitattn.store.quantize import quantize_int8, to_float16
 
 WRITE_LOG = "VITATTN_WRITE_LOG"  # environment variable: a file where every data file written is logged
@@ -85,7 +93,7 @@ def features_table(
         columns["values"] = _flat_list([to_float16(r[3], f"{model}/features/layer {r[1]}") for r in rows])
     elif dtype == "int8":
         quantized = [quantize_int8(r[3]) for r in rows]  # [(int8 [N, D], float32 [N])]
-        columns["values"] = _flat_list([q for q, _ in quantized], pa.int8())
+        columns["values"] = [q.tobytes() for q, _ in quantized]  # row-major
         columns["scale"] = _flat_list([s for _, s in quantized], pa.float32())
     else:
         raise ValueError(f"feature dtype {dtype!r}: expected one of {', '.join(FEATURE_SCHEMAS)}")
@@ -151,6 +159,31 @@ def predictions_table(model: str, image_ids: Sequence[str], analyses: Sequence[A
     return _table("predictions", {**data, "model": [model] * len(rows)})
 
 
+def headstats_table(model: str, image_ids: Sequence[str], analyses: Sequence[Analysis]) -> pa.Table:
+    """Per-head statistics of each image (``Analysis.head_stats``: ``(L, H)`` arrays), one row per (layer, head)."""
+    data: dict[str, list] = {c: [] for c in SCHEMAS["headstats"].names}
+    for image_id, a in zip(image_ids, analyses, strict=True):
+        stats = {k: np.asarray(v, dtype=np.float32) for k, v in a.head_stats.items()}  # (L, H) each
+        n_layers, n_heads = stats["distance_px"].shape
+        data["image_id"] += [image_id] * (n_layers * n_heads)
+        data["layer"] += np.repeat(np.arange(n_layers), n_heads).tolist()
+        data["head"] += np.tile(np.arange(n_heads), n_layers).tolist()
+        for name in ("distance_px", "entropy", "prefix_share"):
+            data[name] += stats[name].ravel().tolist()
+    return _table("headstats", {**data, "model": [model] * len(data["image_id"])})
+
+
+def faithfulness_table(model: str, rows: Sequence[tuple[str, str, int, object]]) -> pa.Table:
+    """``(image_id, method, layer, Faithfulness)`` rows: the scalars, and the curves as float32 lists."""
+    data: dict[str, list] = {"image_id": [r[0] for r in rows], "method": [r[1] for r in rows]}
+    data["layer"] = [r[2] for r in rows]
+    for name in ("score", "target", "mode", *FAITHFULNESS_AUCS):
+        data[name] = [getattr(r[3], name) for r in rows]
+    for name in FAITHFULNESS_CURVES:
+        data[name] = [np.asarray(getattr(r[3], name), dtype=np.float32) for r in rows]
+    return _table("faithfulness", {**data, "model": [model] * len(rows)})
+
+
 def images_table(records: Sequence[tuple[str, bytes, int, int, Sequence[LabeledBox], Mapping]]) -> pa.Table:
     """``(image_id, encoded bytes, width, height, boxes, meta)`` per image; width and height of the upright image."""
     boxes = [
@@ -186,16 +219,29 @@ def write_table(path: Path, name: str, table: pa.Table, unit: Mapping) -> None:
     either the complete file or what was there before. Rows are sorted by ``SORT_KEYS[name]``; each distinct
     ``ROW_GROUP_KEYS[name]`` value gets its own row group (one per image, or per (image, layer)).
     """
+    write_bytes(path, encode_table(name, table, unit))
+
+
+def encode_table(name: str, table: pa.Table, unit: Mapping) -> pa.Buffer:
+    """The Parquet file of ``table`` in memory (what `write_table` writes): sorted, row groups, ``unit`` metadata."""
     table = table.sort_by([(k, "ascending") for k in SORT_KEYS[name]])
     metadata = {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(unit).encode()}
     table = table.replace_schema_metadata(metadata)
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, **_options(name, table.schema)) as writer:
+        for start, stop in _group_bounds(table, ROW_GROUP_KEYS.get(name, ())):
+            writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
+    return sink.getvalue()
+
+
+def write_bytes(path: Path, data) -> None:
+    """``data`` to ``path`` atomically: a temporary file beside it, synced to disk, renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(path)
     try:
-        with pq.ParquetWriter(tmp, table.schema, **_options(name, table.schema)) as writer:
-            for start, stop in _group_bounds(table, ROW_GROUP_KEYS.get(name, ())):
-                writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
-        with open(tmp, "rb+") as f:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _log_write(path)
@@ -223,10 +269,25 @@ def _options(name: str, schema: pa.Schema) -> dict:
     sort keys (the reader finds row groups from them), dictionaries only where a row group has many rows."""
     one_row_groups = name in ("images", "features")  # one row per row group: a dictionary page only adds bytes
     strings = False if one_row_groups else [f.name for f in schema if pa.types.is_string(f.type)]
-    compression = {c: "zstd" for c in schema.names} | ({"image": "none"} if name == "images" else {})
+    compression = {leaf: "none" if leaf.startswith("image.") else "zstd" for leaf in _leaves(schema)}  # JPEG, PNG
     sorting = list(pq.SortingColumn.from_ordering(schema, [(k, "ascending") for k in SORT_KEYS[name]]))
     statistics = list(ROW_GROUP_KEYS.get(name, SORT_KEYS[name]))
     return dict(compression=compression, use_dictionary=strings, write_statistics=statistics, sorting_columns=sorting)
+
+
+def _leaves(fields) -> list[str]:
+    """The Parquet column paths of a schema's leaves (``values.list.element``, ``boxes.list.element.x0``, ...): per
+    column options are keyed by them, not by the top-level names (a list column keyed ``values`` is left
+    uncompressed)."""
+    out = []
+    for field in fields:
+        if pa.types.is_list(field.type):
+            out += [f"{field.name}.list.{leaf}" for leaf in _leaves([field.type.value_field.with_name("element")])]
+        elif pa.types.is_struct(field.type):
+            out += [f"{field.name}.{leaf}" for leaf in _leaves(list(field.type))]
+        else:
+            out.append(field.name)
+    return out
 
 
 def _group_bounds(table: pa.Table, keys: Sequence[str]) -> list[tuple[int, int]]:
