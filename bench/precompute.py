@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bf16", action="store_true", help="analyze under torch.autocast(bfloat16)")
     p.add_argument("--methods", default="all", help="comma-separated methods or all")
     p.add_argument("--feature-layers", default="all")
-    p.add_argument("--feature-dtype", default="float16")
+    p.add_argument("--feature-dtype", default=Config.feature_dtype, help="as the job's option")
     p.add_argument("--faithfulness-layers", default="-1", help="as the job's option ('none': skip)")
     p.add_argument("--keep", default=None, help="folder for the store (default: a temporary one, removed)")
     args = p.parse_args(argv)
