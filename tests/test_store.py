@@ -423,7 +423,7 @@ def test_a_model_with_every_file_missing(folder, tmp_path):
     copy = damaged_copy(folder, tmp_path)
     shutil.rmtree(copy / "models/vit")
     store = open_store(copy)
-    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 18 of 18 files missing")
+    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 24 of 24 files missing")
     with pytest.raises(StoreError, match="maps-00000.parquet is missing"):
         store.map("astronaut", "vit", "cls", 0)
     with pytest.raises(StoreError, match="predictions-00000.parquet is missing"):
@@ -465,7 +465,8 @@ def test_head_stats_equal_analyze(store, analyses, name):
             (layer, head) for layer in range(n_layers) for head in range(n_heads)
         ]
         for stat, values in analysis.head_stats.items():
-            np.testing.assert_array_equal(table[stat][rows], values.astype(np.float32).ravel())
+            # the job analyzed in batches of 2, the fixture of 4: float32 rounding differs in the last bits
+            np.testing.assert_allclose(table[stat][rows], values.astype(np.float32).ravel(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["vit", "siglip", "resnet50"])
