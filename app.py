@@ -252,6 +252,13 @@ def page_chart(image_id, model, method, layer, head, percentile, box) -> dict:
 
 
 @guard
+def page_curves(percentile: int, method: str) -> dict:
+    """The per-layer curves, with a legend of the models they have (Gradio's plot keeps an old legend otherwise)."""
+    rows = layer_curves(percentile, method)
+    return gr.update(value=rows, colors_in_legend=sorted(set(rows["model"])))
+
+
+@guard
 def page_heads(image_id: str, model: str, method: str, layer: float, opacity: float, scale: str):
     """The head grid, hidden where the method fuses heads by definition."""
     if EXPLORER.info(model).heads.get(method, 0) == 0:
@@ -385,6 +392,8 @@ NUM_LAYERS, ALL_METHODS, NUM_HEADS = EXPLORER.extent()  # API inputs accept any 
 FIELDS = page.filters(EXPLORER) if len(IDS) <= page.GALLERY_SIZE * 20 else {}
 PRIVATE = {"api_visibility": "private", **VIEWS}
 LAST = {"trigger_mode": "always_last"}  # a change during a view is computed once more; one event per trigger (wiring)
+
+later: list = []  # ``.then`` of other tabs' steps that set the header's controls: the Attention views follow them
 
 with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     with gr.Row(equal_height=True):
@@ -554,15 +563,19 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 label="Images (click one to open it)", columns=6, height=560, allow_preview=False, elem_id="gallery"
             )
 
-        # New tabs go here: one line each, e.g. ``heads_tab(EXPLORER, controls)`` from a module of vitattn/ui/.
+        # New tabs go here, one call each (a builder in vitattn/ui/). ``"refresh": later.append`` takes an event's
+        # ``.then``; the Attention views are re-run after it once they exist (end of this layout). For example:
+        # more_tabs.build(EXPLORER, {"tabs": tabs, "image_id": image_id, "model": model, "method": method,
+        #                            "layer": layer, "head": head, "refresh": later.append})
 
     # The public API: hidden typed inputs, named outputs (vitattn/ui/api.py), one endpoint per action.
     with gr.Column(visible=False):
         a_image = api.text("image_id", "an image id from /info, or the id /analyze returned")
         a_model = api.choice("model", "a model from /info", MODELS)
         a_method = api.choice("method", "a method of the model (see /info)", ALL_METHODS)
-        a_layer = api.integer("layer", "0-based layer (ResNet: stage - 1)", None, 0, NUM_LAYERS - 1)
-        a_head = api.integer("head", "head number, or -1 for all heads fused", FUSED, -1, max(NUM_HEADS - 1, 0))
+        # No bounds on layer and head: the app's own check names the valid ones for the model and method.
+        a_layer = api.integer("layer", "0-based layer (ResNet: stage - 1)")
+        a_head = api.integer("head", "head number, or -1 for all heads fused", FUSED)
         a_opacity = api.number("opacity", "weight of the map colours over the image, 0..1", OPACITY, 0, 1)
         a_mask = api.choice("mask", "IoU percentile whose kept pixels are outlined; 0: none", [0, *PERCENTILES], 0)
         a_box = api.integer("box", "score expert box n alone; -1: every box", -1, -1)
@@ -574,7 +587,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         a_board_method = api.choice("method", "a method, or best", [iou.BEST, *ALL_METHODS], iou.BEST)
         a_model_b = api.choice("model_b", "a model from /info", MODELS)
         a_by = api.choice("by", "label or style", iou.BREAKDOWNS, "label")
-        a_group_layer = api.integer("layer", "0-based layer; -1: the best", -1, -1, NUM_LAYERS - 1)
+        a_group_layer = api.integer("layer", "0-based layer; -1: the best", -1)
         o_picture, o_map, o_data = api.picture("picture"), api.data("map"), api.data("data")
         o_metrics, o_rows, o_top5 = api.table("metrics"), api.table("rows"), api.classes("top5")
         o_id, o_info, o_maps = api.plain("image_id"), api.data("info"), api.data("maps")
@@ -618,7 +631,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
             [mine_picture, mine_table],
         ),
         "leaderboard": (leaderboard, [percentile, board_method], [board]),
-        "layer_curves": (layer_curves, [percentile, board_method], [curves]),
+        "layer_curves": (page_curves, [percentile, board_method], [curves]),
         "layer_head": (layer_head, [grid_model, grid_method, percentile], [grid_picture, grid_numbers]),
         "breakdown": (breakdown, [grid_model, group_method, group_layer, by, percentile], [groups]),
         "compare": (compare, [model_a, model_b, percentile], [paired]),
@@ -701,6 +714,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     refresh(score.click(check_boxes, boxes, None, **PRIVATE).success, "metrics")
     refresh(boxes.submit(check_boxes, boxes, None, **PRIVATE).success, "metrics")
     refresh(clear.click(lambda: ("", None), None, [boxes, corner], **PRIVATE).then, "metrics")
+
+    for after in later:  # the image may have changed: its boxes first, then every view
+        refresh(after(on_image, image_id, new_image, **PRIVATE).then, *all_for_image)
 
     # On load: status line, gallery, valid controls, and every view of the first image.
     demo.load(page_status, None, status, **PRIVATE)

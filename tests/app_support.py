@@ -67,6 +67,7 @@ class AppServer:
         weights: str = "small",
         timeout: float = 120.0,
         env: dict[str, str | None] | None = None,
+        args: tuple[str, ...] = (),
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -79,7 +80,7 @@ class AppServer:
                 base.pop(key, None)
             else:
                 base[key] = value
-        args = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)]
+        args = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port), *args]
         if store is not None:
             args += ["--store", str(store)]
         self.log = tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server

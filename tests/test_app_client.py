@@ -27,6 +27,7 @@ ENDPOINTS = {
     "/layer_head",
     "/breakdown",
     "/compare",
+    "/layer_metrics",
 }
 
 
@@ -56,6 +57,20 @@ def test_view_api_documents_the_named_endpoints_and_hides_the_page_plumbing(clie
     assert not api["unnamed_endpoints"]
 
 
+def test_view_api_types_layer_and_head_as_integers_and_names_outputs(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    attention = {p["parameter_name"]: p for p in api["/attention"]["parameters"]}
+    assert attention["layer"]["python_type"]["type"] == "int" and attention["head"]["python_type"]["type"] == "int"
+    assert attention["head"]["parameter_default"] == -1 and attention["opacity"]["parameter_has_default"]
+    assert [r["label"] for r in api["/attention"]["returns"]] == ["picture", "metrics", "map"]
+    for name in ("/metrics", "/similarity", "/layers", "/heads"):
+        opacity = [p for p in api[name]["parameters"] if p["parameter_name"] == "opacity"]
+        assert opacity and opacity[0]["parameter_has_default"], name  # display-only: never required
+    assert "fuses all heads" in api["/attention"]["description"]  # the handler's docstring
+    assert client.predict("astronaut", "clip", "cls", 1, 2, api_name="/attention")[2]["head"] == 2
+    assert client.predict("astronaut", "clip", "cls", 1, None, api_name="/attention")[2]["head"] == -1
+
+
 def test_ping_and_info(client):
     assert client.predict(api_name="/ping") == "pong"
     info = client.predict(api_name="/info")
@@ -78,9 +93,7 @@ def test_every_view_endpoint_on_a_stored_and_an_uploaded_image(client, upload_id
     assert data["selected"] == [[1, 0]] and data["source"] == source
     picture, data = client.predict(image_id, api_name="/image")
     assert data["image_id"] == image_id
-    picture, table = client.predict(
-        image_id, "clip", "rollout", 1, -1, 0.5, "0.1 0.1 0.6 0.6 mine", api_name="/metrics"
-    )
+    picture, table = client.predict(image_id, "clip", "rollout", 1, -1, "0.1 0.1 0.6 0.6 mine", api_name="/metrics")
     assert table["data"][0][0] == "iou_90" and 0 <= table["data"][0][1] <= 1
     top5 = client.predict(image_id, "vit", api_name="/predictions")
     assert len(top5["confidences"]) == 5
@@ -88,9 +101,11 @@ def test_every_view_endpoint_on_a_stored_and_an_uploaded_image(client, upload_id
 
 def test_the_iou_endpoints(client):
     board = client.predict(90, "best", api_name="/leaderboard")
-    assert board["headers"][:5] == ["rank", "model", "method", "layer", "iou_90"] and len(board["data"]) == 9 + 3
+    assert board["headers"][:5] == ["rank", "model", "method", "layer", "iou_90"]
+    models = [row[1] for row in board["data"] if not str(row[1]).startswith("baseline")]
+    assert len(models) == 9 and len(board["data"]) - len(models) >= 3  # the baselines below
     curves = client.predict(70, "rollout", api_name="/layer_curves")
-    assert curves["columns"] == ["model", "layer", "iou"]
+    assert curves["headers"] == ["model", "method", "layer", "depth", "iou"]
     picture, grid = client.predict("vit", "agcam", 80, api_name="/layer_head")
     assert len(grid["grid"]) == 2 and len(grid["grid"][0]) == 4
     labels = client.predict("resnet50", "gradcam", 3, "label", 90, api_name="/breakdown")
@@ -103,12 +118,12 @@ def test_the_iou_endpoints(client):
     "args, api_name, message",
     [
         (("nope", "clip", "cls", 1, -1, 0.6), "/attention", "unknown image id 'nope'"),
-        (("astronaut", "clap", "cls", 1, -1, 0.6), "/attention", "unknown model 'clap'"),
+        (("astronaut", "clap", "cls", 1, -1, 0.6), "/attention", "unknown model 'clap'; valid models: dinov2"),
         (("astronaut", "siglip", "cls", 1, -1, 0.6), "/attention", "has no method 'cls'"),
         (("astronaut", "clip", "cls", 1, 9, 0.6), "/attention", "head 9 out of range"),
-        (("astronaut", "clip", "cls", 7, -1, 0.6), "/attention", "greater than maximum"),
+        (("astronaut", "clip", "cls", 7, -1, 0.6), "/attention", "layer 7 out of range for clip/cls: valid layers 0..1"),
         (("astronaut", "clip", 1, 0.6, 0.2, 0.1, 0.9, 0.6), "/similarity", "bad box"),
-        (("astronaut", "clip", "cls", 1, -1, 0.6, "1 2 3"), "/metrics", "four numbers"),
+        (("astronaut", "clip", "cls", 1, -1, "1 2 3"), "/metrics", "four numbers"),
     ],
 )
 def test_bad_input_comes_back_as_a_clear_error(client, args, api_name, message):

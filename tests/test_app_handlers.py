@@ -86,7 +86,8 @@ def test_attention_shows_the_stored_map_with_metrics_and_baselines(handlers, exp
     np.testing.assert_allclose(np.array(data["map"]), expected, atol=1e-5)
     assert list(table.columns) == ["metric", "map", "random", "center", "saliency"]
     assert list(table["metric"]) == [m for m in METRIC_NAMES if m in open_store(store).metrics(model)]
-    assert table[["map", "random", "center", "saliency"]].stack().between(0, 1).all()
+    bounded = table[table["metric"].str.match(r"iou|coverage|pointing")]  # emd, kl, mse are not on [0, 1]
+    assert bounded[["map", "random", "center", "saliency"]].stack().between(0, 1).all()
     json.dumps(data)  # plain numbers for API clients
 
 
@@ -103,7 +104,51 @@ def test_layer_strip_has_one_tile_per_layer(handlers, explorer):
     assert data["layers"] == [1] and data["head"] == 2
 
 
-def test_head_grid_has_every_head(handlers):
+def test_a_resnet_layer_strip_has_one_tile_per_stage_on_its_own_grid(handlers):
+    picture, data = handlers.layers("rocket", "resnet50", "gradcam", FUSED, 0.6, "shared")
+    assert data["layers"] == [0, 1, 2, 3] and data["names"][0] == "stage 1 (layer1)"
+    assert [np.array(m).shape for m in data["maps"]] == [(24, 24), (12, 12), (6, 6), (3, 3)]
+    with pytest.raises(gr.Error, match="scale must be one of"):
+        handlers.layers("rocket", "resnet50", "gradcam", FUSED, 0.6, "log")
+
+
+def test_the_per_layer_chart_has_the_map_and_the_baselines_at_every_layer(handlers, explorer):
+    rows = handlers.layer_metrics("coffee", "dinov2", "cls", 1, FUSED, 75)
+    assert set(rows["series"]) == {"map iou_75", "map coverage", "random iou_75", "center iou_75", "saliency iou_75"}
+    assert list(rows[rows["series"] == "map iou_75"]["layer"]) == ["layer 0", "[layer 1]"]  # the current one marked
+    stored = handlers.attention("coffee", "dinov2", "cls", 0, FUSED)[1].set_index("metric")
+    assert rows[rows["series"] == "map iou_75"]["value"].iloc[0] == pytest.approx(stored.loc["iou_75", "map"], abs=1e-4)
+
+
+def test_metrics_scoped_to_one_expert_box_and_the_mask_iou_keeps(handlers, explorer):
+    item = explorer.item("astronaut")
+    _, table, data = handlers.attention("astronaut", "vit", "cls", 1, FUSED, 0.6, 90, 2)
+    assert data["box"] == 2
+    alone = vitattn.metrics.all_metrics(np.array(data["map"]), [item.boxes[2]])
+    assert table.set_index("metric").loc["iou_90", "map"] == pytest.approx(alone["iou_90"], abs=1e-4)
+    plain, _, _ = handlers.attention("astronaut", "vit", "cls", 1, FUSED, 0.6)
+    masked, _, _ = handlers.attention("astronaut", "vit", "cls", 1, FUSED, 0.6, 90)
+    assert plain.size == masked.size and np.abs(np.asarray(plain, float) - np.asarray(masked, float)).mean() > 1
+    with pytest.raises(gr.Error, match="box 99 out of range"):
+        handlers.attention("astronaut", "vit", "cls", 1, FUSED, 0.6, 0, 99)
+    with pytest.raises(gr.Error, match="percentile must be one of"):
+        handlers.attention("astronaut", "vit", "cls", 1, FUSED, 0.6, 95)
+
+
+def test_info_and_analyze_agree_about_random_weights(handlers):
+    info = handlers.info()
+    assert info["random_weights"]["live"] is True  # the store's models run live as the store made them: random
+    assert all(m["random_weights"] == {"store": True, "live": True} for m in info["models"].values())
+    assert info["models"]["resnet50"]["layer_names"][3] == "stage 4 (layer4)"
+
+
+def test_the_gallery_searches_ids_and_box_labels(explorer):
+    assert [c for _, c in page.gallery(explorer, search="cup")] == ["coffee"]
+    assert [c for _, c in page.gallery(explorer, search="ROCK")] == ["rocket"]
+    assert len(page.gallery(explorer)) == len(explorer.image_ids())
+
+
+def test_the_head_grid_has_every_head(handlers):
     picture, data = handlers.heads("astronaut", "clip", "mean", 0, 0.6)
     assert np.array(data["maps"]).shape == (4, 4, 4)
     with pytest.raises(gr.Error, match="fuses all heads"):
@@ -192,11 +237,11 @@ def test_an_upload_is_analysed_once_and_then_every_view_works(handlers, explorer
 
 def test_your_boxes_give_metrics_for_your_annotation(handlers, upload_file):
     image_id = handlers.analyze(upload_file, "vit")[0]
-    picture, table = handlers.metrics(image_id, "vit", "agcam", 1, -1, 0.6, "0.1 0.1 0.5 0.5 roof\n0.6,0.6,0.9,0.8")
+    picture, table = handlers.metrics(image_id, "vit", "agcam", 1, -1, "0.1 0.1 0.5 0.5 roof\n0.6,0.6,0.9,0.8", 0.6)
     assert list(table["metric"]) == list(METRIC_NAMES) and table["saliency"].notna().all()
-    assert handlers.metrics(image_id, "vit", "agcam", 1, -1, 0.6, "")[1].empty
+    assert handlers.metrics(image_id, "vit", "agcam", 1, -1, "", 0.6)[1].empty
     with pytest.raises(gr.Error, match="box 0 .* inverted"):
-        handlers.metrics(image_id, "vit", "agcam", 1, -1, 0.6, "0.5 0.1 0.1 0.5")
+        handlers.metrics(image_id, "vit", "agcam", 1, -1, "0.5 0.1 0.1 0.5", 0.6)
 
 
 def test_an_upload_that_is_not_an_image_is_refused(handlers, tmp_path):
@@ -286,7 +331,10 @@ def test_stored_predictions_need_no_inference(store):
 
 def test_layer_curves_layer_head_grid_breakdowns_and_comparison(handlers):
     curves = handlers.layer_curves(50, "best")
-    assert set(curves.columns) == {"model", "layer", "iou"} and len(curves) >= 9 * 2
+    assert list(curves.columns) == ["model", "method", "layer", "depth", "iou"] and len(curves) >= 9 * 2
+    resnet = curves[curves["model"] == "resnet50"]  # its 4 stages on the depth axis of the 2-block ViTs
+    assert list(resnet["depth"]) == [0.25, 0.5, 0.75, 1.0] and resnet["layer"].iloc[0] == "stage 1 (layer1)"
+    assert set(curves[curves["model"] == "dinov2"]["depth"]) == {0.5, 1.0}
     picture, grid = handlers.layer_head("dinov2", "cls", 90)
     assert np.array(grid["grid"]).shape == (2, 4) and len(grid["fused"]) == 2
     labels = handlers.breakdown("vit", "best", -1, "label", 90)
@@ -380,7 +428,7 @@ def test_clicks_select_an_expert_box_a_point_or_two_corners():
     region, pending = page.click_region("box (two clicks)", None, boxes, 0.6, 0.2)
     assert region is None and pending == (0.6, 0.2)
     assert page.click_region("box (two clicks)", pending, boxes, 0.1, 0.5) == ((0.1, 0.2, 0.6, 0.5), None)
-    assert page.click_point((0, 99), (200, 100)) == (0.0025, 0.995)
+    assert page.click_point((0, 99), (200, 100)) == (0.003, 0.995)  # rounded to 3 decimals
     assert page.click_region("box (two clicks)", (0.6, 0.2), boxes, 0.6, 0.5) == ((0.6, 0.5, 0.6, 0.5), None)  # a line
 
 

@@ -201,9 +201,17 @@ def test_the_iou_tab_with_the_mouse(walker):
     w.pick("IoU percentile", "75", within=iou)
     paired = w.page.locator("#paired").inner_text()
     assert "iou_75" in paired
-    legend = w.page.locator("#layer-curves .role-legend").first.locator("text").all_text_contents()
-    assert set(KINDS) <= set(legend)
+    board = w.page.locator("#board-method")
+    w.pick("Method", "gradcam", within=board)
+    assert legend(w) == ["resnet50"]  # the curves and their legend follow the method
+    w.shot("iou-gradcam")
+    w.pick("Method", "best", within=board)
+    assert legend(w) == sorted(KINDS)
     w.shot("iou")
+
+
+def legend(w: Walker) -> list[str]:
+    return sorted(w.page.locator("#layer-curves .role-legend").first.locator("text").all_text_contents()[1:])
 
 
 def test_your_image_and_the_gallery_with_the_mouse(walker):

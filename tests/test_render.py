@@ -83,19 +83,53 @@ def test_map_view_adds_a_title_band_and_a_colour_bar():
     assert view.width == 200 and view.height > 100 + 24 + render.BAR_HEIGHT
 
 
-def test_tiles_lays_out_one_tile_per_map():
+def test_tiles_lays_out_one_tile_per_map_with_a_colour_bar():
     maps = np.random.default_rng(0).random((5, 2, 2))
     out = render.tiles(gray(64, 32), maps, [f"layer {i}" for i in range(5)], columns=3, side=32)
+    bar = render.colorbar(out.width, 0, 1, "each tile scaled to its own range (given under its title)").height
     assert out.width == 3 * (32 + 6)
-    assert out.height == 2 * (16 + 22)
+    assert out.height == 2 * (16 + 6 + 2 * 16) + bar  # two rows of tiles (title, range, picture), then the bar
+    shared = render.tiles(gray(64, 32), maps, [f"layer {i}" for i in range(5)], columns=3, side=32, shared=True)
+    assert shared.height == 2 * (16 + 6 + 16) + render.colorbar(shared.width, 0, 1, "one scale for every tile").height
     with pytest.raises(ValueError, match="one title each"):
         render.tiles(gray(), maps, ["a"])
 
 
+def test_tiles_take_maps_on_different_grids_and_a_shared_scale_uses_all_of_them():
+    maps = [np.zeros((4, 4)), np.full((2, 2), 2.0), np.array([[0.0, 4.0]])]  # ResNet stages: grids differ
+    out = render.tiles(gray(40, 40), maps, ["a", "b", "c"], side=40, shared=True, opacity=1.0)
+    px = np.asarray(out)
+    # with one scale 0..4: map a (all 0) is the darkest colour, map b (all 2) the middle one
+    assert tuple(px[16 + 6 + 20, 3 + 20]) == tuple(render.LUT[0])
+    assert tuple(px[16 + 6 + 20, 3 + 46 + 20]) == tuple(render.LUT[128])
+
+
+def test_box_labels_do_not_overlap():
+    boxes = [LabeledBox((0.40, 0.40, 0.60, 0.60), "name tag"), LabeledBox((0.40, 0.42, 0.60, 0.62), "helmet")]
+    taken: list = []
+    layer = Image.new("RGBA", (400, 400))
+    draw = render.ImageDraw.Draw(layer)
+    for i, b in enumerate(boxes):
+        rect = tuple(v * 400 for v in b.box)
+        render._label(draw, f"{i}: {b.label}", rect, (255, 0, 0, 255), render.font(14), (400, 400), taken)
+    assert not render._overlaps(taken[0], taken[1])
+
+
+def test_marks_and_the_top_mask():
+    marked = np.asarray(render.draw_marks(gray(100, 100, 0), [(0.5, 0.5)]))
+    assert tuple(marked[50, 50 - 10]) != (0, 0, 0) and tuple(marked[0, 0]) == (0, 0, 0)
+    m = np.zeros((2, 2))
+    m[0, 0] = 1.0
+    mask = render.top_mask(m, 75, resolution=8)  # top 25% of 64 pixels: 16, the top-left quarter's brightest
+    assert mask.sum() == 16 and mask[0, 0] and not mask[7, 7]
+
+
 def test_heat_table_size_and_nan_cells():
     v = np.array([[0.1, np.nan], [0.3, 0.4]])
-    out = render.heat_table(v, ["0", "1"], ["h0", "h1"], cell=40)
-    assert out.size == (64 + 2 * 40 + 4, 24 + 2 * 22 + 4)
+    out = render.heat_table(v, ["0", "1"], ["h0", "h1"], cell=40, title="a long title that must not be cut off here")
+    title = render.ImageDraw.Draw(out).textlength("a long title that must not be cut off here", font=render.font(14))
+    assert out.width >= title + 4  # the title fits
+    assert out.height == 48 + 2 * 22 + 4 + render.colorbar(out.width, 0.1, 0.4).height  # the legend below
     with pytest.raises(ValueError, match="labels"):
         render.heat_table(v, ["0"], ["a", "b"])
 
@@ -113,9 +147,11 @@ def test_banner_and_colour_bar_make_room_on_narrow_pictures():
     assert render.colorbar(600, 0.0, 1.0, "cls").height < render.colorbar(120, 0.0, 1.0, "a long label here").height
 
 
-def test_colour_bar_ends_get_enough_digits_to_differ():
-    assert render._numbers(0.047601, 0.047623) == ("0.0476", "0.04762")  # 3 digits would read 0.0476 twice
+def test_colour_bar_ends_have_3_significant_digits():
+    assert render._numbers(0.003830, 0.003834) == ("0.00383", "0.00383 + 4e-06")  # not 0.00383 to 0.003834
     assert render._numbers(0.0, 1.0) == ("0", "1")
+    assert render._numbers(0.123456, 12345.6) == ("0.123", "1.23e+04")
+    assert render._numbers(0.5, 0.5) == ("0.5", "0.5 (flat map)")
 
 
 def test_value_range_refuses_a_map_without_finite_values():

@@ -173,20 +173,23 @@ def _box_of(item: LabeledBox | Sequence[float]) -> tuple[Box, str]:
 
 
 def draw_boxes(
-    picture: Image.Image, boxes: Sequence[LabeledBox | Sequence[float]], *, labels: bool = True
+    picture: Image.Image, boxes: Sequence[LabeledBox | Sequence[float]], *, labels: bool = True, start: int = 0
 ) -> Image.Image:
     """Outlines each box (a colour per box, in turn) with its label at the top-left corner; a new image.
 
-    Boxes are labelled ``"<index>: <label>"`` so a label that occurs twice can still be told apart.
+    Boxes are labelled ``"<index>: <label>"`` so a label that occurs twice can still be told apart; indices count
+    from ``start`` (one box of a list drawn alone keeps its number and colour).
     """
     out = picture.convert("RGB")  # convert copies, even from RGB
-    layer = box_layer(out.size, tuple(_box_of(b) for b in boxes), labels)
+    layer = box_layer(out.size, tuple(_box_of(b) for b in boxes), labels, start)
     out.paste(layer, (0, 0), layer)
     return out
 
 
 @lru_cache(maxsize=64)
-def box_layer(size: tuple[int, int], boxes: tuple[tuple[Box, str], ...], labels: bool = True) -> Image.Image:
+def box_layer(
+    size: tuple[int, int], boxes: tuple[tuple[Box, str], ...], labels: bool = True, start: int = 0
+) -> Image.Image:
     """Box outlines and labels on a transparent ``size`` RGBA layer.
 
     Cached (a picture's boxes do not change between views), so the returned layer is shared: paste it, do not
@@ -198,7 +201,7 @@ def box_layer(size: tuple[int, int], boxes: tuple[tuple[Box, str], ...], labels:
     width = max(2, round(max(w, h) / 300))
     text_font = font(max(11, round(max(w, h) / 55)))
     rects = []
-    for i, ((x0, y0, x1, y1), _) in enumerate(boxes):
+    for i, ((x0, y0, x1, y1), _) in enumerate(boxes, start=start):
         color = (*_hex(BOX_COLORS[i % len(BOX_COLORS)]), 255)
         rect = (x0 * w, y0 * h, max(x0 * w, x1 * w - 1), max(y0 * h, y1 * h - 1))
         draw.rectangle(rect, outline=(0, 0, 0, 255), width=width + 2)
@@ -206,7 +209,7 @@ def box_layer(size: tuple[int, int], boxes: tuple[tuple[Box, str], ...], labels:
         rects.append((rect, color))
     if labels:  # after every outline, so no outline crosses a tag; each tag avoids the tags placed before it
         taken: list[tuple[float, float, float, float]] = []
-        for i, ((rect, color), (_, label)) in enumerate(zip(rects, boxes, strict=True)):
+        for i, ((rect, color), (_, label)) in enumerate(zip(rects, boxes, strict=True), start=start):
             _label(draw, f"{i}: {label}" if label else str(i), rect, color, text_font, (w, h), taken)
     return layer
 
@@ -396,6 +399,7 @@ def map_view(
     cmap: str = "inferno",
     marks: Sequence[Sequence[float]] = (),
     mask: np.ndarray | None = None,
+    start: int = 0,
 ) -> Image.Image:
     """The full view of one map: a title band, the overlay with boxes (and selected cells), a colour bar.
 
@@ -413,13 +417,14 @@ def map_view(
         cmap: "inferno", or "diverging" for signed maps.
         marks: normalized ``(x, y)`` points to mark (a clicked point, a box's first corner).
         mask: ``[R, R']`` bool mask to outline (the thresholded map an IoU is computed on).
+        start: the number of the first box (see ``draw_boxes``).
     """
     lo, hi = scale if scale is not None else value_range(heatmap)
     picture = overlay(image, heatmap, opacity, lo, hi, cmap)
     if mask is not None:
         picture = outline_mask(picture, mask)
     if boxes:
-        picture = draw_boxes(picture, boxes, labels=labels)
+        picture = draw_boxes(picture, boxes, labels=labels, start=start)
     if cells is not None:
         picture = outline_cells(picture, cells)
     if marks:

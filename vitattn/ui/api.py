@@ -62,5 +62,10 @@ def plain(name: str) -> gr.Textbox:
 
 
 def endpoint(name: str, fn: Callable, inputs: list, outputs: list, **kw) -> None:
-    """``fn`` as the public endpoint ``/name``, triggered by API calls only."""
-    gr.on([], fn, inputs, outputs, api_name=name, **kw)
+    """``fn`` as the public endpoint ``/name``, triggered by API calls only.
+
+    Inputs reach ``fn`` as the client sent them (no Gradio preprocessing): the handlers check every value and
+    answer a bad one with the app's own one-line error naming the valid choices (Gradio's would be a paragraph
+    about "input component at index 4").
+    """
+    gr.on([], fn, inputs, outputs, api_name=name, **{"preprocess": False, **kw})

@@ -19,7 +19,7 @@ from vitattn.specs import ModelSpec, get_spec
 from vitattn.ui.errors import brief, fail
 
 FUSED = -1  # the head value meaning "all heads fused", as in the metrics tables
-HEADLESS_METHODS = ("rollout", "gradcam")  # fuse heads by definition: no per-head maps
+HEADLESS_METHODS = ("rollout", "gradcam", "gae")  # fuse heads by definition: no per-head maps
 LAST_LAYER_METHODS = ("pool",)  # SigLIP's pooling head belongs to the last layer only
 ANALYSIS_SIDE = 1024  # uploads are kept at most this large (the models see 224 px)
 MAX_BOXES = 100  # of your own boxes scored at once

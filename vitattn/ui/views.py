@@ -114,6 +114,7 @@ def attention(
         bar_label=f"{method} (scaled to its own range)"
         + (f"; outlined: the top {100 - percentile}% (IoU@{percentile})" if percentile else ""),
         mask=render.top_mask(heatmap, percentile) if percentile else None,
+        start=int(box) if scope else 0,
     )
     table = metrics_frame(ex, item, info, method, layer, head, scope)
     data = {
