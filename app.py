@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 
 import gradio as gr
 import pandas as pd
@@ -65,7 +66,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 ARGS = parse_args(sys.argv[1:] if __name__ == "__main__" else [])
-EXPLORER = Explorer.open(AppConfig.from_env(store=ARGS.store, **({"weights": "random"} if ARGS.random_weights else {})))
+CONFIG = AppConfig.from_env(store=ARGS.store)
+EXPLORER = Explorer.open(replace(CONFIG, weights="random") if ARGS.random_weights else CONFIG)
 
 
 # -- API endpoints: plain typed inputs, a picture and the numbers out ----------------------------------------------
