@@ -184,9 +184,9 @@ def main(argv: list[str] | None = None) -> None:
         for stage in STAGES:
             t = totals[stage]
             print(
-                f"  {stage:16s} {t:8.2f} s  {n / t if t else float('inf'):9.1f} img/s alone  {100 * t / total:5.1f} %"
+                f"  {stage:16s} {t:8.2f} s  {n / t if t else float('inf'):9.3g} img/s alone  {100 * t / total:5.1f} %"
             )
-        print(f"  {'sum':16s} {total:8.2f} s  {n / total:9.1f} img/s  (sequential, as the job runs them)")
+        print(f"  {'sum':16s} {total:8.2f} s  {n / total:9.3g} img/s  (sequential, as the job runs them)")
         slowest = max(totals, key=totals.get)
         print(f"bound: {BOUND[slowest]} ({100 * totals[slowest] / total:.0f} % of the time)")
 

@@ -17,6 +17,7 @@ from small_models import small_overrides
 
 from precompute import Config, push, run
 from precompute.push import local_files
+from vitattn.metrics import BASELINE_NAMES
 from vitattn.store import HubUnavailable, StoreError, open_store
 from vitattn.store.files import HUB_BLOCK_SIZE
 
@@ -152,7 +153,7 @@ def test_missing_files_on_the_hub_are_problems(hub, folders, pushed):
         REPO, [CommitOperationDelete("models/vit/maps-00001.parquet")], commit_message="lose one", repo_type="dataset"
     )
     store = open_store(LOCATION)
-    assert store.problems == ["model 'vit': 1 of 18 files missing (models/vit/maps-00001.parquet)"]
+    assert store.problems == ["model 'vit': 1 of 24 files missing (models/vit/maps-00001.parquet)"]
     with pytest.raises(StoreError, match="models/vit/maps-00001.parquet is missing"):
         store.map("coffee", "vit", "cls", 0)
     assert store.map("rocket", "vit", "cls", 0).shape == (4, 4)
@@ -163,7 +164,7 @@ def test_each_table_loads_with_datasets_in_a_subprocess(hub, folders, tmp_path):
     hub.clear_log()
     code = (
         "import datasets, json; out = {}\n"
-        "for name in ['images', 'maps', 'features', 'metrics', 'boxes', 'baselines']:\n"
+        "for name in ['images', 'maps', 'features', 'metrics', 'boxes', 'baselines', 'headstats', 'faithfulness']:\n"
         f"    d = datasets.load_dataset({REPO!r}, name, split='train'); out[name] = d.num_rows\n"
         f"im = datasets.load_dataset({REPO!r}, 'images', split='train')[0]\n"
         "out['image'] = [type(im['image']).__name__, im['image'].size, im['boxes'][0]['label']]\n"
@@ -176,7 +177,9 @@ def test_each_table_loads_with_datasets_in_a_subprocess(hub, folders, tmp_path):
     local = open_store(folders["two"])
     assert rows["images"] == 7 and rows["image"][1] == [512, 512] and rows["image"][2] == "face"
     assert rows["metrics"] == len(local.metrics()["image_id"]) and rows["boxes"] == len(local.box_metrics()["iou"])
-    assert rows["baselines"] == len(local.baselines()["image_id"]) == 7 * 3 * 2
+    assert rows["baselines"] == len(local.baselines()["image_id"]) == 7 * len(BASELINE_NAMES) * 2
+    assert rows["headstats"] == 7 * 2 * 2 * 4  # images x models (vit, clip) x layers x heads
+    assert rows["faithfulness"] == len(local.faithfulness("vit")["image_id"]) + len(local.faithfulness("clip")["abpc"])
     maps_per_image = sum(
         (1 + m["heads"][k]) * len(v) for m in local.manifest["models"].values() for k, v in m["layers"].items()
     )
