@@ -6,6 +6,7 @@ Hugging Face Hub dataset if asked.
         --device cuda --output store --push-to-hub ns/vitattn-examples
     python -m precompute --random-weights --output /tmp/dry-run                 # no download: tests, dry runs
     python -m precompute --source wikichurches/ --shard 2/8 --output store     # machine 2 of 8
+    python -m precompute --engine ray --ray-address auto --output /shared/store # model workers on a Ray cluster
 
 Stop it at any time (even with SIGKILL) and run the same command again: it skips the units already written and ends
 with the same store as an uninterrupted run. Every option is checked against every model before any work starts.
@@ -14,7 +15,8 @@ completed by running the same command again. The Hub token comes from ``HF_TOKEN
 the command line. Read the result with ``vitattn.store.open_store``.
 
 Layout: ``config.py`` (the frozen `Config`, parsed from the command line), ``job.py`` (units of work, resume),
-``push.py`` (one commit of the changed files), ``__main__.py`` (the command).
+``push.py`` (one commit of the changed files), ``ray_engine.py`` (the units on Ray actors, ``--engine ray``),
+``__main__.py`` (the command).
 """
 
 from precompute.config import Config
