@@ -228,3 +228,23 @@ def test_links_to_the_attention_view(ex):
     link = attention_link(ex, "chelsea", "vit", "cls", -1, 3)
     assert (link.image_id, link.model, link.method, link.layer, link.head) == ("chelsea", "vit", "cls", 1, 3)
     assert attention_link(ex, None, "resnet50", "gradcam", 2, -1).head == -1
+
+
+def test_the_tabs_build_without_a_store_and_say_what_needs_one():
+    """Live mode (the bundled examples, no store): the tabs build; Heads says it needs a store; no variant pairs."""
+    from vitattn.ui import more_tabs
+
+    live = Explorer(AppConfig(weights="random"), examples=load_examples())
+    with gr.Blocks() as demo:
+        header = {k: gr.Dropdown(label=k) for k in ("image_id", "model", "method", "head")}
+        header["layer"] = gr.Slider(0, 11, step=1, label="layer")
+        with gr.Tabs() as tabs:
+            more_tabs.build(live, {"tabs": tabs, **header})
+    notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and isinstance(b.value, str)]
+    assert any(n.startswith("The Heads tab needs a store") for n in notes)
+    assert variants_view.NO_VARIANTS in notes and variants_view.pairs(live) == []
+    api = {d.api_name for d in demo.fns.values() if d.api_name}
+    assert {"head_ranking", "head_matrix", "head_exemplars", "variant_compare", "variant_table", "pca"} <= api
+    assert {"head_stats", "faithfulness"} <= api
+    with pytest.raises(ValueError, match="needs the app's components"), gr.Blocks():
+        more_tabs.build(live, {"tabs": None})

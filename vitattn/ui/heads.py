@@ -44,7 +44,9 @@ def _head_methods(model_info: ModelInfo) -> list[str]:
 
 
 def head_models(ex: Explorer) -> list[str]:
-    """The app's models with at least one method that has per-head maps (ResNet has none)."""
+    """The app's models with at least one method that has per-head maps (ResNet has none); none without a store."""
+    if ex.store is None:
+        return []
     return [m for m in ex.models() if _head_methods(ex.info(m))]
 
 

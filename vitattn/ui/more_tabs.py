@@ -25,18 +25,20 @@ import gradio as gr
 import pandas as pd
 
 from vitattn.metrics import METRIC_NAMES
+from vitattn.specs import get_spec
 from vitattn.ui import features_view, heads, variants_view
 from vitattn.ui.catalog import FUSED
 from vitattn.ui.config import LIVE_WORKERS, VIEW_WORKERS
 from vitattn.ui.errors import guard, warn
 from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link, family, info, warning
+from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link, info, warning
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
 PRIVATE = {"api_visibility": "private", "trigger_mode": "always_last"}
 PICTURE = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"], "show_label": False}
 HIDDEN = {"visible": False, "interactive": True}
+FREE = {"allow_custom_value": True}  # choices follow other controls: a stale value reaches the handler, which checks it
 ATTENTION_TAB = "attention"
 BACKGROUNDS = ("none", "auto", "0.3", "0.5")
 HEADS_INTRO = (
@@ -121,17 +123,21 @@ def _linker(controls: dict) -> tuple[list, Callable]:
 def _heads_tab(ex: Explorer, controls: dict) -> None:
     models = heads.head_models(ex)
     start = heads.choices(ex, models[0] if models else "", None)
-    with gr.Tab("Heads", id="heads") as tab:
+    with gr.Tab("Heads", id="heads", elem_id="heads-panel") as tab:
         gr.Markdown(HEADS_INTRO)
         note = gr.Markdown(start.note, visible=bool(start.note), elem_id="heads-note")
         with gr.Column(visible=not start.note) as body:
             with gr.Row():
                 model = gr.Dropdown(models, value=models[0] if models else None, label="Model (with heads)")
-                method = gr.Dropdown(list(start.methods), value=start.method, label="Method (per-head maps)")
+                method = gr.Dropdown(list(start.methods), value=start.method, label="Method (per-head maps)", **FREE)
                 metric = gr.Dropdown(list(METRIC_NAMES), value="iou_90", label="Rank by")
                 top = max(start.layers) if start.layers else 0
-                first = gr.Slider(0, max(top, 1), value=0, step=1, label="From layer", interactive=top > 0)
-                last = gr.Slider(0, max(top, 1), value=top, step=1, label="To layer", interactive=top > 0)
+                first = gr.Slider(
+                    0, max(top, 1), value=0, step=1, label="From layer", interactive=top > 0, elem_id="heads-first"
+                )
+                last = gr.Slider(
+                    0, max(top, 1), value=top, step=1, label="To layer", interactive=top > 0, elem_id="heads-last"
+                )
             ranking = gr.Dataframe(
                 label="Head ranking (click a row: open that head in the Attention tab; click a header to sort)",
                 interactive=False,
@@ -152,8 +158,9 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
                     list(start.features),
                     value=start.features[0] if start.features else None,
                     label="Feature type (box label)",
+                    **FREE,
                 )
-                which = gr.Dropdown([], label="Head (default: the best for the feature type)")
+                which = gr.Dropdown([], label="Head (default: the best for the feature type)", **FREE)
             gallery = gr.Gallery(
                 label="Exemplars: where this head scores best on this feature type (click: open)",
                 columns=4,
@@ -172,14 +179,15 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
         if c.note:
             return (gr.update(value=c.note, visible=True), gr.update(visible=not c.models), *_skip(10))
         top = c.layers[-1]
-        lo = int(lo) if lo is not None and int(lo) in c.layers else c.layers[0]
-        hi = int(hi) if hi is not None and int(hi) in c.layers else top
+        lo, hi = _nearest(c.layers, lo, c.layers[0]), _nearest(c.layers, hi, top)
         lo, hi = min(lo, hi), max(lo, hi)
         feature_name = feature_name if keep_feature and feature_name in c.features else (c.features or [None])[0]
         frame = heads.ranking(ex, model_name, c.method, metric_name, lo, hi)
         picture, table = heads.matrix(ex, model_name, c.method, lo, hi)
         head_choices, head_value, pictures, ids = _exemplar_parts(ex, model_name, c.method, lo, hi, feature_name, None)
-        slider = {"minimum": c.layers[0], "maximum": max(top, c.layers[0] + 1), "interactive": len(c.layers) > 1}
+        # the sliders keep the model's whole range (a bound that moves under a value is refused by Gradio); a
+        # method with maps at fewer layers (pool: the last) is read at the nearest layer it has
+        slider = {"minimum": 0, "maximum": max(ex.info(model_name).num_layers - 1, 1), "interactive": len(c.layers) > 1}
         return (
             gr.update(visible=False),
             gr.update(visible=True),
@@ -255,6 +263,13 @@ def _exemplar_parts(ex: Explorer, model: str, method: str, lo, hi, feature: str 
     return choices, chosen, pictures, [(str(i), layer, head) for i in frame["image_id"]]
 
 
+def _nearest(valid: tuple[int, ...] | list[int], value, default: int) -> int:
+    """The layer of ``valid`` nearest to ``value`` (a slider's float), or ``default`` without a value."""
+    if value is None:
+        return default
+    return min(valid, key=lambda v: (abs(v - float(value)), v))
+
+
 # -- Variants ----------------------------------------------------------------------------------------------------
 
 
@@ -268,7 +283,7 @@ def _pair_controls(ex: Explorer, a: str, b: str, method: str | None, layer, head
     layers = [v for v in info(ex, a).layers[method] if v in info(ex, b).layers[method]]
     if not layers:
         return f"{a} and {b} share no layer of {method}.", methods, method, [0], 0, [("all heads fused", FUSED)], FUSED
-    layer = int(layer) if layer is not None and int(layer) in layers else layers[-1]
+    layer = _nearest(layers, layer, layers[-1])
     n = min(info(ex, a).heads[method], info(ex, b).heads[method])
     head_choices = [("all heads fused", FUSED), *((f"head {h}", h) for h in range(n))]
     head = int(head) if head is not None and 0 <= int(head) < n else FUSED
@@ -281,22 +296,23 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
     _, methods0, method0, layers0, layer0, heads0, head0 = _pair_controls(ex, a0, b0, None, None, None)
     has_pairs = bool(variants_view.pairs(ex))
     image_id = controls["image_id"]
-    with gr.Tab("Variants", id="variants") as tab:
+    with gr.Tab("Variants", id="variants", elem_id="variants-panel") as tab:
         gr.Markdown(VARIANTS_INTRO)
         with gr.Row():
             model_a = gr.Dropdown(models, value=a0, label="A (e.g. frozen)")
             model_b = gr.Dropdown(models, value=b0, label="B (e.g. fine-tuned)")
-            method = gr.Dropdown(methods0, value=method0, label="Method (both models)")
+            method = gr.Dropdown(methods0, value=method0, label="Method (both models)", **FREE)
             layer = gr.Slider(
-                min(layers0),
-                max(max(layers0), min(layers0) + 1),
+                0,
+                max(info(ex, a0).num_layers - 1, 1),
                 value=layer0,
                 step=1,
                 label="Layer",
+                elem_id="variant-layer",
                 interactive=len(layers0) > 1,
             )
-            head = gr.Dropdown(heads0, value=head0, label="Head")
-            box = gr.Dropdown([("whole image", -1)], value=-1, label="Metrics for")
+            head = gr.Dropdown(heads0, value=head0, label="Head", **FREE)
+            box = gr.Dropdown([("whole image", -1)], value=-1, label="Metrics for", **FREE)
         pair_note = gr.Markdown(visible=False)
         with gr.Row():
             pair = gr.Image(label="A and B on one colour scale", elem_id="variant-pair", scale=2, **PICTURE)
@@ -308,8 +324,8 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
         gr.Markdown(variants_view.NO_VARIANTS, visible=not has_pairs, elem_id="variants-note")
         with gr.Column(visible=has_pairs):
             with gr.Row():
-                t_method = gr.Dropdown(methods0, value=method0, label="Method")
-                t_layer = gr.Dropdown(list(variants_view.LAYERS), value="last", label="Layer")
+                t_method = gr.Dropdown(methods0, value=method0, label="Method", **FREE)
+                t_layer = gr.Dropdown(list(variants_view.LAYERS), value="last", label="Layer (store)")
                 t_metric = gr.Dropdown(list(METRIC_NAMES), value="iou_90", label="Metric")
             summary = gr.Markdown(elem_id="variants-summary")
             table = gr.Dataframe(
@@ -326,9 +342,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
         updates = (
             gr.update(value=note, visible=bool(note)),
             gr.update(choices=methods, value=meth),
-            gr.update(
-                minimum=min(layers), maximum=max(max(layers), min(layers) + 1), value=lay, interactive=len(layers) > 1
-            ),
+            gr.update(minimum=0, maximum=max(info(ex, a).num_layers - 1, 1), value=lay, interactive=len(layers) > 1),
             gr.update(choices=head_choices, value=hd),
             gr.update(choices=scopes, value=bx),
         )
@@ -388,9 +402,9 @@ def _click_on_shift(size: tuple[int, int], index, warned: bool) -> tuple[float, 
 
 def _features_tab(ex: Explorer, controls: dict) -> None:
     ids = ex.image_ids()
-    with_heads = [m for m in ex.models() if family(ex.info(m)) != "resnet"]
+    with_heads = [m for m in ex.models() if get_spec(m).family != "resnet"]  # the spec: no network loaded
     image_id, model, method, layer = (controls[k] for k in ("image_id", "model", "method", "layer"))
-    with gr.Tab("Features", id="features") as tab:
+    with gr.Tab("Features", id="features", elem_id="features-panel") as tab:
         gr.Markdown(FEATURES_INTRO)
         gr.Markdown("### PCA feature maps (model and layer: the controls above)")
         with gr.Row():

@@ -1,0 +1,241 @@
+"""The Heads, Variants and Features tabs used with the mouse in a real headless chromium.
+
+On the store of ``test_app_more_support`` (tiny random dinov2: CLS + registers, siglip: no CLS, vit: a classifier,
+resnet50: no heads, and vit@full: a fine-tuned variant), every dropdown, slider, checkbox, button, table row and
+clickable picture of the three tabs is used the way a person does, for each of the four kinds of model. After each
+action the page must settle within ``MAX_REQUESTS`` requests to Gradio's queue and show no error (no notice, no
+"Error" or "failed" on the page). A click on a head opens the Attention tab on it. Screenshots:
+artifacts/screens/more-*.png.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+from functools import cache
+
+import pytest
+from app_support import ARTIFACTS, AppServer
+from test_app_more_support import MODELS, VARIANT, more_store
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+SCREENS = ARTIFACTS / "screens"
+MAX_REQUESTS = 4  # one control starts one event here (a tab opening: one; a link: the link and the Attention views)
+LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
+QUIET_MS = 800
+POLL_MS = 150
+ERROR_TEXT = re.compile(r"\bError\b|failed")
+
+
+class Walker:
+    """A page, and the requests it sends to Gradio's queue (one per event run)."""
+
+    def __init__(self, page):
+        self.page = page
+        self.sent = 0
+        self.log: list[str] = []
+        page.on("request", lambda r: setattr(self, "sent", self.sent + ("/queue/join" in r.url)))
+
+    def act(self, what: str, action, bound: int = MAX_REQUESTS) -> int:
+        """Runs ``action``, waits until the page has settled, checks the requests it caused and that no error shows."""
+        before = self.sent
+        action()
+        quiet, last = 0, self.sent
+        while quiet < QUIET_MS:
+            self.page.wait_for_timeout(POLL_MS)
+            assert self.sent - before <= bound, f"{what}: {self.sent - before} requests and counting"
+            busy = self.page.locator(".eta-bar").count() > 0
+            quiet = 0 if busy or self.sent != last else quiet + POLL_MS
+            last = self.sent
+        self.log.append(f"{what}: {self.sent - before}")
+        toasts = self.page.locator(".toast-body")
+        if toasts.count():
+            self.shot("error-" + re.sub(r"[^a-z0-9]+", "-", what.lower())[:50], full=False)
+            raise AssertionError(f"{what}: a notice appeared: {' | '.join(toasts.all_inner_texts())}")
+        body = self.page.locator("body").inner_text()
+        found = ERROR_TEXT.search(body)
+        assert found is None, f"{what}: the page says {body[max(0, found.start() - 80) : found.end() + 80]!r}"
+        return self.sent - before
+
+    def pick(self, label: str, option: str, within, bound: int = MAX_REQUESTS) -> int:
+        box = within.get_by_label(label, exact=True)
+
+        def do() -> None:
+            box.click()
+            self.page.get_by_role("option").filter(has_text=re.compile(rf"^(✓\s*)?{re.escape(option)}$")).click()
+
+        return self.act(f"{label} = {option}", do, bound)
+
+    def options(self, label: str, within) -> list[str]:
+        box = within.get_by_label(label, exact=True)
+        box.click()
+        names = self.page.get_by_role("option").all_inner_texts()
+        box.press("Escape")
+        self.page.locator("body").click(position={"x": 5, "y": 5})
+        self.page.wait_for_timeout(QUIET_MS)
+        return [n.strip().splitlines()[-1].strip() for n in names]
+
+    def slide(self, elem_id: str, fraction: float) -> int:
+        track = self.page.locator(f"#{elem_id} input[type=range]")
+
+        def do() -> None:
+            box = track.bounding_box()
+            track.click(position={"x": max(1, min(box["width"] - 1, fraction * box["width"])), "y": box["height"] / 2})
+
+        return self.act(f"{elem_id} at {fraction:.0%}", do)
+
+    def tab(self, name: str) -> None:
+        self.act(f"tab {name}", lambda: self.page.get_by_role("tab", name=name, exact=True).first.click())
+
+    def header_model(self, model: str) -> None:
+        self.pick("Model", model, self.page.locator("#top-controls"), bound=LINK_REQUESTS)
+
+    def selected_tab(self) -> str:
+        return self.page.locator("[role=tab][aria-selected=true]").first.inner_text().strip()
+
+    def shot(self, name: str, full: bool = True) -> None:
+        self.page.screenshot(path=str(SCREENS / f"more-{name}.png"), full_page=full)
+
+
+def cell(w: Walker, table: str, row: int, col: int):
+    """A cell of a Gradio table (its virtual rows: ``data-testid="cell-ROW-COL"``)."""
+    return w.page.locator(f"#{table} [data-testid='cell-{row}-{col}']").first
+
+
+@cache
+def server() -> AppServer:
+    app = AppServer(more_store())
+    atexit.register(app.stop)
+    return app
+
+
+@pytest.fixture(scope="module")
+def walker():
+    url = server().url
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(20_000)
+        w = Walker(page)
+        page.goto(url)
+        page.wait_for_timeout(5000)
+        # The app's own IoU tab warns on load that it does not know the variant vit@full (its Explorer serves the
+        # registered models only): not these tabs' doing, so that notice is closed here and reported, not failed.
+        for toast in page.locator(".toast-body").all():
+            text = toast.inner_text()
+            assert VARIANT in text, f"load: an unexpected notice: {text}"
+            w.log.append(f"load notice (app, not these tabs): {' '.join(text.split())}")
+            toast.get_by_role("button").last.click()
+        w.act("load", lambda: None, bound=40)
+        yield w
+        print("\n".join(w.log))
+        browser.close()
+
+
+def test_the_heads_tab_with_the_mouse(walker):
+    w = walker
+    w.tab("Heads")
+    panel = w.page.locator("#heads-panel")
+    assert w.options("Model (with heads)", panel) == ["dinov2", "siglip", "vit"]  # resnet50 has no heads
+    for model in ("dinov2", "siglip", "vit"):
+        w.pick("Model (with heads)", model, panel)
+        for method in w.options("Method (per-head maps)", panel):
+            w.pick("Method (per-head maps)", method, panel)
+        w.pick("Rank by", "emd", panel)
+        if w.page.locator("#heads-first input[type=range]").is_enabled():  # pool: the last layer only
+            w.slide("heads-first", 1.0)
+            w.slide("heads-first", 0.0)
+            w.slide("heads-last", 0.0)
+            w.slide("heads-last", 1.0)
+        assert "emd (lower is better)" in w.page.locator("#head-ranking").inner_text()
+        features = w.options("Feature type (box label)", panel)
+        w.pick("Feature type (box label)", features[1], panel)
+        heads = w.options("Head (default: the best for the feature type)", panel)
+        w.pick("Head (default: the best for the feature type)", heads[1], panel)
+        w.act("a best-head row", lambda: cell(w, "head-best", 2, 0).click())
+        w.shot(f"heads-{model}")
+    w.act(
+        "a ranking row",
+        lambda: cell(w, "head-ranking", 0, 1).click(),
+        bound=LINK_REQUESTS,
+    )
+    assert w.selected_tab() == "Attention"
+    top = w.page.locator("#top-controls")
+    assert top.get_by_label("Model", exact=True).input_value() == "vit"
+    assert top.get_by_label("Head", exact=True).input_value().startswith("head ")
+    w.shot("heads-link-attention")
+    w.tab("Heads")
+    w.act("an exemplar", lambda: w.page.locator("#head-exemplars img").first.click(), bound=LINK_REQUESTS)
+    assert w.selected_tab() == "Attention"
+
+
+def test_the_variants_tab_with_the_mouse(walker):
+    w = walker
+    w.tab("Variants")
+    panel = w.page.locator("#variants-panel")
+    assert (
+        "Preserve" in w.page.locator("#variants-table").inner_text()
+        or "Enhance" in w.page.locator("#variants-table").inner_text()
+        or "Destroy" in w.page.locator("#variants-table").inner_text()
+    )
+    for model in MODELS:
+        w.pick("A (e.g. frozen)", model, panel)
+        w.pick("B (e.g. fine-tuned)", VARIANT if model != "resnet50" else "resnet50", panel)
+        for method in w.options("Method (both models)", panel):
+            w.pick("Method (both models)", method, panel)
+            if w.page.locator("#variant-layer input[type=range]").is_enabled():
+                w.slide("variant-layer", 0.0)
+                w.slide("variant-layer", 1.0)
+            heads = w.options("Head", panel)
+            if len(heads) > 1:
+                w.pick("Head", heads[1], panel)
+                w.pick("Head", heads[0], panel)
+        w.shot(f"variants-{model}")
+    w.pick("A (e.g. frozen)", "vit", panel)
+    w.pick("B (e.g. fine-tuned)", VARIANT, panel)
+    scopes = w.options("Metrics for", panel)
+    w.pick("Metrics for", scopes[1], panel)
+    assert scopes[1] in w.page.locator("#variant-deltas").inner_text()
+    shift = w.page.locator("#variant-shift img").first
+    size = shift.bounding_box()
+    w.act("a click on the shift map", lambda: shift.click(position={"x": size["width"] * 0.5, "y": 40}))
+    for choice in ("best", "last"):
+        w.pick("Layer (store)", choice, panel)
+    w.pick("Metric", "emd", panel)
+    assert "lower is better" in w.page.locator("#variants-summary").inner_text()
+    w.act("a delta-table row", lambda: cell(w, "variants-table", 0, 0).click())
+    w.shot("variants")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_features_tab_with_the_mouse_for_every_kind_of_model(walker, model):
+    w = walker
+    w.tab("Attention")
+    w.header_model(model)
+    w.tab("Features")
+    panel = w.page.locator("#features-panel")
+    assert w.page.locator("#pca-picture img").count() == 1
+    w.pick("Remove background (threshold on PC1)", "auto", panel)
+    w.pick("More images (joint PCA)", "chelsea", panel)
+    w.act("joint off", lambda: panel.get_by_label("One joint PCA for all images").click())
+    w.act("joint on", lambda: panel.get_by_label("One joint PCA for all images").click())
+    w.pick("Remove background (threshold on PC1)", "none", panel)
+    for stat in ("entropy of the CLS / pooling attention (nats)", "mean attention distance (px of the 224 px input)"):
+        w.pick("Statistic", stat, panel)
+    w.act("Compute faithfulness", lambda: panel.get_by_role("button", name=re.compile("^Compute deletion")).click())
+    areas = w.page.locator("#faithfulness-areas").inner_text()
+    assert "ABPC" in areas and ("probability" in areas if model in ("vit", "resnet50") else "cosine" in areas)
+    w.shot(f"features-{model}")
+    if model == "vit":
+        w.act(
+            "a head-statistics row",
+            lambda: cell(w, "head-stats-table", 5, 3).click(),
+            bound=LINK_REQUESTS,
+        )
+        assert w.selected_tab() == "Attention"
