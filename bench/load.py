@@ -1,6 +1,6 @@
 """Many concurrent users of the app: cached views, similarity clicks and uploads mixed, through gradio_client.
 
-    python -m bench.load [--store DIR] [--model dinov2] [--users 24] [--requests 20] [--uploads 0.1]
+    python -m bench.load [--store DIR] [--model dinov2] [--users 24] [--requests 20] [--uploads 0.1] [--noop]
 
 Without ``--store``, the precompute job builds a store of the full-size ``--model`` with random weights on the
 bundled examples in a temporary folder (speed does not depend on the values), so uploads cost a real CPU analysis.
@@ -33,7 +33,7 @@ from PIL import Image
 
 from bench.app import build_store, launch
 
-KINDS = ("view", "similarity", "upload")
+KINDS = ("view", "similarity", "upload", "ping")
 
 
 def memory_mib(pid: int) -> dict[str, float]:
@@ -57,13 +57,14 @@ def noise_png(folder: Path, seed: int) -> str:
 class User:
     """One client making ``n`` random requests; records (kind, seconds, error or None)."""
 
-    def __init__(self, url: str, info: dict, model: str, uploads: float, folder: Path, seed: int):
+    def __init__(self, url: str, info: dict, model: str, uploads: float, folder: Path, seed: int, noop: bool = False):
         from gradio_client import Client
 
         self.client = Client(url, verbose=False)
         self.info, self.model, self.uploads, self.folder = info, model, uploads, folder
         self.rng = random.Random(seed)
         self.seed = seed
+        self.noop = noop  # every request is the no-op /ping: Gradio's own cost, the ceiling of views/s
         self.records: list[tuple[str, float, str | None]] = []
 
     def request(self, k: int) -> None:
@@ -73,7 +74,9 @@ class User:
         method = entry["methods"][0]
         image = self.rng.choice(self.info["images"])
         draw = self.rng.random()
-        if draw < self.uploads:
+        if self.noop:
+            kind, args, api = "ping", (), "/ping"
+        elif draw < self.uploads:
             kind, args = "upload", (handle_file(noise_png(self.folder, self.seed * 1000 + k)), self.model)
             api = "/analyze"
         elif draw < self.uploads + (1 - self.uploads) * 0.35:
@@ -137,6 +140,9 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=20, help="requests per user")
     p.add_argument("--uploads", type=float, default=0.1, help="share of requests that upload a new image")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--noop", action="store_true", help="then the same load of /ping calls: Gradio's own ceiling, side by side"
+    )
     args = p.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="vitattn-bench-load-"))
@@ -153,15 +159,9 @@ def main() -> None:
             warm.predict(handle_warm(tmp), args.model, api_name="/analyze")  # load the network once
             warm.close()
             before = memory_mib(process.pid)
-            go = threading.Event()
-            users = [User(url, info, args.model, args.uploads, tmp, args.seed + i) for i in range(args.users)]
-            with ThreadPoolExecutor(args.users) as pool:
-                futures = [pool.submit(u.run, args.requests, go) for u in users]
-                start = time.perf_counter()
-                go.set()
-                records = [r for f in futures for r in f.result()]
-                wall = time.perf_counter() - start
+            records, wall = run_users(url, info, args, tmp, noop=False)
             after = memory_mib(process.pid)
+            noop = run_users(url, info, args, tmp, noop=True) if args.noop else None
         finally:
             process.terminate()
             process.wait(timeout=60)
@@ -169,10 +169,25 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     report(records, wall, args.users)
+    if noop is not None:
+        report(*noop, args.users)
+        print(f"ratio requests/s, this load : the no-op /ping: {len(records) / wall / (len(noop[0]) / noop[1]):.2f}")
     print(
         f"server memory: {before['VmRSS']:.0f} MiB resident after start-up and one analysis, "
         f"{after['VmRSS']:.0f} MiB after the load, peak {after['VmHWM']:.0f} MiB"
     )
+
+
+def run_users(url: str, info: dict, args, folder: Path, noop: bool) -> tuple[list, float]:
+    """``args.users`` concurrent users making ``args.requests`` requests each: the records and the wall time."""
+    go = threading.Event()
+    users = [User(url, info, args.model, args.uploads, folder, args.seed + i, noop) for i in range(args.users)]
+    with ThreadPoolExecutor(args.users) as pool:
+        futures = [pool.submit(u.run, args.requests, go) for u in users]
+        start = time.perf_counter()
+        go.set()
+        records = [r for f in futures for r in f.result()]
+        return records, time.perf_counter() - start
 
 
 def handle_warm(folder: Path):

@@ -227,6 +227,8 @@ def test_your_image_and_the_gallery_with_the_mouse(walker):
     w.page.locator("#boxes textarea").fill("0.9 0.1 0.2 0.5")
     w.page.get_by_role("button", name="Score boxes").click()
     w.page.locator(".toast-body").filter(has_text="inverted").first.wait_for()
+    w.page.wait_for_timeout(400)  # the notice fades in
+    w.page.locator(".toast-body").first.scroll_into_view_if_needed()
     w.shot("your-image-bad-box", full=False)
     assert w.page.locator("#your-boxes img").first.get_attribute("src") == before  # the picture stays
     for toast in w.page.locator(".toast-body").all():

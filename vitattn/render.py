@@ -286,8 +286,12 @@ def _ramp(width: int, cmap: str = "inferno") -> Image.Image:
     return Image.fromarray(colorize(ramp, cmap))
 
 
+@lru_cache(maxsize=512)
 def colorbar(width: int, lo: float, hi: float, label: str = "", cmap: str = "inferno") -> Image.Image:
-    """A horizontal colour bar ``width`` pixels wide from ``lo`` (left) to ``hi`` (right), with end values."""
+    """A horizontal colour bar ``width`` pixels wide from ``lo`` (left) to ``hi`` (right), with end values.
+
+    Cached (drawing text is a third of a view's time), so the picture is shared: paste it, do not draw on it.
+    """
     text_font = font(12)
     left, right = _numbers(lo, hi)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -305,8 +309,12 @@ def colorbar(width: int, lo: float, hi: float, label: str = "", cmap: str = "inf
     return bar
 
 
+@lru_cache(maxsize=512)
 def banner(width: int, text: str, warning: str = "") -> Image.Image:
-    """A white band with ``text`` and, when given, a ``warning`` in red on the right (e.g. "random weights")."""
+    """A white band with ``text`` and, when given, a ``warning`` in red on the right (e.g. "random weights").
+
+    Cached like ``colorbar``: paste it, do not draw on it.
+    """
     text_font = font(14)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     room = width - 12 - measure.textlength(text, font=text_font)

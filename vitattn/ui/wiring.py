@@ -19,7 +19,11 @@ View = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 
 
 def combine(views: Sequence[View]) -> View:
-    """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn."""
+    """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn.
+
+    The handler is a generator: the first view's outputs go to the page as soon as they are ready (the picture a
+    person is waiting for), the others' when all are done.
+    """
     inputs: list = []
     for _, ins, _ in views:
         inputs += [c for c in (ins or []) if all(c is not d for d in inputs)]
@@ -28,15 +32,21 @@ def combine(views: Sequence[View]) -> View:
     def run(*values):
         given = {id(c): v for c, v in zip(inputs, values, strict=True)}
         out: list = []
-        for fn, ins, outs in views:
-            try:
-                result = fn(*(given[id(c)] for c in (ins or [])))
-            except gr.Error as e:
-                warn(e.message)
-                out += [gr.skip()] * len(outs)
-                continue
-            out += [result] if len(outs) == 1 else list(result)
-        return out
+        for k, (fn, ins, outs) in enumerate(views):
+            out += _outputs(fn, [given[id(c)] for c in (ins or [])], len(outs))
+            if k == 0 and len(views) > 1:
+                yield out + [gr.skip()] * (len(outputs) - len(out))
+        yield [gr.skip()] * len(views[0][2]) + out[len(views[0][2]) :] if len(views) > 1 else out
 
     run.__name__ = "+".join(fn.__name__ for fn, _, _ in views)
     return run, inputs, outputs
+
+
+def _outputs(fn: Callable, args: list, n: int) -> list:
+    """``fn(*args)`` as a list of ``n`` outputs; on ``gr.Error`` a notice and ``n`` skips (outputs left as they are)."""
+    try:
+        result = fn(*args)
+    except gr.Error as e:
+        warn(e.message)
+        return [gr.skip()] * n
+    return [result] if n == 1 else list(result)
