@@ -188,7 +188,8 @@ def shift_view(
     if limit <= 1e-12:
         label = "B - A is 0 everywhere: the two maps are equal"
     width = max(panel.width, int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(label, font=font(12))) + 16)
-    return stack_warning(stack([panel, colorbar(width, -limit, limit, label, "diverging")]), warning)
+    ends = (-limit, limit) if limit > 1e-12 else (0.0, 0.0)
+    return stack_warning(stack([panel, colorbar(width, *ends, label, "diverging")]), warning)
 
 
 def heat_table(

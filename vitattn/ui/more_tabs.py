@@ -131,12 +131,12 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
                 model = gr.Dropdown(models, value=models[0] if models else None, label="Model (with heads)")
                 method = gr.Dropdown(list(start.methods), value=start.method, label="Method (per-head maps)", **FREE)
                 metric = gr.Dropdown(list(METRIC_NAMES), value="iou_90", label="Rank by")
-                top = max(start.layers) if start.layers else 0
+                top, deepest = (max(start.layers) if start.layers else 0), _deepest(ex, models)
                 first = gr.Slider(
-                    0, max(top, 1), value=0, step=1, label="From layer", interactive=top > 0, elem_id="heads-first"
+                    0, deepest, value=0, step=1, label="From layer", interactive=top > 0, elem_id="heads-first"
                 )
                 last = gr.Slider(
-                    0, max(top, 1), value=top, step=1, label="To layer", interactive=top > 0, elem_id="heads-last"
+                    0, deepest, value=top, step=1, label="To layer", interactive=top > 0, elem_id="heads-last"
                 )
             ranking = gr.Dataframe(
                 label="Head ranking (click a row: open that head in the Attention tab; click a header to sort)",
@@ -166,6 +166,7 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
                 columns=4,
                 height=420,
                 object_fit="contain",
+                fit_columns=False,  # a single exemplar keeps its column's width
                 allow_preview=False,
                 elem_id="head-exemplars",
             )
@@ -185,9 +186,9 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
         frame = heads.ranking(ex, model_name, c.method, metric_name, lo, hi)
         picture, table = heads.matrix(ex, model_name, c.method, lo, hi)
         head_choices, head_value, pictures, ids = _exemplar_parts(ex, model_name, c.method, lo, hi, feature_name, None)
-        # the sliders keep the model's whole range (a bound that moves under a value is refused by Gradio); a
-        # method with maps at fewer layers (pool: the last) is read at the nearest layer it has
-        slider = {"minimum": 0, "maximum": max(ex.info(model_name).num_layers - 1, 1), "interactive": len(c.layers) > 1}
+        # the sliders keep one range for every model (Gradio checks a value against the range the page was built
+        # with); a layer a method lacks (pool: the last only; a shallower model) is read at the nearest it has
+        slider = {"interactive": len(c.layers) > 1}
         return (
             gr.update(visible=False),
             gr.update(visible=True),
@@ -263,6 +264,13 @@ def _exemplar_parts(ex: Explorer, model: str, method: str, lo, hi, feature: str 
     return choices, chosen, pictures, [(str(i), layer, head) for i in frame["image_id"]]
 
 
+def _deepest(ex: Explorer, models: list[str]) -> int:
+    """The deepest layer of any of ``models`` (at least 1): one slider range for all of them."""
+    if ex.store is None:  # live: the specs (reading a live model's layout would load its network)
+        return max([1, *(get_spec(m).num_layers - 1 for m in models)])
+    return max([1, *(info(ex, m).num_layers - 1 for m in models)])
+
+
 def _nearest(valid: tuple[int, ...] | list[int], value, default: int) -> int:
     """The layer of ``valid`` nearest to ``value`` (a slider's float), or ``default`` without a value."""
     if value is None:
@@ -304,7 +312,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
             method = gr.Dropdown(methods0, value=method0, label="Method (both models)", **FREE)
             layer = gr.Slider(
                 0,
-                max(info(ex, a0).num_layers - 1, 1),
+                _deepest(ex, models),
                 value=layer0,
                 step=1,
                 label="Layer",
@@ -342,7 +350,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
         updates = (
             gr.update(value=note, visible=bool(note)),
             gr.update(choices=methods, value=meth),
-            gr.update(minimum=0, maximum=max(info(ex, a).num_layers - 1, 1), value=lay, interactive=len(layers) > 1),
+            gr.update(value=lay, interactive=len(layers) > 1),
             gr.update(choices=head_choices, value=hd),
             gr.update(choices=scopes, value=bx),
         )

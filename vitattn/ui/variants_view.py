@@ -21,7 +21,7 @@ from vitattn.boxes import LabeledBox
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, all_metrics, upsample
 from vitattn.ui.errors import brief, fail
 from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import all_models, check_head, check_layer, info, integer, warning
+from vitattn.ui.more_common import all_models, check_head, check_layer, info, integer, layer_name, warning
 
 WHOLE_IMAGE = -1  # the "box" value that scores against every expert box of the image
 SHIFT_SIDE = 384  # long side of the shift map's picture (a click on it is mapped back through this)
@@ -113,7 +113,7 @@ def compare(
     check_head(infos[1], method, -1 if head is None else head)
     a, b = (_map(ex, item, m, method, layer, head) for m in (model_a, model_b))
     boxes, scope = _scope(item, box)
-    where = f"{method} · layer {layer}" + ("" if head is None else f" · head {head}")
+    where = f"{method} · {layer_name(infos[0], layer)}" + ("" if head is None else f" · head {head}")
     mark = warning(ex, model_a) or warning(ex, model_b)
     pair = render_extra.compare_maps(
         item.picture,
