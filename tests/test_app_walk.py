@@ -211,7 +211,8 @@ def test_the_iou_tab_with_the_mouse(walker):
 
 
 def legend(w: Walker) -> list[str]:
-    return sorted(w.page.locator("#layer-curves .role-legend").first.locator("text").all_text_contents()[1:])
+    texts = w.page.locator("#layer-curves .role-legend").first.locator("text").all_text_contents()
+    return sorted(t for t in texts if t != "model")  # the legend's title
 
 
 def test_your_image_and_the_gallery_with_the_mouse(walker):
