@@ -28,6 +28,7 @@ WARNING_COLOR = "#d62728"
 MAX_SIDE = 768  # pictures are drawn at most this many pixels on their long side
 MIN_SIDE = 448  # and small images are enlarged to this, so titles and colour bars have room
 BAR_HEIGHT = 14
+MIN_TILES_WIDTH = 480  # a strip of one or two tiles is still this wide, so its colour bar's label fits
 
 
 def _hex(color: str) -> tuple[int, int, int]:
@@ -472,7 +473,8 @@ def tiles(
     line = 16
     cell_w, cell_h = thumb.width + 6, thumb.height + 6 + line * (1 if shared else 2)
     top = 24 if warning else 0
-    out = Image.new("RGB", (cols * cell_w, top + rows * cell_h), (255, 255, 255))
+    width = max(cols * cell_w, MIN_TILES_WIDTH if len(maps) < columns else 0)  # room for the bar's label
+    out = Image.new("RGB", (width, top + rows * cell_h), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     if warning:
         out.paste(banner(out.width, "", warning), (0, 0))
