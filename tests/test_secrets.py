@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPO = "ns/secrets"
 LOCATION = f"hf://datasets/{REPO}"
 TOKEN = "hf_vitattnTESTsecret0123456789abcdefXYZ"
-READER_MODULES = tuple(f"vitattn.store.{m}" for m in ("reader", "files", "tables", "recover", "layout", "manifest")) + (
+READER_MODULES = tuple(f"vitattn.store.{m}" for m in ("reader", "files", "tables", "recover", "layout", "manifest", "quantize")) + (
     "vitattn.cache",
     "vitattn.secrets",
 )
@@ -83,8 +83,8 @@ def test_a_configured_token_is_sent_but_never_shown(hub, pushed, monkeypatch):
 def test_the_store_reader_has_no_write_path():
     public = {name for name in dir(Store) if not name.startswith("_")}
     assert public == {  # reads only
-        "baselines", "box_metrics", "close", "features", "image", "image_ids", "image_meta", "map", "metrics",
-        "models", "predictions", "random_weights",
+        "baselines", "box_metrics", "close", "faithfulness", "features", "head_stats", "image", "image_ids",
+        "image_meta", "map", "metrics", "models", "predictions", "random_weights",
     }  # fmt: skip
     for name in READER_MODULES:
         source = inspect.getsource(importlib.import_module(name))
