@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REPO = "ns/secrets"
 LOCATION = f"hf://datasets/{REPO}"
 TOKEN = "hf_vitattnTESTsecret0123456789abcdefXYZ"
-READER_MODULES = tuple(f"vitattn.store.{m}" for m in ("reader", "files", "tables", "recover", "layout", "manifest", "quantize")) + (
+READER_MODULES = tuple(
+    f"vitattn.store.{m}" for m in ("reader", "files", "tables", "recover", "layout", "manifest", "quantize")
+) + (
     "vitattn.cache",
     "vitattn.secrets",
 )
