@@ -63,7 +63,7 @@ def use_everything(client: Client, folder: Path) -> list:
         (("astronaut", "dinov2", 1, 0.2, 0.2, 0.6, 0.6, 0.6), "/similarity"),
         (("coffee",), "/image"),
         (("astronaut", "vit"), "/predictions"),
-        (("astronaut", "dinov2", "cls", 1, -1, 0.6, "0.1 0.1 0.5 0.5 mine"), "/metrics"),
+        (("astronaut", "dinov2", "cls", 1, -1, "0.1 0.1 0.5 0.5 mine"), "/metrics"),
         ((90, "best"), "/leaderboard"),
         ((90, "best"), "/layer_curves"),
         (("dinov2", "cls", 90), "/layer_head"),
