@@ -22,7 +22,9 @@ def combine(views: Sequence[View]) -> View:
     """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn.
 
     The handler is a generator: the first view's outputs go to the page as soon as they are ready (the picture a
-    person is waiting for), the others' when all are done.
+    person is waiting for), then every output when all are done. The last answer repeats the first view's outputs
+    because Gradio applies only the last answer of a generator to a tab that has not been opened yet (the IoU tab's
+    leaderboard stayed empty with a skip there).
     """
     inputs: list = []
     for _, ins, _ in views:
@@ -36,7 +38,7 @@ def combine(views: Sequence[View]) -> View:
             out += _outputs(fn, [given[id(c)] for c in (ins or [])], len(outs))
             if k == 0 and len(views) > 1:
                 yield out + [gr.skip()] * (len(outputs) - len(out))
-        yield [gr.skip()] * len(views[0][2]) + out[len(views[0][2]) :] if len(views) > 1 else out
+        yield out  # all of them again: a tab not yet shown takes only the last answer of a generator
 
     run.__name__ = "+".join(fn.__name__ for fn, _, _ in views)
     return run, inputs, outputs
