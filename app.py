@@ -566,9 +566,11 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
             )
 
         # New tabs go here, one call each (a builder in vitattn/ui/). ``"refresh": later.append`` takes an event's
-        # ``.then``; the Attention views are re-run after it once they exist (end of this layout). For example:
-        # more_tabs.build(EXPLORER, {"tabs": tabs, "image_id": image_id, "model": model, "method": method,
-        #                            "layer": layer, "head": head, "refresh": later.append})
+        # ``.then``; the Attention views are re-run after it once they exist (end of this layout).
+        from vitattn.ui import more_tabs  # Heads, Variants, Features and their endpoints
+
+        header = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
+        more_tabs.build(EXPLORER, {"tabs": tabs, **header, "refresh": later.append})
 
     # The public API: hidden typed inputs, named outputs (vitattn/ui/api.py), one endpoint per action.
     with gr.Column(visible=False):

@@ -373,7 +373,9 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
         return (gr.update(value=a), gr.update(value=b), *compare(image, a, b, None, lay, hd, bx))
 
     n = len(pair_outputs)
-    for trigger in (model_a.input, model_b.input, method.input, layer.release, head.input, box.input, image_id.input):
+    # The header's image is read when this tab opens and with each of its controls; listening to the header's own
+    # events would start a second event beside the Attention tab's on every header change (a race on its method).
+    for trigger in (model_a.input, model_b.input, method.input, layer.release, head.input, box.input):
         trigger(_safe(n)(compare), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     shift.select(_safe(n)(on_shift), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     t_inputs, t_outputs = [t_method, t_layer, t_metric], [table, summary]
@@ -517,7 +519,7 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
         return _link_updates(ex, image, str(row["model"]), meth, int(row["layer"]), int(row["head"]))
 
     pca_inputs = [image_id, more, model, layer, background, joint]
-    for trigger in (more.input, background.input, joint.input, image_id.input, model.input, layer.release):
+    for trigger in (more.input, background.input, joint.input):  # the header's values: read when the tab opens
         trigger(_safe(1)(on_pca), pca_inputs, pca, **PRIVATE, **VIEWS)
     stat_inputs, stat_outputs = [stat_models, image_id, stat], [dots, diversity, stat_note, stat_table]
     for trigger in (stat_models.input, stat.input):
