@@ -92,7 +92,14 @@ class Walker:
         return self.act(f"{elem_id} at {fraction:.0%}", do)
 
     def tab(self, name: str) -> None:
-        self.act(f"tab {name}", lambda: self.page.get_by_role("tab", name=name, exact=True).first.click())
+        # Gradio's tab bar moves tabs that do not fit into an overflow menu (after a later tab was selected it can
+        # show that one twice and hide "Features"): click the visible tab, else the overflow menu's copy
+        tabs = self.page.get_by_role("tab", name=name, exact=True)
+        visible = tabs.locator("visible=true")
+        if visible.count():
+            self.act(f"tab {name}", visible.first.click)
+        else:
+            self.act(f"tab {name} (overflow menu)", lambda: tabs.first.dispatch_event("click"))
 
     def header_model(self, model: str) -> None:
         self.pick("Model", model, self.page.locator("#top-controls"), bound=LINK_REQUESTS)
