@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vitattn.metrics import KruskalResult, PairedResult, holm, kruskal_by_group, paired_comparison
+from vitattn.metrics import (
+    KruskalResult,
+    PairedResult,
+    compare_selections,
+    holm,
+    kruskal_by_group,
+    paired_comparison,
+)
 
 
 def test_holm_worked_by_hand():
@@ -145,3 +152,29 @@ def test_kruskal_edge_cases():
         kruskal_by_group([0.1, 0.2], ["a", "a"])
     r = kruskal_by_group([0.3, 0.3, 0.3], ["a", "b", "b"])
     assert (r.H, r.p) == (0.0, 1.0)
+
+
+def test_compare_selections_pairs_by_image_and_shares_one_holm_correction():
+    # Two selections over 4 images, given in different row orders; one extra image only in b.
+    table = {
+        "image_id": np.array(["i1", "i2", "i3", "i4", "i4", "i3", "i2", "i1", "i5"]),
+        "model": np.array(["a"] * 4 + ["b"] * 5),
+        "method": np.array(["cls"] * 9),
+        "layer": np.array([1] * 9),
+        "head": np.array([-1] * 9),
+        "iou_90": np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.5, 0.3, 0.2, 0.7]),
+        "kl": np.array([2.0, 1.0, 1.5, 1.2, 1.0, 1.4, 0.9, 1.6, 0.1]),
+    }
+    sel = {"method": "cls", "layer": 1, "head": -1}
+    rows = compare_selections(table, {"model": "a", **sel}, {"model": "b", **sel}, ["iou_90", "kl"], test="t")
+    # Paired by image id: b - a = [0.2-0.1, 0.3-0.2, 0.5-0.3, 0.9-0.4] and [1.6-2, 0.9-1, 1.4-1.5, 1.0-1.2].
+    d_iou, d_kl = np.array([0.1, 0.1, 0.2, 0.5]), np.array([-0.4, -0.1, -0.1, -0.2])
+    assert [r["metric"] for r in rows] == ["iou_90", "kl"] and [r["n"] for r in rows] == [4, 4]
+    assert rows[0]["mean_diff"] == pytest.approx(d_iou.mean()) and rows[1]["mean_diff"] == pytest.approx(d_kl.mean())
+    assert rows[0]["d_z"] == pytest.approx(d_iou.mean() / d_iou.std(ddof=1))
+    p = [stats.ttest_rel(d_iou, np.zeros(4)).pvalue, stats.ttest_rel(d_kl, np.zeros(4)).pvalue]
+    assert [r["p"] for r in rows] == pytest.approx(p)
+    assert [r["p_holm"] for r in rows] == pytest.approx(holm(p))
+    assert [r["lower_is_better"] for r in rows] == [False, True]
+    with pytest.raises(ValueError, match="unknown model 'zzz'"):
+        compare_selections(table, {"model": "a", **sel}, {"model": "zzz", **sel}, ["iou_90"])

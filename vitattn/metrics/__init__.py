@@ -47,7 +47,14 @@ from vitattn.metrics.scores import (
     pointing_game,
     score_batch,
 )
-from vitattn.metrics.stats import KruskalResult, PairedResult, holm, kruskal_by_group, paired_comparison
+from vitattn.metrics.stats import (
+    KruskalResult,
+    PairedResult,
+    compare_selections,
+    holm,
+    kruskal_by_group,
+    paired_comparison,
+)
 from vitattn.metrics.summary import (
     best_layers,
     bootstrap_mean,
@@ -94,6 +101,7 @@ __all__ = [
     "box_masks",
     "box_rows",
     "breakdown",
+    "compare_selections",
     "center_map",
     "corloc",
     "coverage",

@@ -15,13 +15,14 @@ selections (same images, same order), e.g. two (model, method, layer, head) rows
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
 
-from vitattn.metrics.summary import rank_biserial
+from vitattn.metrics.continuous import LOWER_IS_BETTER
+from vitattn.metrics.summary import paired_values, rank_biserial
 
 TESTS = ("auto", "t", "wilcoxon")
 
@@ -244,3 +245,45 @@ def kruskal_by_group(values: Sequence[float] | np.ndarray, groups: Sequence[obje
         mean=tuple(float(s.mean()) for s in samples),
         n_dropped=int((~keep).sum()),
     )
+
+
+def compare_selections(
+    table: Mapping[str, np.ndarray],
+    a: Mapping[str, object],
+    b: Mapping[str, object],
+    metrics: Sequence[str],
+    *,
+    test: str = "auto",
+    n_boot: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> list[dict[str, object]]:
+    """Paired comparison of two selections over the images both cover, one row per metric, Holm-corrected.
+
+    Args:
+        table: metrics table (column mapping, ``vitattn.metrics.tables``).
+        a: selector of one map per image, e.g. ``{"model": "dinov2", "method": "cls", "layer": 11, "head": -1}``.
+        b: the selector compared with ``a``; every difference is ``b - a``.
+        metrics: metric columns to compare; the rows share one Holm correction (``p_holm``), since they are shown
+            as one table.
+        test, n_boot, seed, alpha: as `paired_comparison`.
+
+    Returns:
+        Per metric: ``metric``, ``lower_is_better``, the fields of `PairedResult` and ``p_holm``.
+
+    Raises:
+        ValueError: a selector matching several rows per image, or fewer than 2 shared images.
+    """
+    rows = []
+    for metric in metrics:
+        va, vb = paired_values(table, a, metric, "a"), paired_values(table, b, metric, "b")
+        shared = sorted(set(va) & set(vb), key=str)
+        if len(shared) < 2:
+            raise ValueError(f"selectors a and b share {len(shared)} image(s); a paired test needs at least 2")
+        result = paired_comparison(
+            [va[i] for i in shared], [vb[i] for i in shared], test=test, n_boot=n_boot, seed=seed, alpha=alpha
+        )
+        rows.append({"metric": metric, "lower_is_better": metric in LOWER_IS_BETTER, **asdict(result)})
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows]), strict=True):
+        row["p_holm"] = float(adjusted)
+    return rows

@@ -249,7 +249,7 @@ def breakdown(
     return summarize(columns, metric, names, n_boot, ci, seed)
 
 
-def _paired_values(table: Table, selector: Mapping[str, object], metric: str, name: str) -> dict[object, float]:
+def paired_values(table: Table, selector: Mapping[str, object], metric: str, name: str) -> dict[object, float]:
     """image id -> metric for the rows ``selector`` picks; ValueError unless it picks one row per image."""
     if not selector:
         raise ValueError(f"selector {name} is empty; pin model, method, layer and head")
@@ -289,7 +289,7 @@ def paired_test(table: Table, a: Mapping[str, object], b: Mapping[str, object], 
         [-1, 1], positive when a scores higher). When every difference is zero: statistic 0, p-value 1, effect 0.
     """
     require_columns(table, ("image_id", metric))
-    va, vb = _paired_values(table, a, metric, "a"), _paired_values(table, b, metric, "b")
+    va, vb = paired_values(table, a, metric, "a"), paired_values(table, b, metric, "b")
     shared = sorted(set(va) & set(vb), key=str)
     if len(shared) < 2:
         raise ValueError(f"selectors a and b share {len(shared)} image(s); a paired test needs at least 2")
