@@ -206,7 +206,8 @@ def breakdown(model: str, method: str = iou.BEST, layer: int = -1, by: str = "la
 
 @guard
 def compare(model_a: str, model_b: str, percentile: int = 90) -> pd.DataFrame:
-    """Paired Wilcoxon test of two models, each at its best method and layer, over the images both cover."""
+    """Paired test of two models, each at its best method and layer, over the images both cover: one row per metric
+    (t-test or Wilcoxon by a Shapiro-Wilk check, B - A with a bootstrap interval, d_z, Holm-corrected p)."""
     return iou.compare(EXPLORER, model_a, model_b, percentile)
 
 
@@ -520,7 +521,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 model_a = gr.Dropdown(MODELS, value=MODELS[0], label="Model A", elem_id="model-a")
                 model_b = gr.Dropdown(MODELS, value=MODELS[-1], label="Model B", elem_id="model-b")
             paired = gr.Dataframe(
-                label="Paired comparison (Wilcoxon signed-rank) at the chosen percentile", wrap=True, elem_id="paired"
+                label="Paired comparison B - A, every metric (t or Wilcoxon, Holm-corrected)",
+                wrap=True,
+                elem_id="paired",
             )
 
         with gr.Tab("Your image", id="upload"):

@@ -342,7 +342,12 @@ def test_layer_curves_layer_head_grid_breakdowns_and_comparison(handlers):
     with pytest.raises(gr.Error, match="no style metadata"):
         handlers.breakdown("vit", "cls", 0, "style", 90)
     paired = handlers.compare("dinov2", "resnet50", 90)
-    assert paired["n"][0] == 7 and 0 <= paired["pvalue"][0] <= 1
+    assert paired["n"][0] == 7 and 0 <= paired["p"][0] <= 1
+    assert list(paired["metric"]) == [m for m in METRIC_NAMES]  # every metric, one Holm correction
+    assert (paired["p_holm"] >= paired["p"] - 1e-9).all() and set(paired["test"]) <= {"t", "wilcoxon"}
+    assert list(paired["lower_is_better"][paired["metric"].isin(["mse", "kl", "emd"])]) == [True] * 3
+    styles = handlers.breakdown("vit", "best", -1, "label", 90)
+    assert 0 <= styles["kruskal_p"].iloc[0] <= 1 and styles["kruskal_p"].nunique() == 1  # Kruskal-Wallis across labels
     with pytest.raises(gr.Error, match="percentile must be one of"):
         handlers.leaderboard(95, "best")
 

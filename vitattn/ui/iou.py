@@ -18,12 +18,14 @@ from PIL import Image
 from vitattn import render
 from vitattn.metrics import (
     FUSED_HEAD,
+    METRIC_NAMES,
     PERCENTILES,
     best_layers,
     breakdown,
+    compare_selections,
     group_means,
+    kruskal_by_group,
     layer_head_grid,
-    paired_test,
     select,
     summarize,
 )
@@ -223,18 +225,24 @@ def _breakdown(ex: Explorer, model: str, method: str, layer: float, by: str, per
     keys = {"model": model, "method": method, "layer": layer, "head": FUSED_HEAD}
     try:
         if by == "label":  # the per-box table: IoU of each box alone at the 90th percentile
-            rows = breakdown(select(ex.box_table(), **keys), "iou", "label", n_boot=N_BOOT)
+            table = select(ex.box_table(), **keys)
+            rows = breakdown(table, "iou", "label", n_boot=N_BOOT)
+            values, groups = table["iou"], table["label"]
             metric = "iou (per box, at 90)"
         else:
             meta = {i: {"style": _style(m)} for i, m in ex.image_meta().items()}
             if all(v["style"] == "(none)" for v in meta.values()):
                 raise fail("the images of this store have no style metadata (WikiChurches images do)")
-            rows = breakdown(select(ex.metrics_table(), **keys), metric, "style", image_meta=meta, n_boot=N_BOOT)
+            table = select(ex.metrics_table(), **keys)
+            rows = breakdown(table, metric, "style", image_meta=meta, n_boot=N_BOOT)
+            values, groups = table[metric], [meta.get(i, {"style": "(none)"})["style"] for i in table["image_id"]]
     except ValueError as e:
         raise fail(f"no rows for {model}/{method}/layer {layer} in this store ({e})") from None
     frame = pd.DataFrame(
         [{by: r[by], metric: r["mean"], "ci_low": r["lo"], "ci_high": r["hi"], "images": r["n"]} for r in rows]
     )
+    h, p = _kruskal(values, groups)  # one test across the groups, repeated on every row of the table
+    frame = frame.assign(kruskal_H=h, kruskal_p=p)
     return frame.assign(model=model, method=method, layer=layer).round(4)
 
 
@@ -249,11 +257,30 @@ def _compare(ex: Explorer, model_a: str, model_b: str, percentile: int) -> pd.Da
     views = [(m, *_view_of(ex, m, BEST, -1, metric)) for m in (model_a, model_b)]
     a, b = ({"model": m, "method": meth, "layer": layer, "head": FUSED_HEAD} for m, meth, layer in views)
     try:
-        result = paired_test(ex.metrics_table(), a, b, metric)
+        rows = compare_selections(ex.metrics_table(), a, b, _metric_columns(ex), n_boot=N_BOOT)
     except ValueError as e:
         raise fail(f"cannot compare {model_a} and {model_b}: {e}") from None
-    row = {"a": f"{model_a} {a['method']} L{a['layer']}", "b": f"{model_b} {b['method']} L{b['layer']}", **result}
-    return pd.DataFrame([{"metric": metric, **row}]).round(4)
+    names = {"a": f"{model_a} {a['method']} L{a['layer']}", "b": f"{model_b} {b['method']} L{b['layer']}"}
+    frame = pd.DataFrame(
+        [{"metric": r["metric"], **names, **{k: v for k, v in r.items() if k != "metric"}} for r in rows],
+        columns=["metric", "a", "b", "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "d_z"]
+        + ["rank_biserial", "test", "shapiro_p", "p", "p_holm", "lower_is_better"],
+    )
+    return frame.round(4)
+
+
+def _metric_columns(ex: Explorer) -> list[str]:
+    """The metrics of ``METRIC_NAMES`` the store's table has (older stores lack the continuous ones)."""
+    table = ex.metrics_table()
+    return [m for m in METRIC_NAMES if m in table]
+
+
+def _kruskal(values, groups) -> tuple[float, float]:
+    """Kruskal-Wallis H and p across the groups; NaN when there are fewer than two groups."""
+    if len(set(groups)) < 2:
+        return float("nan"), float("nan")
+    result = kruskal_by_group(np.asarray(values, dtype=np.float64), list(groups))
+    return round(float(result.H), 4), round(float(result.p), 4)
 
 
 _COMPUTE = {
@@ -286,5 +313,7 @@ def by_group(ex: Explorer, model: str, method: str, layer: float, by: str, perce
 
 
 def compare(ex: Explorer, model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
-    """Wilcoxon signed-rank test of two models (each at its best method and layer) over shared images."""
+    """Paired test of two models (each at its best method and layer) over shared images, one row per metric: the
+    paired t-test or Wilcoxon signed-rank (by a Shapiro-Wilk check), the mean difference B - A with its bootstrap
+    interval, d_z, rank-biserial, and p-values Holm-corrected across the rows."""
     return _cached(ex, "compare", model_a, model_b, percentile)
