@@ -84,7 +84,7 @@ def test_every_view_endpoint_on_a_stored_and_an_uploaded_image(client, upload_id
     source = "live" if image_id == upload_id else "store"
     picture, table, data = client.predict(image_id, "clip", "cls", 1, 2, 0.5, api_name="/attention")
     assert opened(picture).width > 0 and data["source"] == source and len(data["map"]) == 4
-    assert table["headers"] == ["metric", "map", "random", "center", "saliency"]
+    assert table["headers"] == ["metric", "better", "map", "random", "center", "saliency", "sobel", "saliency_prior"]
     picture, data = client.predict(image_id, "clip", "mean", -1, 0.5, api_name="/layers")
     assert data["layers"] == [0, 1] and len(data["maps"]) == 2
     picture, data = client.predict(image_id, "clip", "cls", 0, 0.5, api_name="/heads")
@@ -121,7 +121,11 @@ def test_the_iou_endpoints(client):
         (("astronaut", "clap", "cls", 1, -1, 0.6), "/attention", "unknown model 'clap'; valid models: dinov2"),
         (("astronaut", "siglip", "cls", 1, -1, 0.6), "/attention", "has no method 'cls'"),
         (("astronaut", "clip", "cls", 1, 9, 0.6), "/attention", "head 9 out of range"),
-        (("astronaut", "clip", "cls", 7, -1, 0.6), "/attention", "layer 7 out of range for clip/cls: valid layers 0..1"),
+        (
+            ("astronaut", "clip", "cls", 7, -1, 0.6),
+            "/attention",
+            "layer 7 out of range for clip/cls: valid layers 0..1",
+        ),
         (("astronaut", "clip", 1, 0.6, 0.2, 0.1, 0.9, 0.6), "/similarity", "bad box"),
         (("astronaut", "clip", "cls", 1, -1, "1 2 3"), "/metrics", "four numbers"),
     ],

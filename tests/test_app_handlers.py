@@ -84,10 +84,11 @@ def test_attention_shows_the_stored_map_with_metrics_and_baselines(handlers, exp
     assert data["source"] == "store" and data["random_weights"] is True
     expected = open_store(store).map("chelsea", model, method, layer)
     np.testing.assert_allclose(np.array(data["map"]), expected, atol=1e-5)
-    assert list(table.columns) == ["metric", "map", "random", "center", "saliency"]
+    assert list(table.columns) == ["metric", "better", "map", "random", "center", "saliency", "sobel", "saliency_prior"]
     assert list(table["metric"]) == [m for m in METRIC_NAMES if m in open_store(store).metrics(model)]
     bounded = table[table["metric"].str.match(r"iou|coverage|pointing")]  # emd, kl, mse are not on [0, 1]
-    assert bounded[["map", "random", "center", "saliency"]].stack().between(0, 1).all()
+    assert bounded[["map", "random", "center", "saliency", "sobel", "saliency_prior"]].stack().between(0, 1).all()
+    assert set(table[table["better"] == "lower"]["metric"]) == {"mse", "kl", "emd"}
     json.dumps(data)  # plain numbers for API clients
 
 
@@ -114,7 +115,8 @@ def test_a_resnet_layer_strip_has_one_tile_per_stage_on_its_own_grid(handlers):
 
 def test_the_per_layer_chart_has_the_map_and_the_baselines_at_every_layer(handlers, explorer):
     rows = handlers.layer_metrics("coffee", "dinov2", "cls", 1, FUSED, 75)
-    assert set(rows["series"]) == {"map iou_75", "map coverage", "random iou_75", "center iou_75", "saliency iou_75"}
+    baselines = {f"{b} iou_75" for b in ("random", "center", "saliency", "sobel", "saliency_prior")}
+    assert set(rows["series"]) == {"map iou_75", "map coverage", *baselines}
     assert list(rows[rows["series"] == "map iou_75"]["layer"]) == ["layer 0", "[layer 1]"]  # the current one marked
     stored = handlers.attention("coffee", "dinov2", "cls", 0, FUSED)[1].set_index("metric")
     assert rows[rows["series"] == "map iou_75"]["value"].iloc[0] == pytest.approx(stored.loc["iou_75", "map"], abs=1e-4)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from vitattn import render
 from vitattn.boxes import LabeledBox
-from vitattn.metrics import PERCENTILES
+from vitattn.metrics import BASELINE_NAMES, LOWER_IS_BETTER, PERCENTILES
 from vitattn.similarity import check_region, similarity_map
 from vitattn.ui.catalog import FUSED, ModelInfo, parse_boxes
 from vitattn.ui.config import MAX_UPLOAD_BYTES
@@ -29,8 +29,9 @@ RANDOM_LABEL = "RANDOM WEIGHTS"
 ALL_BOXES = -1  # the box value meaning "every expert box"
 SCALES = ("per map", "shared")  # colour scale of strips and grids: each tile its own range, or one for all
 CHART_COLUMNS = ["layer", "value", "series"]
-BASELINES = ("random", "center", "saliency")
-METRIC_COLUMNS = ["metric", "map", *BASELINES]  # one row per metric: the map, then each baseline beside it
+BASELINES = BASELINE_NAMES  # random, center, saliency (spectral residual), sobel, saliency_prior
+# One row per metric: which way is better (mse, kl and emd: lower), the map, then each baseline beside it.
+METRIC_COLUMNS = ["metric", "better", "map", *BASELINES]
 DECIMALS = 6  # of the raw maps returned as numbers
 
 
@@ -139,7 +140,12 @@ def metrics_frame(ex: Explorer, item, info: ModelInfo, method: str, layer: int, 
         return pd.DataFrame(columns=METRIC_COLUMNS)
     baselines = ex.baselines(item, info.name, boxes)
     rows = [
-        {"metric": name, "map": value, **{b: baselines.get(b, {}).get(name) for b in BASELINES}}
+        {
+            "metric": name,
+            "better": "lower" if name in LOWER_IS_BETTER else "higher",
+            "map": value,
+            **{b: baselines.get(b, {}).get(name) for b in BASELINES},
+        }
         for name, value in scores.items()
     ]
     return pd.DataFrame(rows, columns=METRIC_COLUMNS).round(4)
