@@ -192,6 +192,9 @@ def test_names_pairs_accuracies_and_labels():
     )
     assert variants.classify(0.1, 0.05) == "Enhance" and variants.classify(-0.1, 0.01) == "Destroy"
     assert variants.classify(0.1, 0.051) == "Preserve" and variants.classify(0.1, float("nan")) == "Preserve"
+    # mse, kl, emd: lower is better, so a significant drop is the gain
+    assert variants.classify(-0.1, 0.01, lower_is_better=True) == "Enhance"
+    assert variants.classify(0.1, 0.01, lower_is_better=True) == "Destroy"
 
 
 def test_image_and_box_deltas_of_one_image():

@@ -28,6 +28,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats
 
+from vitattn.metrics.continuous import LOWER_IS_BETTER
 from vitattn.metrics.stats import holm, paired_comparison
 from vitattn.metrics.tables import FUSED_HEAD, Table, require_columns
 from vitattn.specs import STRATEGIES, VARIANT_SEPARATOR, split_variant
@@ -193,20 +194,24 @@ def _compared(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float
     }
 
 
-def _corrected(rows: list[Row], alpha: float) -> list[Row]:
+def _corrected(rows: list[Row], alpha: float, metric: str = "iou") -> list[Row]:
     """Holm over every row's p (NaN stays NaN), then the Enhance / Preserve / Destroy label of each row."""
     adjusted = holm([r["p"] for r in rows]) if rows else np.zeros(0)
+    lower = metric in LOWER_IS_BETTER
     return [
-        {**r, "p_holm": float(p), "label": classify(r["delta"], float(p), alpha)}
+        {**r, "p_holm": float(p), "label": classify(r["delta"], float(p), alpha, lower_is_better=lower)}
         for r, p in zip(rows, adjusted, strict=True)
     ]
 
 
-def classify(delta: float, p_holm: float, alpha: float = 0.05) -> str:
-    """Enhance (significant gain), Destroy (significant loss) or Preserve (no significant change; also NaN p)."""
+def classify(delta: float, p_holm: float, alpha: float = 0.05, *, lower_is_better: bool = False) -> str:
+    """Enhance (significant gain), Destroy (significant loss) or Preserve (no significant change; also NaN p).
+
+    ``delta`` is variant - frozen; for a metric where lower is better (mse, kl, emd) a significant drop is the gain.
+    """
     if not np.isfinite(p_holm) or p_holm > alpha or delta == 0:
         return PRESERVE
-    return ENHANCE if delta > 0 else DESTROY
+    return ENHANCE if (delta < 0 if lower_is_better else delta > 0) else DESTROY
 
 
 def delta_table(
@@ -265,7 +270,7 @@ def delta_table(
                 "val_accuracy": (val_accuracy or {}).get(variant),
             }
         )
-    return _corrected(rows, alpha)
+    return _corrected(rows, alpha, metric)
 
 
 def label_counts(rows: Iterable[Row]) -> dict[str, int]:
@@ -349,7 +354,7 @@ def style_deltas(
     if not groups:
         raise ValueError(f"no image of the pair has metadata {key!r}")
     rows = [{"style": s, **_compared(a[idx], b[idx], n_boot, seed, alpha, test)} for s, idx in sorted(groups.items())]
-    return _corrected(rows, alpha)
+    return _corrected(rows, alpha, metric)
 
 
 def frozen_delta_correlation(

@@ -28,7 +28,7 @@ from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.datasets import load_examples
 from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
-from vitattn.specs import MODELS
+from vitattn.specs import MODELS, get_spec
 from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
 from vitattn.ui.config import AppConfig
 from vitattn.ui.errors import brief, fail, redact, warn
@@ -158,11 +158,11 @@ class Explorer:
     def _store_models(self) -> list[str]:
         """The stored models this vitattn knows and whose manifest entry it can use (the others are reported)."""
         names = list(self.store.models())
-        unknown = [n for n in names if n not in MODELS]
+        unknown = [n for n in names if not _known(n)]
         if unknown:
             self._problem(f"the store holds models this vitattn does not know: {', '.join(unknown)} (skipped)")
         usable = []
-        for name in (n for n in names if n in MODELS):
+        for name in (n for n in names if _known(n)):
             try:
                 self._infos[name] = ModelInfo.from_manifest(name, self.store.manifest["models"][name])
                 usable.append(name)
@@ -451,3 +451,12 @@ def _readonly(array) -> np.ndarray:
 
 def _columns(table: Mapping) -> Table:
     return {k: np.asarray(v) for k, v in table.items()}
+
+
+def _known(name: str) -> bool:
+    """A model of ``vitattn.MODELS``, or a variant of one (``clip@lora``: fine-tuned weights, stored as a model)."""
+    try:
+        get_spec(name)
+    except ValueError:
+        return False
+    return True

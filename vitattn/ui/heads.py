@@ -50,8 +50,10 @@ def head_models(ex: Explorer) -> list[str]:
     return [m for m in ex.models() if _head_methods(ex.info(m))]
 
 
-def choices(ex: Explorer, model: str, method: str | None = None) -> HeadChoices:
-    """Valid choices after picking a model (and method): an invalid method becomes the model's first per-head one."""
+def choices(ex: Explorer, model: str, method: str | None = None, *, features: bool = True) -> HeadChoices:
+    """Valid choices after picking a model (and method): an invalid method becomes the model's first per-head one.
+    ``features=False`` leaves the feature types empty, reading no table (the page's build: start-up reads the
+    manifest only; the tab fills them when it opens)."""
     models = tuple(head_models(ex))
     if ex.store is None:
         return HeadChoices(models, (), None, (), (), "The Heads tab needs a store of precomputed metrics.")
@@ -61,7 +63,8 @@ def choices(ex: Explorer, model: str, method: str | None = None) -> HeadChoices:
         note = f"{model} has no attention heads (or no per-head method); pick one of {', '.join(models) or 'none'}."
         return HeadChoices(models, (), None, (), (), note)
     method = method if method in methods else methods[0]
-    return HeadChoices(models, methods, method, model_info.layers[method], tuple(_features(ex, model, method)), "")
+    labels = tuple(_features(ex, model, method)) if features else ()
+    return HeadChoices(models, methods, method, model_info.layers[method], labels, "")
 
 
 def _checked(ex: Explorer, model: str, method: str) -> ModelInfo:

@@ -122,7 +122,7 @@ def _linker(controls: dict) -> tuple[list, Callable]:
 
 def _heads_tab(ex: Explorer, controls: dict) -> None:
     models = heads.head_models(ex)
-    start = heads.choices(ex, models[0] if models else "", None)
+    start = heads.choices(ex, models[0] if models else "", None, features=False)  # filled when the tab opens
     with gr.Tab("Heads", id="heads", elem_id="heads-panel") as tab:
         gr.Markdown(HEADS_INTRO)
         note = gr.Markdown(start.note, visible=bool(start.note), elem_id="heads-note")

@@ -255,10 +255,6 @@ def _table(ex: Explorer, method: str, layer: object, metric: str, head: object) 
             for r in rows
         ]
     )
-    if metric in LOWER_IS_BETTER:  # vitattn.variants labels a positive delta Enhance; here a gain is a drop
-        swap = {variants.ENHANCE: variants.DESTROY, variants.DESTROY: variants.ENHANCE}
-        rows = [{**r, "label": swap.get(r["label"], r["label"])} for r in rows]
-        frame["label"] = [r["label"] for r in rows]
     counts = variants.label_counts(rows)
     lower = " (lower is better: a negative delta is a gain)" if metric in LOWER_IS_BETTER else ""
     summary = (
