@@ -343,7 +343,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
     pair_inputs = [image_id, model_a, model_b, method, layer, head, box]
     pair_outputs = [pair_note, method, layer, head, box, pair, shift, deltas]
 
-    def compare(image, a, b, meth, lay, hd, bx, scope_changed: bool = False):
+    def pair_view(image, a, b, meth, lay, hd, bx, scope_changed: bool = False):
         note, methods, meth, layers, lay, head_choices, hd = _pair_controls(ex, a, b, meth, lay, hd)
         scopes = variants_view.box_choices(ex, image)
         bx = int(bx) if bx is not None and int(bx) in [v for _, v in scopes] else -1
@@ -361,7 +361,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
     def on_shift(image, a, b, meth, lay, hd, bx, evt: gr.SelectData):
         item = ex.item(image)
         x, y = _click_on_shift(item.picture.size, evt.index, bool(warning(ex, a) or warning(ex, b)))
-        return compare(image, a, b, meth, lay, hd, variants_view.box_at_click(ex, image, x, y))
+        return pair_view(image, a, b, meth, lay, hd, variants_view.box_at_click(ex, image, x, y))
 
     def on_table(meth, lay, metric):
         frame, text = variants_view.table(ex, meth, lay, metric, -1)
@@ -370,13 +370,13 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
     def on_row(image, frame: pd.DataFrame, lay, hd, bx, evt: gr.SelectData):
         row = frame.iloc[int(evt.index[0])]
         a, b = str(row["model"]), str(row["variant"])
-        return (gr.update(value=a), gr.update(value=b), *compare(image, a, b, None, lay, hd, bx))
+        return (gr.update(value=a), gr.update(value=b), *pair_view(image, a, b, None, lay, hd, bx))
 
     n = len(pair_outputs)
     # The header's image is read when this tab opens and with each of its controls; listening to the header's own
     # events would start a second event beside the Attention tab's on every header change (a race on its method).
     for trigger in (model_a.input, model_b.input, method.input, layer.release, head.input, box.input):
-        trigger(_safe(n)(compare), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
+        trigger(_safe(n)(pair_view), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     shift.select(_safe(n)(on_shift), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     t_inputs, t_outputs = [t_method, t_layer, t_metric], [table, summary]
     for trigger in (t_method.input, t_layer.input, t_metric.input):
@@ -385,7 +385,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
     table.select(_safe(n + 2)(on_row), row_inputs, [model_a, model_b, *pair_outputs], **PRIVATE, **VIEWS)
 
     def on_tab(*values):
-        first = _safe(n)(compare)(*values[: len(pair_inputs)])
+        first = _safe(n)(pair_view)(*values[: len(pair_inputs)])
         if not has_pairs:
             return (*first, gr.skip(), gr.skip())
         second = _safe(2)(on_table)(*values[len(pair_inputs) :])
