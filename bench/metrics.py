@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
 import vitattn
+from bench.engine import once
 from vitattn.faithfulness import evaluate, evaluate_batch
 from vitattn.metrics import baseline_metrics, score_batch, soft_ground_truth
 from vitattn.metrics.continuous import map_emd, map_kl, map_mse, normalize_maps
@@ -32,16 +32,6 @@ from vitattn.specs import ATTENTION_METHODS
 from vitattn.store.writer import SCORE_BATCH, map_rows
 
 BOXES = [(0.1, 0.2, 0.45, 0.8), (0.55, 0.1, 0.9, 0.5), (0.3, 0.6, 0.7, 0.95)]
-
-
-def once(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
 
 
 def median(fn, repeats: int) -> float:
