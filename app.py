@@ -572,8 +572,13 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         # ``.then``; the Attention views are re-run after it once they exist (end of this layout).
         from vitattn.ui import more_tabs  # Heads, Variants, Features and their endpoints
 
+        from vitattn.ui import compare_tab, query_tab  # Compare (two maps and B - A), Query (one patch's attention)
+
         header = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
-        more_tabs.build(EXPLORER, {"tabs": tabs, **header, "refresh": later.append})
+        controls = {"tabs": tabs, **header, "opacity": opacity, "refresh": later.append}
+        compare_tab.build(EXPLORER, controls)
+        query_tab.build(EXPLORER, controls)
+        more_tabs.build(EXPLORER, controls)
 
     # The public API: hidden typed inputs, named outputs (vitattn/ui/api.py), one endpoint per action.
     with gr.Column(visible=False):
