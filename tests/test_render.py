@@ -157,3 +157,46 @@ def test_colour_bar_ends_have_3_significant_digits():
 def test_value_range_refuses_a_map_without_finite_values():
     with pytest.raises(ValueError, match="finite"):
         render.value_range(np.full((2, 2), np.nan))
+
+
+def _colour_boxes(picture: Image.Image, colours) -> list[tuple[int, int, int, int]]:
+    """The bounding box (x0, y0, x1, y1) of the pixels of each colour, found by scanning the picture."""
+    a = np.asarray(picture.convert("RGB")).astype(int)
+    out = []
+    for c in colours:
+        ys, xs = np.nonzero((np.abs(a - np.asarray(c)) <= 1).all(-1))
+        out.append((xs.min(), ys.min(), xs.max(), ys.max()))
+    return out
+
+
+@pytest.mark.parametrize("n, warning, shared", [(12, "random weights", True), (4, "", True), (7, "", False)])
+def test_tile_at_finds_the_tile_that_was_drawn_under_a_click(n, warning, shared):
+    """The thumbnails are found by scanning the rendered picture (opacity 0: each is a block of the image's own
+    green), in reading order, not by the layout arithmetic under test."""
+    from scipy import ndimage
+
+    image = Image.new("RGB", (90, 60), (0, 200, 0))
+    maps = [np.random.default_rng(i).random((2, 3)) for i in range(n)]
+    picture = render.tiles(image, maps, [f"t{i}" for i in range(n)], opacity=0.0, shared=shared, warning=warning)
+    green = (np.abs(np.asarray(picture).astype(int) - (0, 200, 0)) <= 2).all(-1)
+    labels, count = ndimage.label(green)
+    blocks = sorted(ndimage.find_objects(labels), key=lambda sl: (sl[0].start, sl[1].start))
+    assert count == n
+    for i, (rows, cols) in enumerate(blocks):
+        centre = ((cols.start + cols.stop) / 2, (rows.start + rows.stop) / 2)
+        assert render.tile_at(image.size, n, centre, shared=shared, warning=bool(warning)) == i
+    assert render.tile_at(image.size, n, (5, picture.height - 3), shared=shared, warning=bool(warning)) is None
+    assert render.tile_at(image.size, n, (-1, 30), shared=shared, warning=bool(warning)) is None
+
+
+def test_table_cell_at_finds_the_cell_that_was_drawn_under_a_click():
+    values = np.arange(12, dtype=float).reshape(3, 4)
+    rows = ["layer 0", "layer 1 long name", "l2"]
+    picture = render.heat_table(values, rows, ["a", "b", "c", "d"], title="a title")
+    shades = render.colorize(render.normalize(values))
+    above_bar = picture.crop((0, 0, picture.width, picture.height - render.colorbar(picture.width, 0, 1).height))
+    for r in range(3):
+        for c in range(4):
+            (x0, y0, x1, y1) = _colour_boxes(above_bar, [shades[r, c]])[0]
+            assert render.table_cell_at(rows, 4, ((x0 + x1) / 2, (y0 + y1) / 2), title="a title") == (r, c)
+    assert render.table_cell_at(rows, 4, (2, 60), title="a title") is None  # on a row label

@@ -12,6 +12,7 @@ the colour bar names that range. Boxes are normalized ``(x0, y0, x1, y1)`` (``vi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -442,6 +443,51 @@ def map_view(
     return stack([*parts, picture, colorbar(picture.width, lo, hi, bar_label, cmap)])
 
 
+@dataclass(frozen=True)
+class _TileGeometry:
+    """Where the tiles of ``tiles`` lie: ``cols`` per row, each ``cell_w`` x ``cell_h``, below a ``top`` band."""
+
+    cols: int
+    cell_w: int
+    cell_h: int
+    top: int
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, size: tuple[int, int], n: int, columns: int, side: int, shared: bool, warning: bool):
+        w, h = size
+        scale = min(1.0, side / max(w, h))  # as ``fit(image, side)``
+        tw, th = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1 else (w, h)
+        cols = max(1, min(columns, n))
+        rows = -(-n // cols)
+        cell_w, cell_h = tw + 6, th + 6 + 16 * (1 if shared else 2)
+        top = 24 if warning else 0
+        width = max(cols * cell_w, MIN_TILES_WIDTH if n < columns else 0)  # room for the bar's label
+        return cls(cols, cell_w, cell_h, top, width, top + rows * cell_h)
+
+
+def tile_at(
+    size: tuple[int, int],
+    n: int,
+    point: Sequence[float],
+    *,
+    columns: int = 6,
+    side: int = 160,
+    shared: bool = False,
+    warning: bool = False,
+) -> int | None:
+    """The index of the tile of ``tiles(image of size, n maps, ...)`` under pixel ``point`` (x, y) of its picture,
+    or None (a gap, a title row's margin, the colour bar)."""
+    g = _TileGeometry.of(size, n, columns, side, shared, warning)
+    x, y = float(point[0]), float(point[1]) - g.top
+    if x < 0 or y < 0 or y >= g.height - g.top:
+        return None
+    col, row = int(x // g.cell_w), int(y // g.cell_h)
+    i = row * g.cols + col
+    return i if col < g.cols and i < n else None
+
+
 def tiles(
     image: Image.Image,
     heatmaps: Sequence[np.ndarray],
@@ -468,13 +514,11 @@ def tiles(
     scale = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if shared else None
     thumb = fit(image, side)
     text_font = font(12)
-    cols = max(1, min(columns, len(titles)))
-    rows = -(-len(titles) // cols)
     line = 16
-    cell_w, cell_h = thumb.width + 6, thumb.height + 6 + line * (1 if shared else 2)
-    top = 24 if warning else 0
-    width = max(cols * cell_w, MIN_TILES_WIDTH if len(maps) < columns else 0)  # room for the bar's label
-    out = Image.new("RGB", (width, top + rows * cell_h), (255, 255, 255))
+    g = _TileGeometry.of(image.size, len(maps), columns, side, shared, bool(warning))
+    cols, cell_w = g.cols, g.cell_w
+    top, cell_h = g.top, g.cell_h
+    out = Image.new("RGB", (g.width, g.height), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     if warning:
         out.paste(banner(out.width, "", warning), (0, 0))
@@ -509,10 +553,9 @@ def heat_table(
         raise ValueError(f"values {v.shape} do not match {len(row_labels)} row and {len(col_labels)} column labels")
     text_font = font(12)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    left = 8 + max((measure.textlength(lab, font=text_font) for lab in row_labels), default=0)
-    left, top = int(left) + 6, 24 + (24 if title else 0)
+    left, top = _table_origin(row_labels, title)
     width = max(left + cell * v.shape[1] + 4, int(measure.textlength(title, font=font(14))) + 12, 240)
-    out = Image.new("RGB", (width, top + 22 * v.shape[0] + 4), (255, 255, 255))
+    out = Image.new("RGB", (width, top + TABLE_ROW * v.shape[0] + 4), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     if title:
         draw.text((4, 4), title, fill=(0, 0, 0), font=font(14))
@@ -522,7 +565,7 @@ def heat_table(
     for c, label in enumerate(col_labels):
         draw.text((left + c * cell + 4, top - 18), label, fill=(0, 0, 0), font=text_font)
     for r, label in enumerate(row_labels):
-        y = top + r * 22
+        y = top + r * TABLE_ROW
         draw.text((4, y + 4), label, fill=(0, 0, 0), font=text_font)
         for c in range(v.shape[1]):
             x = left + c * cell
@@ -532,3 +575,25 @@ def heat_table(
             ink = (0, 0, 0) if not ok or sum(fill) > 380 else (255, 255, 255)
             draw.text((x + 4, y + 4), f"{v[r, c]:.2f}" if ok else "n/a", fill=ink, font=text_font)
     return stack([out, colorbar(width, lo, hi, bar_label)])
+
+
+TABLE_ROW = 22  # height of a row of ``heat_table``
+
+
+def _table_origin(row_labels: Sequence[str], title: str) -> tuple[int, int]:
+    """The pixel (left, top) of the first cell of ``heat_table``: after the widest row label, below the title."""
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left = 8 + max((measure.textlength(lab, font=font(12)) for lab in row_labels), default=0)
+    return int(left) + 6, 24 + (24 if title else 0)
+
+
+def table_cell_at(
+    row_labels: Sequence[str], n_cols: int, point: Sequence[float], *, title: str = "", cell: int = 44
+) -> tuple[int, int] | None:
+    """The (row, column) of the ``heat_table`` cell under pixel ``point`` (x, y) of its picture, or None."""
+    left, top = _table_origin(row_labels, title)
+    x, y = float(point[0]) - left, float(point[1]) - top
+    if x < 0 or y < 0:
+        return None
+    r, c = int(y // TABLE_ROW), int(x // cell)
+    return (r, c) if r < len(row_labels) and c < n_cols else None
