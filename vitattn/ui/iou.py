@@ -5,25 +5,32 @@ A model's "best layer" is the layer whose all-heads-fused map has the highest me
 mean, chosen jointly: every pair is one candidate of ``best_layers``, so its bootstrap interval re-selects the method
 and the layer in every resample (``SELECTION_NOTE`` says so on the page). Results are cached per argument set: the
 tables do not change while the app runs.
+
+The per-layer curves (``curves``) carry a 95% bootstrap band per layer (images resampled, seed 0) and the stored
+baselines' means as chance lines (``chance``); ``curves_component`` and ``curves_plot`` draw them as an interactive
+Vega-Lite chart (hover values) in a ``gr.Plot``.
 """
 
 from __future__ import annotations
 
+import json
 from functools import partial
 
+import gradio as gr
 import numpy as np
 import pandas as pd
+from gradio.components.plot import AltairPlotData
 from PIL import Image
 
 from vitattn import render
 from vitattn.metrics import (
+    BASELINE_NAMES,
     FUSED_HEAD,
     METRIC_NAMES,
     PERCENTILES,
     best_layers,
     breakdown,
     compare_selections,
-    group_means,
     kruskal_by_group,
     layer_head_grid,
     select,
@@ -139,26 +146,55 @@ def _leaderboard(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
     return pd.DataFrame(out).round(4)
 
 
-CURVE_COLUMNS = ["model", "method", "layer", "depth", "iou"]
+CURVE_COLUMNS = ["model", "method", "layer", "depth", "iou", "lo", "hi"]
+CHANCE_COLUMNS = ["baseline", "iou", "lo", "hi"]
+BOOT_SEED = 0  # the seed of ``vitattn.metrics.summarize``: the same bands on every run
+BANDS_NOTE = (
+    f"Bands: the 95% bootstrap interval of each layer's mean ({N_BOOT} resamples of the images with replacement, "
+    f"percentile interval, seed {BOOT_SEED}). Dashed grey lines: chance, each stored baseline's mean IoU at this "
+    "percentile. Hover a dot, a band or a line for its numbers."
+)
 
 
 def _curves(ex: Explorer, percentile: int, method: str) -> pd.DataFrame:
-    """Rows per (model, layer): ``depth`` = (layer + 1) / layers puts ViT blocks and ResNet stages on one axis."""
+    """Rows per (model, layer): ``depth`` = (layer + 1) / layers puts ViT blocks and ResNet stages on one axis;
+    ``lo``, ``hi``: the 95% percentile-bootstrap interval of the mean over images (``summarize``, seed 0)."""
     metric = metric_of(percentile)
     fused = select(ex.metrics_table(), head=FUSED_HEAD)
     chosen = {r["model"]: r["method"] for r in _best(ex, metric, _check_method(ex, method))}
+    keep = np.array([chosen.get(str(m)) == str(meth) for m, meth in zip(fused["model"], fused["method"], strict=True)])
+    shown = {k: np.asarray(v)[keep] for k, v in fused.items()}
+    if not keep.any():
+        return pd.DataFrame(columns=CURVE_COLUMNS)
     rows = [
         {
-            "model": model,
-            "method": meth,
-            "layer": ex.info(model).layer_name(int(layer)),
-            "depth": round(ex.info(model).depth(int(layer)), 4),
-            "iou": mean,
+            "model": r["model"],
+            "method": r["method"],
+            "layer": ex.info(r["model"]).layer_name(int(r["layer"])),
+            "depth": round(ex.info(r["model"]).depth(int(r["layer"])), 4),
+            "iou": r["mean"],
+            "lo": r["lo"],
+            "hi": r["hi"],
         }
-        for (model, meth, layer), mean in group_means(fused, metric, ("model", "method", "layer"))
-        if chosen.get(model) == meth
+        for r in summarize(shown, metric, by=("model", "method", "layer"), n_boot=N_BOOT, seed=BOOT_SEED)
     ]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def _chance(ex: Explorer, percentile: int) -> pd.DataFrame:
+    """Each stored baseline's mean at ``percentile`` (of ``vitattn.metrics.BASELINE_NAMES``, in that order) with
+    its bootstrap interval: the chance lines of the curves."""
+    metric = metric_of(percentile)
+    try:
+        found = summarize(ex.baseline_table(), metric, by=("baseline",), n_boot=N_BOOT, seed=BOOT_SEED)
+    except (KeyError, ValueError):  # a store without baselines (or without this column): no chance lines
+        found = []
+    rows = {r["baseline"]: r for r in found}
+    order = [b for b in BASELINE_NAMES if b in rows] + sorted(set(rows) - set(BASELINE_NAMES))
+    return pd.DataFrame(
+        [{"baseline": b, "iou": rows[b]["mean"], "lo": rows[b]["lo"], "hi": rows[b]["hi"]} for b in order],
+        columns=CHANCE_COLUMNS,
+    )
 
 
 def methods_of(ex: Explorer, model: str, with_heads: bool = False) -> list[str]:
@@ -283,22 +319,15 @@ def _kruskal(values, groups) -> tuple[float, float]:
     return round(float(result.H), 4), round(float(result.p), 4)
 
 
-_COMPUTE = {
-    "leaderboard": _leaderboard,
-    "curves": _curves,
-    "grid": _grid,
-    "breakdown": _breakdown,
-    "compare": _compare,
-}
-
-
 def leaderboard(ex: Explorer, percentile: int, method: str = BEST) -> pd.DataFrame:
     """Models at their best layer, ranked by mean IoU at ``percentile``, with the baselines below."""
     return _cached(ex, "leaderboard", percentile, method)
 
 
 def curves(ex: Explorer, percentile: int, method: str = BEST) -> pd.DataFrame:
-    """Mean IoU per layer of every model (at its best method, or at ``method``), for one plot."""
+    """Mean IoU per layer of every model (at its best method, or at ``method``), for one plot: ``model, method,
+    layer, depth, iou`` and ``lo``, ``hi``, the 95% bootstrap interval over images (percentile, 1000 resamples,
+    seed 0)."""
     return _cached(ex, "curves", percentile, method)
 
 
@@ -317,3 +346,138 @@ def compare(ex: Explorer, model_a: str, model_b: str, percentile: int) -> pd.Dat
     paired t-test or Wilcoxon signed-rank (by a Shapiro-Wilk check), the mean difference B - A with its bootstrap
     interval, d_z, rank-biserial, and p-values Holm-corrected across the rows."""
     return _cached(ex, "compare", model_a, model_b, percentile)
+
+
+def chance(ex: Explorer, percentile: int) -> pd.DataFrame:
+    """Each stored baseline's mean IoU at ``percentile`` with its bootstrap interval (the curves' chance lines)."""
+    return _cached(ex, "chance", percentile)
+
+
+# -- the curves as an interactive chart ---------------------------------------------------------------------------
+#
+# Gradio's native LinePlot draws lines only (no bands, no extra reference lines). ``gr.Plot`` renders a Vega-Lite
+# spec with the vega-embed bundled in Gradio's front end (hover tooltips included) when given an ``AltairPlotData``;
+# ``gr.Plot.postprocess`` passes it through as it is. So the spec is written here as JSON, the same spec altair would
+# emit, without adding altair as a dependency. Vega-Lite 5 (the version Gradio 6 bundles). With ``chart="line"`` the
+# front end does what it does for its own line charts: the chart takes the width of its box (and follows it), the
+# page's fonts, and the page's colours for each layer's colour scale (so every layer with a colour encoding gives
+# its scale an explicit range, which the front end replaces by index, and every layer keeps one model order).
+
+VEGA_LITE = "https://vega.github.io/schema/vega-lite/v5.json"
+CURVES_TITLE = "Mean IoU per layer"
+CURVES_HEIGHT = 420
+CHANCE_COLOR = "#666666"
+PALETTE = ("#f97316", "#3b82f6", "#22c55e", "#ef4444", "#a855f7", "#06b6d4", "#eab308", "#ec4899", "#64748b")
+
+
+def curves_component(**layout) -> gr.Plot:
+    """The IoU tab's curves: a ``gr.Plot`` for ``curves_plot``'s value (``layout``: e.g. ``elem_id``, ``label``)."""
+    return gr.Plot(**{"label": CURVES_TITLE, "show_label": False, **layout})
+
+
+def curves_plot(ex: Explorer, percentile: int, method: str = BEST) -> AltairPlotData:
+    """The curves with their bootstrap bands and chance lines, as the value of ``curves_component``."""
+    return _cached(ex, "plot", percentile, method)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON objects (NaN: null)."""
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else _plain(v)) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plot(ex: Explorer, percentile: int, method: str) -> AltairPlotData:
+    return AltairPlotData(
+        chart="line", plot=json.dumps(curves_spec(curves(ex, percentile, method), chance(ex, percentile)))
+    )
+
+
+def curves_spec(rows: pd.DataFrame, chance_rows: pd.DataFrame) -> dict:
+    """A Vega-Lite spec: per model its mean IoU against depth (line and points), its 95% bootstrap band (shaded),
+    and per baseline a flat dashed line at its mean; every mark shows its numbers on hover."""
+    models = sorted(set(rows["model"]))
+    depth = {
+        "field": "depth",
+        "type": "quantitative",
+        "title": "depth: (layer + 1) / number of layers (ResNet: stages)",
+        "scale": {"domain": [0, 1]},
+        "axis": {"values": [round(0.1 * k, 1) for k in range(11)], "format": ".1f"},
+    }
+    palette = [PALETTE[i % len(PALETTE)] for i in range(len(models))]  # replaced by the page's colours, by index
+    color = {"field": "model", "type": "nominal", "title": "model", "scale": {"domain": models, "range": palette}}
+    color["legend"] = {"symbolOpacity": 1}  # the bands' pale fill would be the symbol otherwise
+    hover = [
+        {"field": "model", "type": "nominal"},
+        {"field": "method", "type": "nominal"},
+        {"field": "layer", "type": "nominal"},
+        {"field": "depth", "type": "quantitative", "format": ".3f"},
+        {"field": "iou", "type": "quantitative", "title": "mean IoU", "format": ".4f"},
+        {"field": "lo", "type": "quantitative", "title": "95% low", "format": ".4f"},
+        {"field": "hi", "type": "quantitative", "title": "95% high", "format": ".4f"},
+    ]
+    layers = [
+        {
+            "mark": {"type": "area", "opacity": 0.18, "strokeWidth": 0},
+            "encoding": {
+                "x": depth,
+                "y": {"field": "lo", "type": "quantitative", "title": "mean IoU"},
+                "y2": {"field": "hi"},
+                "color": color,
+                "tooltip": hover,
+            },
+        },
+        {
+            "mark": {"type": "line", "point": {"size": 50, "filled": True, "strokeWidth": 0}, "strokeWidth": 2},
+            "encoding": {"x": depth, "y": {"field": "iou", "type": "quantitative"}, "color": color, "tooltip": hover},
+        },
+    ]
+    if len(chance_rows):
+        layers.append(
+            {
+                "data": {"values": _records(chance_rows)},
+                "mark": {"type": "rule", "stroke": CHANCE_COLOR, "strokeWidth": 1.5},
+                "encoding": {
+                    "y": {"field": "iou", "type": "quantitative"},
+                    "strokeDash": {
+                        "field": "baseline",
+                        "type": "nominal",
+                        "title": "chance (baseline mean)",
+                        "scale": {"domain": list(chance_rows["baseline"])},
+                    },
+                    "tooltip": [
+                        {"field": "baseline", "type": "nominal", "title": "chance line"},
+                        {"field": "iou", "type": "quantitative", "title": "mean IoU", "format": ".4f"},
+                        {"field": "lo", "type": "quantitative", "title": "95% low", "format": ".4f"},
+                        {"field": "hi", "type": "quantitative", "title": "95% high", "format": ".4f"},
+                    ],
+                },
+            }
+        )
+    return {
+        "$schema": VEGA_LITE,
+        "title": {
+            "text": CURVES_TITLE,
+            "subtitle": f"bands: 95% bootstrap over images ({N_BOOT} resamples, seed {BOOT_SEED}); "
+            "dashed: chance (baselines)",
+        },
+        "height": CURVES_HEIGHT,
+        "data": {"values": _records(rows)},
+        "layer": layers,
+    }
+
+
+_COMPUTE = {
+    "leaderboard": _leaderboard,
+    "curves": _curves,
+    "chance": _chance,
+    "plot": _plot,
+    "grid": _grid,
+    "breakdown": _breakdown,
+    "compare": _compare,
+}
