@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui import AppConfig, Explorer, api, iou, page, views, wiring
+from vitattn.ui import AppConfig, Explorer, api, export, iou, page, views, wiring
 from vitattn.ui.catalog import FUSED, format_boxes, parse_boxes
 from vitattn.ui.config import (
     LIVE_WORKERS,
@@ -50,6 +50,23 @@ LIMITS = (
 # Live inference (uploads; predictions unless stored) and cached views queue separately: a view never waits for one.
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
+PLAY_SECONDS = 1.2  # layer playback: one layer per tick
+STEPS = ("first", "previous", "next", "last")
+# Keyboard stepping: arrow keys (or , and .) step the layer, Home/End jump to the first/last layer, p plays or pauses;
+# not while typing in a field (a focused slider keeps its own arrow keys).
+KEYS = """() => {
+  const keys = {ArrowLeft: 'layer-previous', ',': 'layer-previous', ArrowRight: 'layer-next', '.': 'layer-next',
+                Home: 'layer-first', End: 'layer-last', p: 'layer-play'};
+  document.addEventListener('keydown', (e) => {
+    const t = e.target, tag = (t && t.tagName || '').toLowerCase();
+    if (e.altKey || e.ctrlKey || e.metaKey || tag === 'input' || tag === 'textarea' || tag === 'select'
+        || (t && t.isContentEditable) || !(e.key in keys)) return;
+    const button = document.getElementById(keys[e.key]);
+    if (!button) return;
+    e.preventDefault();
+    button.click();
+  });
+}"""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -218,7 +235,8 @@ def compare(model_a: str, model_b: str, percentile: int = 90) -> pd.DataFrame:
 def on_model(model: str, method: str, layer: float, head: int) -> tuple[dict, dict, dict]:
     """Keeps method, layer and head valid for the chosen model or method; the head control is off where the
     method fuses heads by definition (rollout, gradcam)."""
-    c = page.controls(EXPLORER.info(model), method, layer, head)
+    info = EXPLORER.info(model)
+    c = page.controls(info, method, layer, head)
     return (
         gr.update(choices=list(c.methods), value=c.method),
         gr.update(  # one layer only (pool): the whole range shown, the slider off (Gradio refuses minimum == maximum)
@@ -226,6 +244,7 @@ def on_model(model: str, method: str, layer: float, head: int) -> tuple[dict, di
             maximum=c.layers[-1] if c.layers[-1] > 0 else 1,
             value=c.layer,
             interactive=len(c.layers) > 1,
+            label=page.layer_label(info, c.layers),
         ),
         gr.update(choices=list(c.heads), value=c.head, interactive=len(c.heads) > 1),
     )
@@ -376,6 +395,143 @@ def after_upload(image_id: str) -> tuple[dict, str, None]:
     return gr.update(choices=[*ids, image_id] if image_id not in ids else ids, value=image_id), "", None
 
 
+# -- playback, clicks that open a view, export ---------------------------------------------------------------------
+
+PLAY, PAUSE = "▶", "⏸"
+
+
+@guard
+def on_step(model: str, method: str, layer: float, how: str) -> dict:
+    """A playback button (or its key): the method's first, previous, next or last layer."""
+    layers = page.controls(EXPLORER.info(model), method, layer, None).layers
+    return gr.update(value=page.step_layer(layers, layer, how))
+
+
+@guard
+def on_play(model: str, method: str, layer: float, playing: bool) -> tuple:
+    """Play (from the first layer when at the last) or pause: the timer steps one layer per tick."""
+    layers = page.controls(EXPLORER.info(model), method, layer, None).layers
+    if playing or len(layers) < 2:
+        return False, gr.Timer(active=False), gr.update(value=PLAY), gr.skip()
+    start = gr.update(value=layers[0]) if int(layer) >= layers[-1] else gr.skip()
+    return True, gr.Timer(active=True), gr.update(value=PAUSE), start
+
+
+@guard
+def on_tick(model: str, method: str, layer: float, playing: bool) -> tuple:
+    """One playback step; playback stops at the last layer."""
+    layers = page.controls(EXPLORER.info(model), method, layer, None).layers
+    if not playing:
+        return gr.skip(), False, gr.Timer(active=False), gr.update(value=PLAY)
+    after = page.step_layer(layers, layer, "next")
+    if after == layers[-1]:
+        return gr.update(value=after), False, gr.Timer(active=False), gr.update(value=PLAY)
+    return gr.update(value=after), True, gr.skip(), gr.skip()
+
+
+def open_view(model: str, method: str, layer: int, head: int, tab: bool = True) -> tuple:
+    """Updates of (tabs, model, method, layer, head) that show one view in the Attention tab."""
+    info = EXPLORER.info(model)
+    c = page.controls(info, method, layer, head)
+    return (
+        gr.Tabs(selected="attention") if tab else gr.skip(),
+        gr.update(value=model),
+        gr.update(choices=list(c.methods), value=c.method),
+        gr.update(
+            minimum=c.layers[0] if len(c.layers) > 1 else 0,
+            maximum=c.layers[-1] if c.layers[-1] > 0 else 1,
+            value=c.layer,
+            interactive=len(c.layers) > 1,
+            label=page.layer_label(info, c.layers),
+        ),
+        gr.update(choices=list(c.heads), value=c.head, interactive=len(c.heads) > 1),
+    )
+
+
+@guard
+def on_strip_click(image_id, model, method, head, scale, evt: gr.SelectData) -> dict:
+    """A click on a tile of the layer strip shows that layer."""
+    shared = scale == views.SCALES[1]
+    layer = page.strip_layer(EXPLORER, image_id, model, method, head, shared, evt.index)
+    return gr.skip() if layer is None else gr.update(value=layer)
+
+
+@guard
+def on_grid_click(image_id, model, method, layer, scale, evt: gr.SelectData) -> dict:
+    """A click on a tile of the head grid shows that head."""
+    head = page.grid_head(EXPLORER, image_id, model, method, layer, scale == views.SCALES[1], evt.index)
+    return gr.skip() if head is None else gr.update(value=head)
+
+
+@guard
+def on_board_click(board: pd.DataFrame, evt: gr.SelectData) -> tuple:
+    """A click on a leaderboard row opens that model at its method and layer (baseline rows open nothing)."""
+    row = board.iloc[int(evt.index[0])] if board is not None and len(board) > int(evt.index[0]) else None
+    if row is None or str(row["model"]) not in EXPLORER.models() or pd.isna(row["layer"]):
+        return tuple(gr.skip() for _ in range(5))
+    return open_view(str(row["model"]), str(row["method"]), int(row["layer"]), FUSED)
+
+
+@guard
+def on_table_click(model: str, method: str, evt: gr.SelectData) -> tuple:
+    """A click on a cell of the layer x head table opens that layer and head ("fused": all heads)."""
+    at = page.table_view(EXPLORER.info(model), method, evt.index)
+    if at is None:
+        return tuple(gr.skip() for _ in range(5))
+    return open_view(model, method, *at)
+
+
+@guard
+def export_view(image_id, model, method, layer, head, opacity, percentile, show_mask, box) -> list[str]:
+    """The Attention view as files: the map (float32 .npy, on the model's grid), its metrics and the per-layer chart
+    (CSV), the picture (PNG)."""
+    picture, table, _ = attention(image_id, model, method, layer, head, opacity, percentile if show_mask else 0, box)
+    rows = layer_metrics(image_id, model, method, layer, head, percentile, box)
+    info = EXPLORER.info(model)
+    layer = info.check_layer(method, layer)
+    fused = head is None or int(head) == FUSED or info.heads.get(method, 0) == 0
+    heatmap, _ = EXPLORER.map(EXPLORER.item(image_id), model, method, layer, None if fused else int(head))
+    stem = export.name(image_id, model, method, f"layer{layer}", "fused" if fused else f"head{int(head)}")
+    return [
+        export.npy(stem, heatmap),
+        export.csv(f"{stem}_metrics", table),
+        export.csv(f"{stem}_per-layer", rows),
+        export.png(stem, picture),
+    ]
+
+
+@guard
+def export_iou(percentile, board_method, grid_model, grid_method, group_method, group_layer, by, model_a, model_b):
+    """The IoU tab's tables as CSV: leaderboard, per-layer curves, layer x head means, breakdown, comparison."""
+    stem = export.name("iou", percentile)
+    _, numbers = layer_head(grid_model, grid_method, percentile)
+    heads = pd.DataFrame(numbers["grid"], columns=[f"h{h}" for h in range(len(numbers["grid"][0]))])
+    heads.insert(0, "layer", range(len(heads)))
+    heads["fused"] = numbers["fused"]
+    files = [
+        export.csv(f"{stem}_leaderboard", leaderboard(percentile, board_method)),
+        export.csv(f"{stem}_per-layer", layer_curves(percentile, board_method)),
+        export.csv(export.name(stem, grid_model, grid_method, "layer-head"), heads),
+    ]
+    for what, table in (
+        (f"by-{by}", lambda: breakdown(grid_model, group_method, group_layer, by, percentile)),
+        (f"{model_a}-vs-{model_b}", lambda: compare(model_a, model_b, percentile)),
+    ):
+        try:  # one table that cannot be computed (no styles, one model) does not stop the others
+            files.append(export.csv(export.name(stem, what), table()))
+        except gr.Error as e:
+            warn(f"not exported: {what}: {e.message}")
+    return files
+
+
+@guard
+def export_mine(image_id, model, method, layer, head, boxes, opacity) -> list[str]:
+    """Your boxes' view as files: the metrics (CSV) and the picture (PNG)."""
+    picture, table = views.user_metrics(EXPLORER, image_id, model, method, layer, head, boxes, opacity)
+    stem = export.name(image_id, model, method, f"layer{int(layer)}", "your-boxes")
+    return [export.csv(f"{stem}_metrics", table), export.png(stem, picture)]
+
+
 @guard
 def page_status() -> str:
     return page.status(EXPLORER)
@@ -407,6 +563,15 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", elem_id="model")
         method = gr.Dropdown(list(START.methods), value=START.method, label="Method", elem_id="method")
         layer = gr.Slider(0, NUM_LAYERS - 1, value=START.layer, step=1, label="Layer", elem_id="layer")
+        with gr.Column(min_width=200, scale=0, elem_id="playback"):
+            gr.Markdown("Layers: play, step (keys ← → Home End p)", elem_classes="small")
+            with gr.Row():
+                step_buttons = {
+                    how: gr.Button(icon, size="sm", min_width=34, elem_id=f"layer-{how}")
+                    for how, icon in zip(STEPS, ("⏮", "◀", "▶▶", "⏭"), strict=True)
+                }
+                play = gr.Button(PLAY, size="sm", min_width=34, elem_id="layer-play")
+        playing, player = gr.State(False), gr.Timer(PLAY_SECONDS, active=False)
         head = gr.Dropdown(list(START.heads), value=FUSED, label="Head", elem_id="head")
         opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Opacity", elem_id="opacity")
 
@@ -443,8 +608,11 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                     )
                     top5 = gr.Label(label="Top-5 ImageNet classes", num_top_classes=5, visible=False)
             scale = gr.Radio(list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip and the grid")
-            strip = gr.Image(label="The same map at every layer", elem_id="layer-strip", **PICTURE)
-            grid = gr.Image(label="Every head of this layer", elem_id="head-grid", **PICTURE)
+            strip = gr.Image(label="The same map at every layer (click one)", elem_id="layer-strip", **PICTURE)
+            grid = gr.Image(label="Every head of this layer (click one)", elem_id="head-grid", **PICTURE)
+            with gr.Row():
+                export_button = gr.Button("Export this view: map .npy, tables .csv, picture .png", size="sm")
+                export_files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="export")
             with gr.Accordion("Raw maps (numbers)", open=False):
                 data = gr.JSON(label="attention")
                 strip_data, grid_data = gr.JSON(label="layer maps"), gr.JSON(label="head maps")
@@ -482,7 +650,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 board_method = gr.Dropdown(
                     [iou.BEST, *ALL_METHODS], value=iou.BEST, label="Method", elem_id="board-method"
                 )
-            board = gr.Dataframe(label="Leaderboard: each model at its best layer", wrap=True)
+            board = gr.Dataframe(
+                label="Leaderboard: each model at its best layer (click a row to open it)", wrap=True, elem_id="board"
+            )
             gr.Markdown(iou.SELECTION_NOTE)
             curves = gr.LinePlot(
                 x="depth",
@@ -504,7 +674,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 grid_method = gr.Dropdown(
                     iou.methods_of(EXPLORER, MODELS[0]), value=START.method, label="Method", elem_id="grid-method"
                 )
-            grid_picture = gr.Image(label="Layer x head", elem_id="layer-head", **PICTURE)
+            grid_picture = gr.Image(label="Layer x head (click a cell to open it)", elem_id="layer-head", **PICTURE)
             grid_numbers = gr.JSON(label="layer x head means", visible=False)
             styles = EXPLORER.store is not None and iou.has_styles(EXPLORER)
             with gr.Row():
@@ -525,6 +695,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 wrap=True,
                 elem_id="paired",
             )
+            with gr.Row():
+                iou_export = gr.Button("Export these tables (CSV)", size="sm", elem_id="iou-export")
+                iou_files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="iou-files")
 
         with gr.Tab("Your image", id="upload"):
             gr.Markdown(
@@ -557,6 +730,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                         score = gr.Button("Score boxes", variant="primary", elem_id="score")
                         clear = gr.Button("Clear boxes")
                     mine_table = gr.Dataframe(label="Metrics against your boxes", wrap=True)
+                    with gr.Row():
+                        mine_export = gr.Button("Export: metrics .csv, picture .png", size="sm")
+                        mine_files = gr.File(label="Files", file_count="multiple", interactive=False)
             corner = gr.State(None)
 
         with gr.Tab("Gallery", id="gallery"):
@@ -570,9 +746,8 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
 
         # New tabs go here, one call each (a builder in vitattn/ui/). ``"refresh": later.append`` takes an event's
         # ``.then``; the Attention views are re-run after it once they exist (end of this layout).
-        from vitattn.ui import more_tabs  # Heads, Variants, Features and their endpoints
-
-        from vitattn.ui import compare_tab, query_tab  # Compare (two maps and B - A), Query (one patch's attention)
+        # Compare (two maps and B - A), Query (one patch's attention), Heads, Variants, Features, and their endpoints
+        from vitattn.ui import compare_tab, more_tabs, query_tab
 
         header = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
         controls = {"tabs": tabs, **header, "opacity": opacity, "refresh": later.append}
@@ -697,6 +872,27 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     )
     refresh(grid_changed.then, "layer_head", "breakdown")
 
+    # Playback and clicks that open a view: they set the header's controls, then the views follow.
+    LAYER_VIEWS = ("attention", "chart", "heads", "similarity", "metrics")
+    for how, button in step_buttons.items():
+        refresh(button.click(on_step, [model, method, layer, gr.State(how)], layer, **PRIVATE).then, *LAYER_VIEWS)
+    started = play.click(on_play, [model, method, layer, playing], [playing, player, play, layer], **PRIVATE)
+    refresh(started.then, *LAYER_VIEWS)
+    ticked = player.tick(on_tick, [model, method, layer, playing], [layer, playing, player, play], **PRIVATE)
+    refresh(ticked.then, *LAYER_VIEWS)
+    refresh(strip.select(on_strip_click, [image_id, model, method, head, scale], layer, **PRIVATE).then, *LAYER_VIEWS)
+    picked = grid.select(on_grid_click, [image_id, model, method, layer, scale], head, **PRIVATE)
+    refresh(picked.then, "attention", "chart", "layers", "metrics")
+    opens = [tabs, model, method, layer, head]
+    refresh(board.select(on_board_click, board, opens, **PRIVATE).then, *EVERY_VIEW, "predictions")
+    cell = grid_picture.select(on_table_click, [grid_model, grid_method], opens, **PRIVATE)
+    refresh(cell.then, *EVERY_VIEW, "predictions")
+    attention_view = [image_id, model, method, layer, head, opacity, map_percentile, show_mask, scope]
+    export_button.click(export_view, attention_view, export_files, **PRIVATE)
+    iou_tables = [percentile, board_method, grid_model, grid_method, group_method, group_layer, by, model_a, model_b]
+    iou_export.click(export_iou, iou_tables, iou_files, **PRIVATE)
+    mine_export.click(export_mine, [image_id, model, method, layer, head, boxes, opacity], mine_files, **PRIVATE)
+
     new_image = [x0, y0, x1, y1, box_choice, pending, scope]
     all_for_image = (*EVERY_VIEW, "predictions", "image")
     refresh(image_id.input(on_image, image_id, new_image, **PRIVATE).then, *all_for_image)
@@ -748,6 +944,7 @@ def serve(host: str | None = None, port: int | None = None, *, block: bool = Tru
     """
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=VIEW_WORKERS)
     return demo.launch(
+        js=KEYS,
         server_name=host,
         server_port=port,
         show_error=True,

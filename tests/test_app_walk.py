@@ -14,103 +14,12 @@ Screenshots land in artifacts/screens/walk-*.png.
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from app_support import ARTIFACTS, KINDS, app_server
+from app_support import ARGS, CHROMIUM, KINDS, SCREENS, Walker, app_server
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-SCREENS = ARTIFACTS / "screens"
-MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
-QUIET_MS = 800  # no request for this long, and no progress bar: the page has settled
-POLL_MS = 150
-ERROR_TEXT = re.compile(r"\bError\b|failed")
-
-
-class Walker:
-    """A page and a count of the requests it sends to Gradio's queue (one per event run)."""
-
-    def __init__(self, page):
-        self.page = page
-        self.sent = 0
-        self.log: list[str] = []
-        page.on("request", self._count)
-
-    def _count(self, request) -> None:
-        if "/queue/join" in request.url:
-            self.sent += 1
-
-    def act(self, what: str, action) -> int:
-        """Runs ``action``, waits until the page settles, and returns the requests it caused (at most the bound)."""
-        before = self.sent
-        action()
-        quiet, last = 0, self.sent
-        while quiet < QUIET_MS:
-            self.page.wait_for_timeout(POLL_MS)
-            caused = self.sent - before
-            assert caused <= MAX_REQUESTS, f"{what}: {caused} requests and counting; the page does not settle"
-            busy = self.page.locator(".eta-bar").count() > 0
-            quiet = 0 if busy or self.sent != last else quiet + POLL_MS
-            last = self.sent
-        caused = self.sent - before
-        self.log.append(f"{what}: {caused}")
-        self.no_error(what)
-        return caused
-
-    def no_error(self, what: str) -> None:
-        toasts = self.page.locator(".toast-body")
-        if toasts.count():
-            text = " | ".join(toasts.all_inner_texts())
-            self.shot(f"error-{re.sub(r'[^a-z0-9]+', '-', what.lower())[:60]}", full=False)
-            raise AssertionError(f"{what}: a notice appeared: {text}")
-        body = self.page.locator("body").inner_text()
-        found = ERROR_TEXT.search(body)
-        assert found is None, f"{what}: the page says {body[max(0, found.start() - 80) : found.end() + 80]!r}"
-
-    def pick(self, label: str, option: str, *, within=None) -> int:
-        """Opens the dropdown ``label`` with a click and clicks ``option``."""
-        scope = within or self.page
-        box = scope.get_by_label(label, exact=True)
-
-        def do() -> None:
-            box.click()
-            self.page.get_by_role("option").filter(has_text=re.compile(rf"^(✓\s*)?{re.escape(option)}$")).click()
-
-        return self.act(f"{label} = {option}", do)
-
-    def options(self, label: str, *, within=None) -> list[str]:
-        """The options of a dropdown (opened with a click, closed with Escape: no event)."""
-        box = (within or self.page).get_by_label(label, exact=True)
-        box.click()
-        names = self.page.get_by_role("option").all_inner_texts()
-        box.press("Escape")
-        self.page.locator("body").click(position={"x": 5, "y": 5})  # blur: the dropdown sends its input event
-        self.page.wait_for_timeout(QUIET_MS)
-        return [n.strip().splitlines()[-1].strip() for n in names]  # the chosen one reads "✓\ncls"
-
-    def slide(self, elem_id: str, fraction: float) -> int:
-        """A click on a slider's track at ``fraction`` of its width."""
-        track = self.page.locator(f"#{elem_id} input[type=range]")
-
-        def do() -> None:
-            box = track.bounding_box()
-            track.click(position={"x": max(1, min(box["width"] - 1, fraction * box["width"])), "y": box["height"] / 2})
-
-        return self.act(f"{elem_id} at {fraction:.0%}", do)
-
-    def click(self, what: str, locator, **position) -> int:
-        return self.act(what, lambda: locator.click(**position))
-
-    def tab(self, name: str) -> None:
-        self.act(f"tab {name}", lambda: self.page.get_by_role("tab", name=name).click())
-
-    def shot(self, name: str, full: bool = True) -> None:
-        self.page.screenshot(path=str(SCREENS / f"walk-{name}.png"), full_page=full)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vitattn.boxes import LabeledBox
-from vitattn.render import fit
+from vitattn.render import fit, table_cell_at, tile_at
 from vitattn.ui.catalog import FUSED, ModelInfo
 from vitattn.ui.errors import redact
 from vitattn.ui.explorer import Explorer
@@ -199,3 +199,58 @@ def status(ex: Explorer) -> str:
             "⚠️ **Problems** (where a stored part is unavailable, the app computes it live):\n" + "\n".join(shown)
         )
     return redact("  \n".join(lines))  # one line each, no gaps between: the page's controls stay near the top
+
+
+# -- clicks on strips, grids and tables: which view a click opens ------------------------------------------------
+
+
+def strip_layer(
+    ex: Explorer, image_id: str, model: str, method: str, head: int | None, shared: bool, point: Sequence[float]
+) -> int | None:
+    """The layer whose tile of the layer strip (``views.layer_strip``) lies under pixel ``point``, or None."""
+    item, info = ex.item(image_id), ex.info(model)
+    layers = info.layers[method]
+    fused = head is None or head == FUSED or info.heads.get(method, 0) == 0
+    _, origin = ex.map(item, model, method, layers[0], None if fused else int(head))
+    at = tile_at(item.picture.size, len(layers), point, shared=shared, warning=ex.random_weights(origin, model))
+    return None if at is None else layers[at]
+
+
+def grid_head(
+    ex: Explorer, image_id: str, model: str, method: str, layer: int, shared: bool, point: Sequence[float]
+) -> int | None:
+    """The head whose tile of the head grid (``views.head_grid``) lies under pixel ``point``, or None."""
+    item, info = ex.item(image_id), ex.info(model)
+    n = info.heads.get(method, 0)
+    if n == 0:
+        return None
+    _, origin = ex.heads(item, model, method, info.check_layer(method, layer))
+    return tile_at(item.picture.size, n, point, shared=shared, warning=ex.random_weights(origin, model))
+
+
+def table_view(info: ModelInfo, method: str, point: Sequence[float]) -> tuple[int, int] | None:
+    """The (layer, head) of the layer x head table (``iou.grid``: titled, one column per head, then "fused") under
+    pixel ``point``, head ``FUSED`` for the last column; None off the cells."""
+    names = [info.layer_name(v) for v in info.layers[method]]
+    n = info.heads.get(method, 0)
+    cell = table_cell_at(names, n + 1, point, title="titled")
+    if cell is None:
+        return None
+    row, col = cell
+    return info.layers[method][row], FUSED if col == n else col
+
+
+def layer_label(info: ModelInfo, layers: Sequence[int]) -> str:
+    """The layer slider's label: "Layer" for ViT blocks; for ResNet which stage each value is."""
+    if info.family != "resnet":
+        return "Layer"
+    return f"Stage: {layers[0]} = {info.layer_name(layers[0])} ... {layers[-1]} = {info.layer_name(layers[-1])}"
+
+
+def step_layer(layers: Sequence[int], layer: float, how: str) -> int:
+    """The layer after a playback step ``how`` ("first", "previous", "next", "last") from ``layer``; steps stop at
+    the ends (no wrap: the last layer stays the last)."""
+    layers = sorted(int(v) for v in layers)
+    i = layers.index(int(layer)) if int(layer) in layers else len(layers) - 1
+    j = {"first": 0, "previous": i - 1, "next": i + 1, "last": len(layers) - 1}[how]
+    return layers[min(max(j, 0), len(layers) - 1)]
