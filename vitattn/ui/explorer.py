@@ -7,6 +7,11 @@ Where maps come from, per request:
 - an uploaded or bundled example image, or a stored part that cannot be read: live inference
   (``LiveModels``), cached by image content and model, so only the first view of an image under a model waits.
 
+Gradient methods (gradcam, agcam, gae) of an ImageNet classifier explain one class: the store holds the maps of the
+top-1 class, and so does the cached live analysis. The maps of another class (``target``) come from live inference
+(``LiveModels.explain``: the gradient methods only, cached by image content, model and class); the attention methods
+do not depend on the class and ignore ``target``.
+
 A stored part that fails (a damaged file, the Hub unreachable) is recorded (``problems``, shown on the page), the
 view falls back to live inference with a notice, and the part is not asked for again for ``STORE_RETRY_SECONDS``
 (the Hub may come back; a damaged file fails again at once, from the store's own record). Opening the store reads
@@ -18,7 +23,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -27,8 +33,9 @@ from vitattn.analysis import Analysis
 from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.datasets import load_examples
+from vitattn.labels import NUM_CLASSES, imagenet_labels, label_indexes
 from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
-from vitattn.specs import MODELS, get_spec
+from vitattn.specs import GRADIENT_METHODS, MODELS, get_spec
 from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
 from vitattn.ui.config import AppConfig
 from vitattn.ui.errors import brief, fail, redact, warn
@@ -38,6 +45,17 @@ log = logging.getLogger(__name__)
 Table = dict[str, np.ndarray]
 UPLOAD_PREFIX = "upload-"
 STORE_RETRY_SECONDS = 60.0  # a stored part that failed is read live for this long before the store is tried again
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """The ImageNet class a gradient map explains and the classifier's score for it on the image."""
+
+    index: int  # 0..999
+    label: str  # the class description, e.g. "tabby, tabby cat"
+    prob: float  # softmax probability
+    logit: float | None  # the raw class score; None when only the store's probability is at hand
+    top1: bool  # the classifier's top-1 class (what the stored maps explain)
 
 
 class Explorer:
@@ -80,6 +98,7 @@ class Explorer:
         self._tables: dict[str, object] = {}
         self._memo: LRU[tuple, object] = LRU(256)
         self._failed: dict[tuple[str, str], float] = {}  # (image, "model/part") -> when it failed (monotonic)
+        self._top: LRU[tuple[str, str], int] = LRU(4096)  # (content key, model) -> top-1 class index
 
     @classmethod
     def open(cls, config: AppConfig, live: LiveModels | None = None) -> Explorer:
@@ -242,8 +261,25 @@ class Explorer:
         cached = self.live.cached(item.key, model)
         if cached is not None:
             return cached
+        return self._inference(model, lambda: self.live.analysis(item.key, item.image, model))
+
+    def explained(self, item: Item, model: str, target: int) -> Analysis:
+        """The live maps of the gradient methods for ImageNet class ``target`` (cached by content, model and class)."""
+        cached = self.live.cached(item.key, model, target)
+        if cached is not None:
+            return cached
+        return self._inference(model, lambda: self.live.explain(item.key, item.image, model, target))
+
+    def logits(self, item: Item, model: str) -> np.ndarray:
+        """The ``(1000,)`` ImageNet logits of a classifier for the image (live, cached by content and model)."""
+        cached = self.live.cached_logits(item.key, model)
+        if cached is not None:
+            return cached
+        return self._inference(model, lambda: self.live.logits(item.key, item.image, model))
+
+    def _inference(self, model: str, run: Callable):
         try:
-            return self.live.analysis(item.key, item.image, model)
+            return run()
         except gr.Error:
             raise
         except Exception as e:  # no network for the weights, out of memory...: say so on the page
@@ -251,14 +287,105 @@ class Explorer:
             self._problem(f"live inference with {model} failed: {e}")
             raise fail(f"live inference with {model} failed: {e}") from None
 
+    # -- the class a gradient map explains -------------------------------------------------------------------
+
+    def explains_class(self, model: str, method: str) -> bool:
+        """Whether ``method``'s maps under ``model`` explain a chosen ImageNet class: a gradient method of a
+        classifier (elsewhere there is no class to choose: attention maps do not depend on one, and a model without
+        an ImageNet head explains its own embedding or top class)."""
+        info = self.info(model)
+        return info.classifier and method in GRADIENT_METHODS and method in info.methods
+
+    def top_class(self, item: Item, model: str) -> int:
+        """The classifier's top-1 class index on the image: the class its stored maps (and ``target`` None) explain.
+
+        From a cached live analysis or logits when there is one, else the store's top-1 prediction (its label names
+        one class, except ImageNet's twice-used "crane"), else the live logits.
+        """
+        if not self.info(model).classifier:
+            raise fail(f"model {brief(model)} is not an ImageNet classifier; it has no top-1 class")
+
+        def find() -> int:
+            analysis = self.live.cached(item.key, model)
+            if analysis is not None and analysis.target is not None:
+                return int(analysis.target)
+            logits = self.live.cached_logits(item.key, model)
+            if logits is None:
+                top = self._stored_top5(item, model)
+                if top and len(label_indexes(top[0][0])) == 1:
+                    return label_indexes(top[0][0])[0]
+                logits = self.logits(item, model)
+            return int(np.argmax(logits))
+
+        return self._top.get_or_make((item.key, model), find)
+
+    def _stored_top5(self, item: Item, model: str) -> tuple[tuple[str, float], ...] | None:
+        if not (self._stored(item, model, "predictions") and hasattr(self.store, "predictions")):
+            return None
+        try:
+            stored = self.store.predictions(item.id, model)
+        except Exception as e:
+            self._store_failed(item, model, "predictions", e)
+            return None
+        return tuple((str(label), float(p)) for label, p in stored) if stored else None
+
+    def live_target(self, item: Item, model: str, method: str, target: int | None) -> int | None:
+        """The class whose maps must be computed live: None when the top-1 maps (stored or cached) serve, i.e. for
+        ``target`` None, the top-1 class itself, or a method whose maps do not depend on the class."""
+        if target is None or not self.explains_class(model, method):
+            return None
+        target = int(target)
+        if not 0 <= target < NUM_CLASSES:
+            raise fail(f"target {target} out of range: ImageNet classes are 0..{NUM_CLASSES - 1} (-1: the top-1 class)")
+        return None if target == self.top_class(item, model) else target
+
+    def class_score(self, item: Item, model: str, target: int | None = None) -> ClassScore:
+        """The explained class (``target``, default the top-1) with its softmax probability and logit.
+
+        The store's top-1 probability serves the top-1 class when no live logits are at hand (the store keeps no
+        logits): then ``logit`` is None and no network is loaded.
+        """
+        top = self.top_class(item, model)
+        index = top if target is None else int(target)
+        if not 0 <= index < NUM_CLASSES:
+            raise fail(f"target {index} out of range: ImageNet classes are 0..{NUM_CLASSES - 1} (-1: the top-1 class)")
+        label = imagenet_labels()[index]
+        logits = self.live.cached_logits(item.key, model)
+        if logits is None and index == top:
+            stored = self._stored_top5(item, model)
+            if stored and stored[0][0] == label:
+                return ClassScore(index, label, stored[0][1], None, True)
+        if logits is None:
+            logits = self.logits(item, model)
+        return ClassScore(index, label, float(_softmax(logits)[index]), float(logits[index]), index == top)
+
+    def top5(self, item: Item, model: str) -> list[tuple[int, str, float]]:
+        """The classifier's five best classes, best first: ``(index, label, probability)``."""
+        logits = self.live.cached_logits(item.key, model)
+        if logits is None:
+            top = self.predictions(item, model) or ()
+            indexes = [label_indexes(label) for label, _ in top]
+            if top and all(len(i) == 1 for i in indexes):
+                return [(i[0], label, p) for i, (label, p) in zip(indexes, top, strict=True)]
+            logits = self.logits(item, model)  # a label naming two classes ("crane"): the logits say which
+        probs = _softmax(logits)
+        best = np.argsort(-probs, kind="stable")[:5]
+        return [(int(i), imagenet_labels()[i], float(probs[i])) for i in best]
+
     def is_cached(self, item: Item, model: str) -> bool:
         """Whether a view needs no inference (stored maps, or a cached analysis)."""
         return (
             self._stored(item, model, "maps") and model in self._models or self.live.cached(item.key, model) is not None
         )
 
-    def map(self, item: Item, model: str, method: str, layer: int, head: int | None) -> tuple[np.ndarray, str]:
-        """A checked view's ``[gh, gw]`` map and where it came from (``"store"`` or ``"live"``)."""
+    def map(
+        self, item: Item, model: str, method: str, layer: int, head: int | None, target: int | None = None
+    ) -> tuple[np.ndarray, str]:
+        """A checked view's ``[gh, gw]`` map and where it came from (``"store"`` or ``"live"``); a gradient method
+        explains class ``target`` (None: the top-1; see ``live_target``)."""
+        chosen = self.live_target(item, model, method, target)
+        if chosen is not None:
+            return self._live(lambda a: a.map(method, layer, head), item, model, chosen), "live"
         if self._stored(item, model, "maps"):
             key = (item.id, model, method, layer, head)
             try:
@@ -268,8 +395,13 @@ class Explorer:
                 self._store_failed(item, model, "maps", e)
         return self._live(lambda a: a.map(method, layer, head), item, model), "live"
 
-    def heads(self, item: Item, model: str, method: str, layer: int) -> tuple[np.ndarray, str]:
-        """All heads of a layer, ``[H, gh, gw]``."""
+    def heads(
+        self, item: Item, model: str, method: str, layer: int, target: int | None = None
+    ) -> tuple[np.ndarray, str]:
+        """All heads of a layer, ``[H, gh, gw]`` (a gradient method: for class ``target``, None: the top-1)."""
+        chosen = self.live_target(item, model, method, target)
+        if chosen is not None:
+            return self._live(lambda a: a.heads(method, layer), item, model, chosen), "live"
         n = self.info(model).heads[method]
         if self._stored(item, model, "maps"):
             maps = [self.map(item, model, method, layer, h) for h in range(n)]
@@ -288,8 +420,8 @@ class Explorer:
                 self._store_failed(item, model, "features", e)
         return self._live(lambda a: a.features(layer), item, model), "live"
 
-    def _live(self, pick, item: Item, model: str) -> np.ndarray:
-        analysis = self.analysis(item, model)
+    def _live(self, pick, item: Item, model: str, target: int | None = None) -> np.ndarray:
+        analysis = self.analysis(item, model) if target is None else self.explained(item, model, target)
         try:
             return pick(analysis)
         except ValueError as e:  # the live network's layout differs from the store's (e.g. other weights)
@@ -319,13 +451,22 @@ class Explorer:
     # -- scores ----------------------------------------------------------------------------------------------
 
     def scores(
-        self, item: Item, model: str, method: str, layer: int, head: int | None, boxes: Sequence[LabeledBox] = ()
+        self,
+        item: Item,
+        model: str,
+        method: str,
+        layer: int,
+        head: int | None,
+        boxes: Sequence[LabeledBox] = (),
+        target: int | None = None,
     ) -> tuple[dict[str, float] | None, str]:
         """Every metric of a view against ``boxes`` (default: the image's expert boxes) and where it came from.
 
-        Stored metrics are read for expert boxes; others are computed (``vitattn.metrics.all_metrics``).
+        Stored metrics are read for expert boxes and the top-1 class; others are computed
+        (``vitattn.metrics.all_metrics``).
         """
-        if not boxes and self._stored(item, model, "metrics"):
+        chosen = self.live_target(item, model, method, target)
+        if not boxes and chosen is None and self._stored(item, model, "metrics"):
             try:
                 row = self._stored_row("metrics", item.id, model, method=method, layer=layer, head=_head(head))
                 if row is not None:
@@ -335,8 +476,8 @@ class Explorer:
         boxes = tuple(boxes) or item.boxes
         if not boxes:
             return None, "none"
-        heatmap, origin = self.map(item, model, method, layer, head)
-        key = (item.key, origin, model, method, layer, head, tuple(b.box for b in boxes))
+        heatmap, origin = self.map(item, model, method, layer, head, chosen)
+        key = (item.key, origin, model, method, layer, head, tuple(b.box for b in boxes), chosen)
         return self._scores.get_or_make(key, lambda: all_metrics(heatmap, boxes)), "computed"
 
     def baselines(self, item: Item, model: str, boxes: Sequence[LabeledBox] = ()) -> dict[str, dict[str, float]]:
@@ -432,6 +573,12 @@ class Explorer:
         if hasattr(self.store, "image_meta"):
             return self._table("meta", lambda: {str(i): dict(m) for i, m in self.store.image_meta().items()})
         return self._table("meta", lambda: {i: dict(self.item(i).meta) for i in self._ids})
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max())
+    return e / e.sum()
 
 
 def _metric_values(row: Mapping) -> dict[str, float]:

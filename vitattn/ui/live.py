@@ -21,11 +21,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
-from vitattn.analysis import Analysis
+from vitattn.analysis import Analysis, readonly
 from vitattn.cache import LRU
-from vitattn.specs import ModelSpec, get_spec
+from vitattn.specs import GRADIENT_METHODS, ModelSpec, get_spec
 
 # Tiny random variants (weights="small"), as tests/small_models.py: two blocks, 64 channels, 4 heads.
 SMALL_VIT = {"depth": 2, "embed_dim": 64, "num_heads": 4}
@@ -132,6 +133,33 @@ def _analyze_on_device(owner: str, model: str, image: Image.Image) -> Analysis:
     return _REGISTRY[owner].model(model).analyze(image)
 
 
+@on_gpu
+def _explain_on_device(owner: str, model: str, image: Image.Image, target: int) -> tuple[Analysis, np.ndarray]:
+    """The gradient methods' maps of ``target`` (no attention maps, no features: those do not depend on the class)
+    and the class logits, in one device call."""
+    m = _REGISTRY[owner].model(model)
+    methods = tuple(x for x in m.spec.methods if x in GRADIENT_METHODS)
+    return m.analyze(image, methods=methods, target=target, features=False), class_logits(m, image)
+
+
+@on_gpu
+def _logits_on_device(owner: str, model: str, image: Image.Image) -> np.ndarray:
+    return class_logits(_REGISTRY[owner].model(model), image)
+
+
+def class_logits(model, image: Image.Image) -> np.ndarray:
+    """The ``(1000,)`` ImageNet logits of a classifier for one image: a plain forward of its module on the same input
+    ``Model.analyze`` gives it (``model.transform``), without gradients."""
+    import torch
+
+    if not model.spec.classifier:
+        raise ValueError(f"model {model.spec.name!r} is not an ImageNet classifier; it has no class logits")
+    x = model.transform(image)[None].to(model.device)  # (1, 3, S, S)
+    with torch.no_grad():
+        out = model.module(x)  # (1, 1000)
+    return readonly(out[0].float().cpu().numpy())
+
+
 class LiveModels:
     """Networks loaded on demand (at most ``keep`` at a time) and their analyses (at most ``analyses``).
 
@@ -140,7 +168,7 @@ class LiveModels:
         variants: name -> `Variant`, e.g. a store's models (``Variant.of_manifest``).
         device: torch device; None: CUDA when available.
         keep: loaded networks kept.
-        analyses: analyses kept (LRU over image content x model).
+        analyses: analyses kept (LRU over image content x model, and x class for the maps of a chosen class).
         workers: analyses (with the network loads they need) running at once; other callers wait. This bounds
             the memory of live inference whatever asks for it: an upload, a classifier's predictions, or a view
             whose stored part is unavailable.
@@ -160,7 +188,8 @@ class LiveModels:
         self.variants = dict(variants or {})
         self.device = device
         self._models: LRU[str, object] = LRU(keep)
-        self._analyses: LRU[tuple[str, str], Analysis] = LRU(analyses)
+        self._analyses: LRU[tuple, Analysis] = LRU(analyses)  # (key, model), or (key, model, target)
+        self._logits: LRU[tuple[str, str], np.ndarray] = LRU(max(256, analyses))  # 4 kB each
         self._specs: dict[str, ModelSpec] = {}
         self._failures: dict[str, tuple[float, Exception]] = {}
         self._lock = threading.Lock()
@@ -219,8 +248,13 @@ class LiveModels:
             self.model(name)
         return self._specs[name]
 
-    def cached(self, key: str, model: str) -> Analysis | None:
-        return self._analyses.get((key, model))
+    def cached(self, key: str, model: str, target: int | None = None) -> Analysis | None:
+        """The cached analysis of (content ``key``, model): every method for the top-1 class (``target`` None), or
+        the gradient methods only for class ``target``."""
+        return self._analyses.get((key, model) if target is None else (key, model, int(target)))
+
+    def cached_logits(self, key: str, model: str) -> np.ndarray | None:
+        return self._logits.get((key, model))
 
     def analysis(self, key: str, image: Callable[[], Image.Image], model: str) -> Analysis:
         """The analysis of an image under a model, computed once per (content ``key``, model).
@@ -238,3 +272,32 @@ class LiveModels:
                 return _analyze_on_device(self.name, model, image())
 
         return self._analyses.get_or_make((key, model), make)
+
+    def explain(self, key: str, image: Callable[[], Image.Image], model: str, target: int) -> Analysis:
+        """The gradient methods' maps of ImageNet class ``target`` (``Model.analyze(image, target=target)``), computed
+        once per (content ``key``, model, target), with the same bound and workers as ``analysis``; the attention
+        methods (cls, mean, rollout, pool) do not depend on the class and are not recomputed. The class logits come
+        from the same device call (see ``logits``)."""
+        spec = get_spec(model)
+        if not spec.classifier:
+            raise ValueError(f"model {model!r} is not an ImageNet classifier; it explains no chosen class")
+
+        def make() -> Analysis:
+            with self._running:
+                self.model(model)
+                analysis, logits = _explain_on_device(self.name, model, image(), int(target))
+            self._logits.put((key, model), logits)
+            return analysis
+
+        return self._analyses.get_or_make((key, model, int(target)), make)
+
+    def logits(self, key: str, image: Callable[[], Image.Image], model: str) -> np.ndarray:
+        """The ``(1000,)`` ImageNet logits of a classifier for an image (``class_logits``), once per (key, model)."""
+        get_spec(model)
+
+        def make() -> np.ndarray:
+            with self._running:
+                self.model(model)
+                return _logits_on_device(self.name, model, image())
+
+        return self._logits.get_or_make((key, model), make)

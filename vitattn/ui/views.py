@@ -3,6 +3,11 @@
 Each function checks its inputs (``gr.Error`` naming what is valid), asks the `Explorer` for maps, features or
 scores, and draws with ``vitattn.render``. No numerics live here: maps come from the store or ``vitattn.Model``,
 scores from ``vitattn.metrics``, similarity from ``vitattn.similarity``.
+
+Gradient methods (gradcam, agcam, gae) of an ImageNet classifier explain one class: the top-1 by default, or the
+class ``target`` (an index 0..999; None or -1: the top-1). Their pictures say which class, with the classifier's
+softmax probability and logit for it (``class_choices`` lists the classes a page offers, ``target_applies`` says
+where a class can be chosen).
 """
 
 from __future__ import annotations
@@ -13,21 +18,27 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from vitattn import render
 from vitattn.boxes import LabeledBox
+from vitattn.labels import NUM_CLASSES, alphabetical, short_label
 from vitattn.metrics import BASELINE_NAMES, LOWER_IS_BETTER, PERCENTILES
 from vitattn.similarity import check_region, similarity_map
+from vitattn.specs import GRADIENT_METHODS
 from vitattn.ui.catalog import FUSED, ModelInfo, parse_boxes
 from vitattn.ui.config import MAX_UPLOAD_BYTES
 from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
+from vitattn.ui.explorer import ClassScore, Explorer
 from vitattn.ui.page import box_at, picture_point
 
 RANDOM_LABEL = "RANDOM WEIGHTS"
 ALL_BOXES = -1  # the box value meaning "every expert box"
 SCALES = ("per map", "shared")  # colour scale of strips and grids: each tile its own range, or one for all
+# Colour scale of a similarity map: its own range (inferno), or cosine similarity's whole range -1..1 on a diverging
+# blue-white-red map (white: 0), the same colour for the same value in every picture.
+SIM_SCALES = ("per map", "fixed [-1, 1]")
+TOP1 = -1  # the target value meaning "the top-1 class"
 CHART_COLUMNS = ["layer", "value", "series"]
 BASELINES = BASELINE_NAMES  # random, center, saliency (spectral residual), sobel, saliency_prior
 # One row per metric: which way is better (mse, kl and emd: lower), the map, then each baseline beside it.
@@ -94,30 +105,34 @@ def attention(
     opacity: float = 0.6,
     mask: float | None = None,
     box: float | None = ALL_BOXES,
+    target: int | None = None,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
     """The map of one view over the image with its boxes, its metrics beside the baselines', and the raw map.
 
-    ``mask`` (an IoU percentile) outlines the top pixels that IoU keeps; ``box`` scores one expert box only.
+    ``mask`` (an IoU percentile) outlines the top pixels that IoU keeps; ``box`` scores one expert box only;
+    ``target`` is the ImageNet class a gradient method of a classifier explains (None or -1: the top-1).
     """
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
     opacity, percentile = _check_opacity(opacity), check_percentile(mask)
     scope = scoped_boxes(item, box)
-    heatmap, origin = ex.map(item, model, method, layer, head)
+    target = check_target(ex, model, method, target)
+    heatmap, origin = ex.map(item, model, method, layer, head, target)
+    score = _class_score(ex, item, model, method, target)
     shown = scope or item.boxes
-    picture = render.map_view(
+    body = render.map_view(
         item.picture,
         heatmap,
         opacity=opacity,
         boxes=shown,
-        title=_describe(info, item.id, method, layer, head) + (f" · box {int(box)}" if scope else ""),
-        warning=_warning(ex, origin, model),
         bar_label=f"{method} (scaled to its own range)"
         + (f"; outlined: the top {100 - percentile}% (IoU@{percentile})" if percentile else ""),
         mask=render.top_mask(heatmap, percentile) if percentile else None,
         start=int(box) if scope else 0,
     )
-    table = metrics_frame(ex, item, info, method, layer, head, scope)
+    title = _describe(info, item.id, method, layer, head) + (f" · box {int(box)}" if scope else "")
+    picture = render.stack([*_bands(item.picture.width, title, _warning(ex, origin, model), score), body])
+    table = metrics_frame(ex, item, info, method, layer, head, scope, target)
     data = {
         "image_id": item.id,
         "model": model,
@@ -127,15 +142,110 @@ def attention(
         "box": int(box) if scope else ALL_BOXES,
         "source": origin,
         "random_weights": ex.random_weights(origin, model),
+        **_class_data(score),
         "grid": list(heatmap.shape),
         "map": numbers(heatmap),
     }
     return picture, table, data
 
 
-def metrics_frame(ex: Explorer, item, info: ModelInfo, method: str, layer: int, head: int | None, boxes=()):
+# -- the class a gradient map explains --------------------------------------------------------------------------
+
+
+def target_applies(ex: Explorer, model: str, method: str) -> bool:
+    """Whether a class can be chosen for ``method`` under ``model``: a gradient method (gradcam, agcam, gae) of an
+    ImageNet classifier. The page shows its class picker where this holds."""
+    return ex.explains_class(model, method)
+
+
+def check_target(ex: Explorer, model: str, method: str, target: float | None) -> int | None:
+    """``target`` as a class index, or None for the top-1 class (``target`` None or -1)."""
+    if target is None or (isinstance(target, int | float) and not isinstance(target, bool) and target == TOP1):
+        return None
+    if isinstance(target, bool) or not isinstance(target, int | float | np.integer) or target != int(target):
+        raise fail(
+            f"target must be a whole number: an ImageNet class index 0..{NUM_CLASSES - 1}, or -1 for the top-1 class;"
+            f" got {brief(target)}"
+        )
+    if not ex.explains_class(model, method):
+        classifiers = ", ".join(m for m in ex.models() if ex.info(m).classifier) or "none here"
+        raise fail(
+            f"target applies only to the gradient methods ({', '.join(GRADIENT_METHODS)}) of ImageNet classifiers "
+            f"({classifiers}); {model}/{method} explains no chosen class: use target -1"
+        )
+    if not 0 <= target < NUM_CLASSES:
+        last = NUM_CLASSES - 1
+        raise fail(f"target {int(target)} out of range: valid ImageNet classes 0..{last}, or -1 for the top-1 class")
+    return int(target)
+
+
+def page_target(ex: Explorer, model: str, method: str, target: float | None) -> int | None:
+    """The page's class picker value as a view's ``target``: None where no class can be chosen (the picker is
+    hidden there but keeps its last value)."""
+    return check_target(ex, model, method, target) if target_applies(ex, model, method) else None
+
+
+def class_choices(ex: Explorer, image_id: str, model: str) -> list[tuple[str, int]]:
+    """The classes a page offers to explain, as ``(label, index)``: the classifier's top-5 with their probabilities
+    first ("1. church, church building · 0.41"), then every ImageNet class alphabetically ("church, church building
+    (497)"); empty for a model without an ImageNet head."""
+    item = ex.item(image_id)
+    if not ex.info(model).classifier:
+        return []
+    top = [(f"{rank}. {label} · {_probability(p)}", i) for rank, (i, label, p) in enumerate(ex.top5(item, model), 1)]
+    return top + [(f"{label} ({i})", i) for label, i in alphabetical()]
+
+
+def _probability(p: float) -> str:
+    return f"{p:.2f}" if p >= 0.005 else f"{p:.1e}"
+
+
+def _class_score(ex: Explorer, item, model: str, method: str, target: int | None) -> ClassScore | None:
+    return ex.class_score(item, model, target) if ex.explains_class(model, method) else None
+
+
+def explained_text(score: ClassScore, width: int | None = None) -> str:
+    """ "explaining 'church, church building' (top-1, p 0.412, logit 9.1)": the class's short name when the whole
+    description does not fit ``width`` pixels. No logit when only the store's probability is at hand."""
+    numbers_ = f"p {score.prob:.3g}" + ("" if score.logit is None else f", logit {score.logit:.3g}")
+    detail = f"({'top-1, ' if score.top1 else ''}{numbers_})"
+    text = f"explaining '{score.label}' {detail}"
+    if width is not None:
+        measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        if measure.textlength(text, font=render.font(14)) + 12 > width:
+            text = f"explaining '{short_label(score.label)}' {detail}"
+    return text
+
+
+def _bands(width: int, title: str, warning: str, score: ClassScore | None) -> list[Image.Image]:
+    """The title band and, for a gradient map of a classifier, a second band naming the explained class."""
+    bands = [render.banner(width, title, warning)] if title or warning else []
+    return bands + ([render.banner(width, explained_text(score, width))] if score is not None else [])
+
+
+def _class_data(score: ClassScore | None) -> dict:
+    """The explained class in a view's numbers (all None where no class is explained)."""
+    if score is None:
+        return {"target": None, "target_label": None, "target_prob": None, "target_logit": None, "target_top1": None}
+    return {
+        "target": score.index,
+        "target_label": score.label,
+        "target_prob": round(score.prob, DECIMALS),
+        "target_logit": None if score.logit is None else round(score.logit, DECIMALS),
+        "target_top1": score.top1,
+    }
+
+
+def _with_class(picture: Image.Image, score: ClassScore | None) -> Image.Image:
+    """A band naming the explained class below a picture of tiles (below: a click on a tile is found from the top)."""
+    return picture if score is None else render.stack([picture, render.banner(picture.width, explained_text(score))])
+
+
+def metrics_frame(
+    ex: Explorer, item, info: ModelInfo, method: str, layer: int, head: int | None, boxes=(), target: int | None = None
+):
     """The view's metrics against the boxes, one row per metric, with each baseline (on the model's grid) beside."""
-    scores, _ = ex.scores(item, info.name, method, layer, head, boxes)
+    scores, _ = ex.scores(item, info.name, method, layer, head, boxes, target)
     if scores is None:
         return pd.DataFrame(columns=METRIC_COLUMNS)
     baselines = ex.baselines(item, info.name, boxes)
@@ -160,18 +270,21 @@ def layer_chart(
     head: float | None = FUSED,
     percentile: float = 90,
     box: float | None = ALL_BOXES,
+    target: int | None = None,
 ) -> pd.DataFrame:
     """IoU at ``percentile`` and coverage of this image's map at every layer of the method, and the baselines'
     IoU as flat lines: rows ``(layer, value, series)``, ``layer`` the layer's name, the current one in brackets
-    ("[layer 7]"), in depth order (``chart_order``)."""
+    ("[layer 7]"), in depth order (``chart_order``). ``target``: the class a gradient method explains (None or -1:
+    the top-1)."""
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
     metric = f"iou_{check_percentile(percentile) or 90}"
     scope = scoped_boxes(item, box)
+    target = check_target(ex, model, method, target)
     names = chart_order(info, method, layer)
     rows = []
     for v, name in zip(info.layers[method], names, strict=True):
-        scores, _ = ex.scores(item, model, method, v, head, scope)
+        scores, _ = ex.scores(item, model, method, v, head, scope, target)
         if scores is None:
             return pd.DataFrame(columns=CHART_COLUMNS)
         rows += [(name, scores[metric], f"map {metric}"), (name, scores["coverage"], "map coverage")]
@@ -207,15 +320,19 @@ def layer_strip(
     head: float | None = FUSED,
     opacity: float = 0.6,
     scale: str = "per map",
+    target: int | None = None,
 ) -> tuple[Image.Image, dict]:
-    """The same map at every layer that has one, side by side (each on its own grid: ResNet stages differ)."""
+    """The same map at every layer that has one, side by side (each on its own grid: ResNet stages differ);
+    ``target``: the class a gradient method explains (None or -1: the top-1), named below the colour bar."""
     item = ex.item(image_id)
     info = ex.info(model)
     info.check_method(method)
     head = _heads_or_fused(info, method, head)
     opacity, shared = _check_opacity(opacity), _scale(scale)
+    target = check_target(ex, model, method, target)
     layers = info.layers[method]
-    maps = [ex.map(item, model, method, layer, head) for layer in layers]
+    maps = [ex.map(item, model, method, layer, head, target) for layer in layers]
+    score = _class_score(ex, item, model, method, target)
     origins = {o for _, o in maps}
     warning = RANDOM_LABEL if any(ex.random_weights(o, model) for o in origins) else ""
     picture = render.tiles(
@@ -236,9 +353,10 @@ def layer_strip(
         "layers": list(layers),
         "names": [info.layer_name(v) for v in layers],
         "source": sorted(origins),
+        **_class_data(score),
         "maps": [numbers(m) for m, _ in maps],
     }
-    return picture, data
+    return _with_class(picture, score), data
 
 
 def head_grid(
@@ -249,15 +367,19 @@ def head_grid(
     layer: float,
     opacity: float = 0.6,
     scale: str = "per map",
+    target: int | None = None,
 ) -> tuple[Image.Image, dict]:
-    """Every head of one layer as a grid."""
+    """Every head of one layer as a grid; ``target``: the class a gradient method explains (None or -1: the top-1),
+    named below the colour bar."""
     item = ex.item(image_id)
     info = ex.info(model)
     layer = info.check_layer(method, layer)
     opacity, shared = _check_opacity(opacity), _scale(scale)
     if info.heads[method] == 0:
         raise fail(f"method {brief(method)} of {model} fuses all heads by definition; it has no per-head maps")
-    maps, origin = ex.heads(item, model, method, layer)
+    target = check_target(ex, model, method, target)
+    maps, origin = ex.heads(item, model, method, layer, target)
+    score = _class_score(ex, item, model, method, target)
     picture = render.tiles(
         item.picture,
         list(maps),
@@ -269,7 +391,7 @@ def head_grid(
         + ("one scale for every head" if shared else "each head scaled to its own range"),
     )
     data = {"image_id": item.id, "model": model, "method": method, "layer": layer, "source": origin}
-    return picture, {**data, "maps": numbers(maps)}
+    return _with_class(picture, score), {**data, **_class_data(score), "maps": numbers(maps)}
 
 
 def predictions(ex: Explorer, image_id: str, model: str) -> dict[str, float]:
@@ -309,17 +431,27 @@ def surface(
 
 
 def attention_click(
-    ex: Explorer, image_id: str, model: str, method: str, layer: float, head: float | None, box, index
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: float,
+    head: float | None,
+    box,
+    index,
+    target: int | None = None,
 ) -> int:
-    """The expert box under a click at pixel ``index`` of the attention picture (its title band above the image
+    """The expert box under a click at pixel ``index`` of the attention picture (its title bands above the image
     taken off), the smallest one where boxes nest; ``ALL_BOXES`` for a click outside every box or on a box already
-    chosen (a second click on it goes back to all boxes)."""
+    chosen (a second click on it goes back to all boxes). ``target``: as given to ``attention``."""
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
     scope = scoped_boxes(item, box)
-    _, origin = ex.map(item, model, method, layer, head)
+    target = check_target(ex, model, method, target)
+    _, origin = ex.map(item, model, method, layer, head, target)
     title = _describe(info, item.id, method, layer, head) + (f" · box {int(box)}" if scope else "")
-    top = render.banner(item.picture.width, title, _warning(ex, origin, model)).height
+    score = _class_score(ex, item, model, method, target)
+    top = sum(b.height for b in _bands(item.picture.width, title, _warning(ex, origin, model), score))
     point = picture_point(index, item.picture.size, top)
     if point is None:
         return ALL_BOXES if box is None else int(box)
@@ -347,12 +479,17 @@ def similarity(
     x1: float,
     y1: float,
     opacity: float,
+    scale: str = SIM_SCALES[0],
 ) -> tuple[Image.Image, dict]:
-    """Cosine similarity of every patch to the mean feature of the patches a box (or point) selects."""
+    """Cosine similarity of every patch to the mean feature of the patches a box (or point) selects; ``scale``
+    "per map" colours the map's own range, "fixed [-1, 1]" cosine similarity's whole range on a diverging map."""
     item = ex.item(image_id)
     info = ex.info(model)
     layer = info.check_feature_layer(layer)
     opacity = _check_opacity(opacity)
+    if scale not in SIM_SCALES:
+        raise fail(f"scale must be one of {', '.join(map(repr, SIM_SCALES))}, got {brief(scale)}")
+    fixed = scale == SIM_SCALES[1]
     try:
         region = check_region((x0, y0, x1, y1))
     except ValueError as e:
@@ -375,13 +512,17 @@ def similarity(
         cells=cells,
         title=f"{item.id} · {model} · layer {layer} · similarity to the {what}",
         warning=_warning(ex, origin, model),
-        bar_label="cosine similarity",
+        bar_label="cosine similarity, fixed scale -1..1 (white: 0)" if fixed else "cosine similarity (its own range)",
+        scale=(-1.0, 1.0) if fixed else None,
+        cmap="diverging" if fixed else "inferno",
     )
     data = {
         "image_id": item.id,
         "model": model,
         "layer": layer,
         "region": list(region),
+        "scale": scale,
+        "range": [-1.0, 1.0] if fixed else [round(float(v), DECIMALS) for v in render.value_range(sim)],
         "source": origin,
         "random_weights": ex.random_weights(origin, model),
         "grid": list(sim.shape),
