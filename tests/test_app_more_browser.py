@@ -14,6 +14,7 @@ import atexit
 import re
 from functools import cache
 
+import numpy as np
 import pytest
 from app_support import ARTIFACTS, AppServer
 from test_app_more_support import MODELS, VARIANT, more_store
@@ -244,3 +245,48 @@ def test_the_features_tab_with_the_mouse_for_every_kind_of_model(walker, model):
             bound=LINK_REQUESTS,
         )
         assert w.selected_tab() == "Attention"
+
+
+def _picture_point(w: Walker, selector: str, x: float, y: float) -> dict:
+    """A point of a picture (its own pixels) on the page: the <img> shows it scaled to fit (object-fit: contain)."""
+    img = w.page.locator(selector).first
+    natural = img.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+    box = img.bounding_box()
+    scale = min(box["width"] / natural[0], box["height"] / natural[1])
+    left = (box["width"] - natural[0] * scale) / 2
+    top = (box["height"] - natural[1] * scale) / 2
+    return {"x": left + x * scale, "y": top + y * scale}
+
+
+def test_a_click_on_a_dot_opens_that_head_in_the_attention_tab(walker):
+    from vitattn.ui import AppConfig, Explorer, features_view
+
+    w = walker
+    w.tab("Features")
+    chosen = [t.strip() for t in w.page.locator("#stat-models .token").all_inner_texts()]  # the Models (ViTs)
+    ex = Explorer.open(AppConfig(store=str(more_store()), weights="small"))
+    frame, _, _ = features_view.head_stats(ex, chosen, "astronaut", "distance_px")  # the store's means: any image
+    picture, dots = features_view.dots_picture(ex, frame, "distance_px")
+    img = "#head-stats-plot img"
+    assert w.page.locator(img).first.evaluate("e => [e.naturalWidth, e.naturalHeight]") == list(picture.size)
+    w.page.locator(img).first.scroll_into_view_if_needed()
+    w.shot("dots-features")
+    # far from every dot (the picture's title): nothing happens, no request beyond the click's own
+    away = _picture_point(w, img, 6, picture.height - 4)
+    assert min(np.hypot(d.x - 6, d.y - picture.height + 4) for d in dots) > 20
+    sent = w.act("a click away from the dots", lambda: w.page.locator(img).first.click(position=away))
+    assert sent <= 1 and w.selected_tab() == "Features"
+    target = next(d for d in dots if (d.model, d.layer, d.head) == ("siglip", 0, 2))
+    at = _picture_point(w, img, target.x + 2, target.y - 2)  # a couple of pixels off its centre
+    w.act("a click on a dot", lambda: w.page.locator(img).first.click(position=at), bound=LINK_REQUESTS)
+    assert w.selected_tab() == "Attention"
+    top = w.page.locator("#top-controls")
+    header = (
+        top.get_by_label("Model", exact=True).input_value(),
+        w.page.locator("#layer input[type=number]").input_value(),
+        top.get_by_label("Head", exact=True).input_value(),
+    )
+    assert header == ("siglip", "0", "head 2"), header
+    assert top.get_by_label("Method", exact=True).input_value() == "mean"  # pool: the last layer only; next: mean
+    assert w.page.locator("#attention-map img").count() == 1  # the map settled (act waited for the page)
+    w.shot("dots-attention")

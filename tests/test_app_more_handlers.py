@@ -19,7 +19,7 @@ from vitattn.datasets import load_examples
 from vitattn.metrics import all_metrics, head_exemplars, head_feature_matrix, head_ranking, upsample
 from vitattn.pca import joint_pca
 from vitattn.ui import AppConfig, Explorer, features_view, heads, variants_view
-from vitattn.ui.more_common import all_models, attention_link
+from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,29 @@ def test_head_stats_are_the_stored_means_over_images(ex):
     assert set(diversity["model"]) == {"vit", "siglip"} and diversity["diversity"].between(0, 1).all()
     entropy, _, note = features_view.head_stats(ex, "siglip", "astronaut", "entropy")
     assert set(entropy["layer"]) == {1} and "SigLIP has no CLS token" in note  # the pooling head: last layer only
+
+
+def test_the_dots_picture_has_one_dot_per_row_each_found_by_a_click_on_it(ex):
+    from vitattn import render_extra
+
+    frame, _, _ = features_view.head_stats(ex, ["dinov2", "siglip", "vit"], "astronaut", "distance_px")
+    picture, dots = features_view.dots_picture(ex, frame, "distance_px")
+    assert len(dots) == len(frame) and picture.width > 400
+    got = {(d.model, d.layer, d.head): d for d in dots}
+    for row in frame.itertuples():
+        dot = got[(row.model, row.layer, row.head)]
+        assert dot.value == pytest.approx(row.distance_px)
+        assert 0 <= dot.x < picture.width and 0 <= dot.y < picture.height
+        assert render_extra.dot_at(dots, dot.x, dot.y) == dot  # every head has its own place
+    band = render_extra.text_band(picture.width, RANDOM_WEIGHTS).height  # random weights: the label
+    red = np.abs(np.asarray(picture)[:band].astype(int) - render_extra.WARNING_RED).sum(axis=2) < 60
+    assert red.any()
+    y_vit = [d.y for d in dots if d.model == "vit"]  # a larger mean distance is drawn higher
+    v_vit = [d.value for d in dots if d.model == "vit"]
+    assert np.all(np.diff(np.array(y_vit)[np.argsort(v_vit)]) <= 1e-6)
+    assert features_view.dots_picture(ex, frame.iloc[:0], "distance_px") == (None, [])
+    with pytest.raises(gr.Error, match="stat must be one of"):
+        features_view.dots_picture(ex, frame, "speed")
 
 
 def test_head_stats_without_a_store_are_computed_live():

@@ -3,7 +3,8 @@
 ``more_store()`` fine-tunes the tiny random ``vit`` (``python -m vitattn.finetune --strategy full
 --random-weights``) on a red/blue toy set, then runs the precompute job on the bundled examples for ``dinov2``,
 ``siglip``, ``vit``, ``resnet50`` and the variant ``vit@full``, each the tiny variant of ``small_models`` (two
-blocks, 64 channels, 4 heads). Built once per test process. No test lives here.
+blocks, 64 channels, 4 heads). Built once per test process. No test lives here. ``toy_set`` and ``toy_config``
+are the fine-tune set-up ``test_finetune`` shares.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from small_models import small_overrides
 
 MODELS = ("dinov2", "siglip", "vit", "resnet50")
 VARIANT = "vit@full"
+TINY = small_overrides("vit")  # depth 2, 64 channels, 4 heads, 64 px: the tiny random vit every fine-tune test uses
+LR = {"linear": 1e-2, "lora": 1e-2, "full": 1e-3}  # larger than the study's: a few short epochs on a toy set
 
 
-def _toy(folder: Path, per_class: int = 8, seed: int = 0) -> Path:
-    """Reddish and bluish noise images, 24x24, in class folders (separable by colour)."""
+def toy_set(folder: Path, per_class: int = 8, seed: int = 0) -> Path:
+    """A class-folder set: reddish and bluish noise images, 24x24 (separable by colour alone)."""
     rng = np.random.default_rng(seed)
     for name, channel in (("red", 0), ("blue", 2)):
         (folder / name).mkdir(parents=True, exist_ok=True)
@@ -34,25 +37,34 @@ def _toy(folder: Path, per_class: int = 8, seed: int = 0) -> Path:
     return folder
 
 
+def toy_config(tmp: Path, strategy: str, **kw):
+    """The fine-tune job's config for the tiny random vit on ``tmp / "toy"`` (``toy_set``), written to
+    ``tmp / "run-<strategy>"``: 3 epochs of batch 4 at ``LR[strategy]``, quiet; ``kw`` overrides any field."""
+    from vitattn.finetune import FinetuneConfig
+
+    kw = {
+        "dataset": str(tmp / "toy"),
+        "output": tmp / f"run-{strategy}",
+        "epochs": 3,
+        "batch_size": 4,
+        "lr": LR[strategy],
+        "random_weights": True,
+        "progress": False,
+        "overrides": TINY,
+        **kw,
+    }
+    return FinetuneConfig(model="vit", strategy=strategy, **kw)
+
+
 @cache
 def finetuned() -> tuple[Path, dict]:
     """The tiny random vit fine-tuned in full for 2 epochs: its output folder and its finetune record."""
-    from vitattn.finetune import FinetuneConfig, run
+    from vitattn.finetune import run
 
     tmp = Path(tempfile.mkdtemp(prefix="vitattn-more-ft-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    config = FinetuneConfig(
-        model="vit",
-        strategy="full",
-        dataset=str(_toy(tmp / "toy")),
-        output=tmp / "run-full",
-        epochs=2,
-        batch_size=4,
-        lr=1e-3,
-        random_weights=True,
-        progress=False,
-        overrides=small_overrides("vit"),
-    )
+    toy_set(tmp / "toy")
+    config = toy_config(tmp, "full", epochs=2)
     return config.output, run(config, log=lambda line: None)
 
 

@@ -7,6 +7,8 @@
   pixels against depth, models side by side; and head diversity per layer (``vitattn.headstats.head_diversity``
   of the heads' CLS maps, or the pooling head's for SigLIP). From the store's head-statistics table when it has
   one (mean over its images), else computed live on the current image (the source column says which).
+  ``dots_picture`` draws the first as a picture whose dots can be clicked (Gradio's native plots select x ranges
+  by brush, not single points).
 - ``faithfulness``: deletion and insertion curves of a map (Petsiuk et al. 2018) beside a random cell order, with
   their areas (``vitattn.faithfulness``); forward passes, so computed live (cached) on request.
 
@@ -239,6 +241,24 @@ def head_stats(
     if stat != "distance_px" and "siglip" in " ".join(_models(ex, models)):
         note += ". SigLIP has no CLS token: its entropy and prefix share exist at the last layer only (pooling head)"
     return heads_frame, div_frame, note + "."
+
+
+DOTS_TITLE = "Per head and layer: one dot per head (click a dot: open that head in the Attention tab)"
+
+
+def dots_picture(ex: Explorer, heads: pd.DataFrame, stat: str) -> tuple[Image.Image | None, list]:
+    """``head_stats``' rows as the ViT paper's plot, a picture (``render_extra.head_dots``) and where its dots are
+    (``render_extra.Dot``, for ``render_extra.dot_at``); ``(None, [])`` without rows. Random weights: the red label."""
+    if stat not in STATS:
+        raise fail(f"stat must be one of {', '.join(STATS)}, got {brief(stat)}")
+    if heads.empty:
+        return None, []
+    points = [
+        (str(m), int(layer), int(h), float(v))
+        for m, layer, h, v in zip(heads["model"], heads["layer"], heads["head"], heads[stat], strict=True)
+    ]
+    label = next((w for m in dict.fromkeys(heads["model"]) if (w := warning(ex, str(m)))), "")
+    return render_extra.head_dots(points, y_title=STAT_TITLES[stat], title=DOTS_TITLE, warning=label)
 
 
 def _stat_grid(ex: Explorer, item, model: str, stat: str) -> tuple[np.ndarray, str]:

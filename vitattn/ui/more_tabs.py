@@ -19,11 +19,13 @@ Explorer; the API endpoints take hidden typed inputs (``int`` layer and head), s
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 
 import gradio as gr
 import pandas as pd
 
+from vitattn import render_extra
 from vitattn.metrics import METRIC_NAMES
 from vitattn.specs import get_spec
 from vitattn.ui import features_view, heads, variants_view
@@ -398,7 +400,6 @@ def _click_on_shift(size: tuple[int, int], index, warned: bool) -> tuple[float, 
     """A click on the shift picture as a normalized point of the image (the bands above the image are skipped)."""
     from PIL import Image
 
-    from vitattn import render_extra
     from vitattn.render import banner, fit
 
     w, h = fit(Image.new("RGB", size), variants_view.SHIFT_SIDE).size
@@ -430,26 +431,21 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
         pca = gr.Image(label="PCA feature maps", elem_id="pca-picture", **PICTURE)
         gr.Markdown("### Head statistics")
         with gr.Row():
-            stat_models = gr.Dropdown(with_heads, value=with_heads[:4], multiselect=True, label="Models (ViTs)")
+            stat_models = gr.Dropdown(
+                with_heads, value=with_heads[:4], multiselect=True, label="Models (ViTs)", elem_id="stat-models"
+            )
             stat = gr.Dropdown(
                 [(features_view.STAT_TITLES[s], s) for s in features_view.STATS],
                 value="distance_px",
                 label="Statistic",
             )
         stat_note = gr.Markdown(elem_id="head-stats-note")
+        dots = gr.Image(
+            label="Per head and layer (click a dot: open that head in the Attention tab)",
+            elem_id="head-stats-plot",
+            **PICTURE,
+        )
         with gr.Row():
-            dots = gr.ScatterPlot(
-                x="layer",
-                y="value",
-                color="model",
-                title="Per head and layer (one dot per head; hover: the head)",
-                x_title="layer (0 = first block)",
-                y_title=features_view.STAT_TITLES["distance_px"],
-                tooltip=["model", "layer", "head", "value"],
-                height=360,
-                elem_id="head-stats-plot",
-                show_label=False,
-            )
             diversity = gr.ScatterPlot(
                 x="layer",
                 y="diversity",
@@ -461,6 +457,8 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
                 elem_id="head-diversity-plot",
                 show_label=False,
             )
+        dot_places = gr.State([])  # where the picture's dots are (render_extra.Dot), for a click
+        picked = gr.State()  # the head a click on the picture picked
         stat_table = gr.Dataframe(
             label="Per head (click a row: open that head in the Attention tab)",
             interactive=False,
@@ -501,35 +499,55 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
 
     def on_stats(models, image, which):
         frame, div, note = features_view.head_stats(ex, models or [], image, which)
-        plot = frame.rename(columns={which: "value"}).assign(layer=lambda f: f["layer"].map(_layer_tick))
+        picture, places = features_view.dots_picture(ex, frame, which)
         div = div.assign(layer=lambda f: f["layer"].map(_layer_tick))
-        return (gr.update(value=plot, y_title=features_view.STAT_TITLES[which]), div, note, frame)
+        return picture, places, div, note, frame
 
     def on_run(image, model_name, meth, lay, how):
         return features_view.faithfulness(ex, image, model_name, meth, int(lay), how)
 
     link_outputs, wire = _linker(controls)
 
+    def head_link(image, model_name: str, lay: int, hd: int) -> tuple:
+        """Opens one head in the Attention tab, under the image-level method the statistics describe."""
+        model_info = ex.info(model_name)
+        meth = next((m for m in features_view.DIVERSITY_METHODS if model_info.heads.get(m, 0) > 0), None)
+        if meth is None or lay not in model_info.layers[meth]:
+            meth = next(m for m in model_info.methods if model_info.heads.get(m, 0) > 0)
+        return _link_updates(ex, image, model_name, meth, lay, hd)
+
     def on_stat_row(image, frame: pd.DataFrame, evt: gr.SelectData):
         row = frame.iloc[int(evt.index[0])]
-        model_info = ex.info(str(row["model"]))
-        meth = next((m for m in features_view.DIVERSITY_METHODS if model_info.heads.get(m, 0) > 0), None)
-        if meth is None or int(row["layer"]) not in model_info.layers[meth]:
-            meth = next(m for m in model_info.methods if model_info.heads.get(m, 0) > 0)
-        return _link_updates(ex, image, str(row["model"]), meth, int(row["layer"]), int(row["head"]))
+        return head_link(image, str(row["model"]), int(row["layer"]), int(row["head"]))
+
+    def on_dot(places, evt: gr.SelectData):
+        """A click on the picture: the nearest dot within a few pixels, else nothing at all (no link, no request)."""
+        dot = render_extra.dot_at(places or [], float(evt.index[0]), float(evt.index[1]))
+        if dot is None:
+            return gr.skip()
+        return {"model": dot.model, "layer": dot.layer, "head": dot.head, "click": time.monotonic_ns()}  # a new
+        # value on every click (a second click on the same dot opens it again)
+
+    def on_picked(image, pick: dict | None):
+        if not pick:
+            return _skip(6)
+        return head_link(image, pick["model"], int(pick["layer"]), int(pick["head"]))
 
     pca_inputs = [image_id, more, model, layer, background, joint]
     for trigger in (more.input, background.input, joint.input):  # the header's values: read when the tab opens
         trigger(_safe(1)(on_pca), pca_inputs, pca, **PRIVATE, **VIEWS)
-    stat_inputs, stat_outputs = [stat_models, image_id, stat], [dots, diversity, stat_note, stat_table]
+    stat_inputs = [stat_models, image_id, stat]
+    stat_outputs = [dots, dot_places, diversity, stat_note, stat_table]
     for trigger in (stat_models.input, stat.input):
-        trigger(_safe(4)(on_stats), stat_inputs, stat_outputs, **PRIVATE, **LIVE)
+        trigger(_safe(5)(on_stats), stat_inputs, stat_outputs, **PRIVATE, **LIVE)
     wire(stat_table.select(_safe(6)(on_stat_row), [image_id, stat_table], link_outputs, **PRIVATE, **VIEWS))
+    dots.select(_safe(1)(on_dot), dot_places, picked, **PRIVATE, **VIEWS)
+    wire(picked.change(_safe(6)(on_picked), [image_id, picked], link_outputs, **PRIVATE, **VIEWS))
     run.click(_safe(2)(on_run), [image_id, model, method, layer, mode], [curves, areas], **PRIVATE, **LIVE)
 
     def on_tab(*values):
         picture = _safe(1)(on_pca)(*values[: len(pca_inputs)])
-        return (picture, *_safe(4)(on_stats)(*values[len(pca_inputs) :]))
+        return (picture, *_safe(5)(on_stats)(*values[len(pca_inputs) :]))
 
     tab.select(on_tab, [*pca_inputs, *stat_inputs], [pca, *stat_outputs], **PRIVATE, **LIVE)
 
