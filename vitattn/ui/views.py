@@ -238,7 +238,9 @@ def _class_data(score: ClassScore | None) -> dict:
 
 def _with_class(picture: Image.Image, score: ClassScore | None) -> Image.Image:
     """A band naming the explained class below a picture of tiles (below: a click on a tile is found from the top)."""
-    return picture if score is None else render.stack([picture, render.banner(picture.width, explained_text(score))])
+    if score is None:
+        return picture
+    return render.stack([picture, render.banner(picture.width, explained_text(score, picture.width))])
 
 
 def metrics_frame(
