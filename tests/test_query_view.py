@@ -66,10 +66,10 @@ def test_the_strip_and_surface(ex):
     row = query_view.strip(ex, IMAGE, "dinov2", 1, 0.5, 0.5, 0.6, "shared")
     assert row.width >= 480 and row.height > 150  # two tiles, a random-weights band, a colour bar
     surface = query_view.surface(ex, IMAGE, "dinov2", 1, 0.1, 0.1)
-    assert surface.size == item.picture.size
+    w, h = item.picture.size
+    assert surface.size == (w, h + 24)  # a title band above the image
     # the query patch (0, 0) is outlined in the outline colour; the last cell is not
-    w, h = surface.size
-    pixels = np.asarray(surface)
+    pixels = np.asarray(surface)[24:]
     cyan = np.all(np.abs(pixels.astype(int) - (0, 229, 255)) < 40, axis=-1)
     assert cyan[: h // 4 + 2, : w // 4 + 2].any() and not cyan[h // 2 :, w // 2 :].any()
 
@@ -82,7 +82,9 @@ def test_resnet_has_no_attention_but_similarity_works(ex):
     picture, sim = query_view.similarity(ex, IMAGE, "resnet50", 0, 0.5, 0.5, 0.6)
     fgrid = query_view.surface_grid(ex, ex.item(IMAGE), "resnet50", 0)  # the stage's own grid
     assert list(fgrid) == sim["grid"] and len(sim["selected"]) == 1 and picture.width > 300
-    assert query_view.surface(ex, IMAGE, "resnet50", 0, 0.5, 0.5).size == ex.item(IMAGE).picture.size
+    w, h = ex.item(IMAGE).picture.size
+    assert query_view.surface(ex, IMAGE, "resnet50", 0, 0.5, 0.5).size == (w, h + 24)
+    assert query_view.layer_label(ex, "resnet50").startswith("Stage (query): 0 = stage 1 (layer1)")
     assert "resnet50 has no attention" in query_view.no_attention("resnet50")
     assert query_view.head_choices(ex, "resnet50") == [("all heads fused (mean)", FUSED)]
 
@@ -94,10 +96,10 @@ def test_tab_controls_keep_valid_header_values(ex):
     assert (layer, head, len(choices)) == (2, FUSED, 1)
     x0, y0, x1, y1 = ex.item(IMAGE).boxes[0].box
     assert query_view.start_point(ex, IMAGE) == pytest.approx(((x0 + x1) / 2, (y0 + y1) / 2), abs=1e-3)
-    assert query_view.click(ex, IMAGE, (0, 0)) == (
-        round(0.5 / ex.item(IMAGE).picture.width, 3),
-        round(0.5 / ex.item(IMAGE).picture.height, 3),
-    )
+    w, h = ex.item(IMAGE).picture.size
+    assert query_view.click(ex, IMAGE, (5, 10)) is None  # on the title band: the query stays
+    assert query_view.click(ex, IMAGE, (0, 24)) == (round(0.5 / w, 3), round(0.5 / h, 3))
+    assert query_view.click(ex, IMAGE, (w - 1, 24 + h - 1)) == (round(1 - 0.5 / w, 3), round(1 - 0.5 / h, 3))
 
 
 def test_one_forward_pass_per_image_and_model(ex):

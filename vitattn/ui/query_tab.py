@@ -22,6 +22,7 @@ from vitattn.ui.explorer import Explorer
 from vitattn.ui.more_tabs import PRIVATE, VIEWS, _safe
 
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}
+BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band (a label would cover it)
 INTRO = (
     "**Click a patch** on the left picture: the middle one shows where that patch's token attends at the chosen "
     "layer and head (the share it gives to the CLS and register tokens is in the title), the right one how similar "
@@ -87,12 +88,12 @@ def build(explorer: Explorer, controls: dict) -> None:
             scale = gr.Radio(list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip")
         note = gr.Markdown(visible=False, elem_id="query-note")
         with gr.Row(equal_height=True):
-            surface = gr.Image(label="Click a patch", elem_id="query-surface", **PICTURE)
-            attention = gr.Image(label="Where it attends", elem_id="query-attention", **PICTURE)
-            similarity = gr.Image(label="Feature similarity to it", elem_id="query-similarity", **PICTURE)
+            surface = gr.Image(label="Click a patch", elem_id="query-surface", **BANDED)
+            attention = gr.Image(label="Where it attends", elem_id="query-attention", **BANDED)
+            similarity = gr.Image(label="Feature similarity to it", elem_id="query-similarity", **BANDED)
         strip = gr.Image(label="Its attention at every layer", elem_id="query-strip", **PICTURE)
         with gr.Accordion("Query attention (numbers)", open=False):
-            data = gr.JSON(label="query attention")
+            data = gr.JSON(label="query attention", elem_id="query-data")
         point = gr.State(None)  # [x, y, image_id] of the query
         with gr.Column(visible=False):  # the public endpoint's typed inputs and named outputs
             _api(ex)
@@ -117,7 +118,7 @@ def build(explorer: Explorer, controls: dict) -> None:
             amap = numbers = row = None
             note, shown = gr.update(value=query_view.no_attention(model_name), visible=True), False
         return (
-            gr.update(value=lay),
+            gr.update(value=lay, label=query_view.layer_label(ex, model_name)),
             gr.update(choices=choices, value=hd, interactive=len(choices) > 1),
             [x, y, image],
             note,
@@ -132,7 +133,8 @@ def build(explorer: Explorer, controls: dict) -> None:
         return everything(image, model_name, lay, hd, pt, opac, sc)
 
     def on_query_click(image, model_name, lay, hd, pt, opac, sc, evt: gr.SelectData):
-        return everything(image, model_name, lay, hd, pt, opac, sc, query_view.click(ex, image, evt.index))
+        clicked = query_view.click(ex, image, evt.index)  # None: on the title band, the query stays
+        return everything(image, model_name, lay, hd, pt, opac, sc, clicked)
 
     n = len(outputs)
     tab_inputs = [image_id, model, header_layer, header_head, point, opacity, scale]

@@ -172,18 +172,24 @@ def attention(
     q = query(ex, item, model, x, y)
     amap = q.map(layer, head)
     r, c = q.cell
-    picture = render.map_view(
+    body = render.map_view(
         item.picture,
         amap,
         opacity=opacity,
         boxes=item.boxes,
         labels=False,
         cells=_cell_mask(q),
-        title=f"{item.id} · {model} · {info.layer_name(layer)} · {views.head_name(head)} · patch ({r}, {c}) · "
-        + prefix_text(q, layer, head),
-        warning=_warning(ex, model),
         bar_label=f"attention of patch ({r}, {c}) to each patch (its own range)",
     )
+    title = f"{item.id} · {model} · {info.layer_name(layer)} · {views.head_name(head)}"
+    share = q.prefix_share(layer, head)
+    line = f"query patch ({r}, {c}) · " + (
+        f"{prefix_text(q, layer, head)}, on patches: {100 * (1 - share):.1f}%"
+        if q.num_prefix
+        else "no prefix tokens: all on patches"
+    )
+    banners = [render.banner(body.width, title, _warning(ex, model)), render.banner(body.width, line)]
+    picture = render.stack([*banners, body])
     heads = q.prefix[layer]
     data = {
         "image_id": item.id,
@@ -225,7 +231,7 @@ def strip(
     q = query(ex, item, model, x, y)
     layers = range(q.num_layers)
     name = prefix_name(q)
-    titles = [info.layer_name(v) + (f" · {name} {100 * q.prefix_share(v, head):.0f}%" if name else "") for v in layers]
+    titles = [info.layer_name(v) + (f" · prefix {100 * q.prefix_share(v, head):.0f}%" if name else "") for v in layers]
     shared = scale == views.SCALES[1]
     return render.tiles(
         item.picture,
@@ -273,8 +279,14 @@ def draw_grid(picture: Image.Image, grid: tuple[int, int], color=GRID_COLOR) -> 
     return Image.alpha_composite(out, lines).convert("RGB")
 
 
+def surface_title(grid: tuple[int, int], cell: tuple[int, int], patches: bool = True) -> str:
+    what = "patch" if patches else "cell"  # a CNN's feature map has cells, not patch tokens
+    return f"click a {what} · query: {what} {cell} of the {grid[0]}x{grid[1]} grid (outlined)"
+
+
 def surface(ex: Explorer, image_id: str, model: str, layer: float, x: float, y: float) -> Image.Image:
-    """The picture to click on: expert boxes, the model's patch grid, the query patch outlined and the point marked."""
+    """The picture to click on: a title band, the expert boxes, the model's patch grid, the query patch outlined
+    and the point marked."""
     item = ex.item(image_id)
     layer = check_layer(ex.info(model), layer)
     x, y = check_point(x, y)
@@ -282,9 +294,12 @@ def surface(ex: Explorer, image_id: str, model: str, layer: float, x: float, y: 
     picture = draw_grid(item.picture, grid)
     if item.boxes:
         picture = render.draw_boxes(picture, item.boxes)
+    cell = query_cell((x, y), grid)
     mask = np.zeros(grid, dtype=bool)
-    mask[query_cell((x, y), grid)] = True
-    return render.draw_marks(render.outline_cells(picture, mask), [(x, y)])
+    mask[cell] = True
+    picture = render.draw_marks(render.outline_cells(picture, mask), [(x, y)])
+    title = surface_title(grid, cell, has_attention(ex, model))
+    return render.stack([render.banner(picture.width, title), picture])
 
 
 def start_point(ex: Explorer, image_id: str) -> tuple[float, float]:
@@ -316,8 +331,18 @@ def tab_controls(ex: Explorer, model: str, layer: object, head: object) -> tuple
     return layer, FUSED if head is None else head, choices
 
 
-def click(ex: Explorer, image_id: str, index: Sequence[float]) -> tuple[float, float]:
-    """A click at pixel ``index`` of the surface (the image itself, no bands) as a normalized point."""
-    from vitattn.ui.page import click_point
+def click(ex: Explorer, image_id: str, index: Sequence[float]) -> tuple[float, float] | None:
+    """A click at pixel ``index`` of the surface as a normalized point of the image; None on its title band."""
+    from vitattn.ui.page import picture_point
 
-    return click_point(index, ex.item(image_id).picture.size)
+    size = ex.item(image_id).picture.size
+    top = render.banner(size[0], surface_title((1, 1), (0, 0))).height  # one line: the same height for any text
+    return picture_point(index, size, top)
+
+
+def layer_label(ex: Explorer, model: str) -> str:
+    """The tab's layer slider label: ViT layers, or ResNet stages by their names."""
+    info = ex.info(model)
+    if has_attention(ex, model):
+        return "Layer (query)"
+    return f"Stage (query): 0 = {info.layer_name(0)} ... {info.num_layers - 1} = {info.layer_name(info.num_layers - 1)}"
