@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from app_support import ARGS, CHROMIUM, KINDS, SCREENS, Walker, app_server
+from app_support import ARGS, CHROMIUM, KINDS, SCREENS, Walker, app_server, store_dir
 from PIL import Image
 
 from vitattn import render
 from vitattn.datasets import EXAMPLES_DIR
+from vitattn.ui import AppConfig, Explorer, iou
 from vitattn.ui.catalog import display
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -128,11 +129,11 @@ def test_a_click_on_a_strip_tile_or_a_head_tile_shows_that_layer_or_head(walker,
 def test_leaderboard_rows_and_table_cells_open_their_view(walker):
     w = walker
     w.tab("IoU")
-    board = w.page.locator("#board")
-    rows = board.locator("tbody tr")
-    first = rows.first.locator("td").all_inner_texts()
-    model, method, at = first[1].strip(), first[2].strip(), int(float(first[3]))
-    w.click("leaderboard row 1", rows.first.locator("td").nth(1))
+    top = iou.leaderboard(Explorer.open(AppConfig(store=str(store_dir(KINDS)))), 90, "best").iloc[0]
+    model, method, at = top["model"], top["method"], int(top["layer"])
+    row = w.page.locator("#board tbody tr").first
+    assert model in row.inner_text()
+    w.click("leaderboard row 1", row.get_by_text(model, exact=True))
     assert w.page.get_by_role("tab", name="Attention", selected=True).count() == 1
     assert (header(w, "model"), header(w, "method"), layer(w)) == (model, method, at)
     w.shot("from-leaderboard")

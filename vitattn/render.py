@@ -466,6 +466,18 @@ class _TileGeometry:
         width = max(cols * cell_w, MIN_TILES_WIDTH if n < columns else 0)  # room for the bar's label
         return cls(cols, cell_w, cell_h, top, width, top + rows * cell_h)
 
+    def box(self, i: int) -> tuple[int, int, int, int]:
+        x, y = (i % self.cols) * self.cell_w, self.top + (i // self.cols) * self.cell_h
+        return x, y, x + self.cell_w, y + self.cell_h
+
+
+def tile_boxes(
+    size: tuple[int, int], n: int, *, columns: int = 6, side: int = 160, shared: bool = False, warning: bool = False
+) -> list[tuple[int, int, int, int]]:
+    """The pixel box (x0, y0, x1, y1) of each of the ``n`` tiles (title and map) of ``tiles(image of size, ...)``."""
+    g = _TileGeometry.of(size, n, columns, side, shared, warning)
+    return [g.box(i) for i in range(n)]
+
 
 def tile_at(
     size: tuple[int, int],
@@ -516,14 +528,13 @@ def tiles(
     text_font = font(12)
     line = 16
     g = _TileGeometry.of(image.size, len(maps), columns, side, shared, bool(warning))
-    cols, cell_w = g.cols, g.cell_w
-    top, cell_h = g.top, g.cell_h
     out = Image.new("RGB", (g.width, g.height), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     if warning:
         out.paste(banner(out.width, "", warning), (0, 0))
     for i, (m, title, (lo, hi)) in enumerate(zip(maps, titles, ranges, strict=True)):
-        x, y = (i % cols) * cell_w + 3, top + (i // cols) * cell_h
+        x, y = g.box(i)[:2]
+        x += 3
         draw.text((x, y + 2), title, fill=(0, 0, 0), font=text_font)
         if not shared:
             a, b = _numbers(lo, hi)
