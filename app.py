@@ -25,7 +25,7 @@ import pandas as pd
 from PIL import Image
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui import AppConfig, Explorer, api, export, iou, page, views, wiring
+from vitattn.ui import AppConfig, Explorer, api, compare_tab, export, iou, more_tabs, page, query_tab, views, wiring
 from vitattn.ui.catalog import FUSED, format_boxes, parse_boxes
 from vitattn.ui.config import (
     LIVE_WORKERS,
@@ -37,6 +37,7 @@ from vitattn.ui.config import (
 )
 from vitattn.ui.errors import guard, warn
 from vitattn.ui.page import CLICK_MODES
+from vitattn.ui.views import TOP1
 
 TITLE = "vitattn · where do vision models look?"
 INTRO = "## Where do vision models look, and do they look where experts do?"
@@ -119,37 +120,58 @@ def attention(
     opacity: float = OPACITY,
     mask: int = 0,
     box: int = -1,
+    target: int = TOP1,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
     """The map of (model, method, layer, head) over the image with the expert boxes, its metrics beside the
     baselines', and the raw map as numbers. head -1 (or None) fuses all heads; mask 90 outlines the top 10% of pixels
-    that IoU@90 keeps (0: no mask); box n scores expert box n alone (-1: all boxes)."""
-    return views.attention(EXPLORER, image_id, model, method, layer, head, opacity, mask, box)
+    that IoU@90 keeps (0: no mask); box n scores expert box n alone (-1: all boxes); target is the ImageNet class
+    (0..999) a gradient method (gradcam, agcam, gae) of a classifier explains (-1: its top-1)."""
+    return views.attention(EXPLORER, image_id, model, method, layer, head, opacity, mask, box, target)
 
 
 @guard
 def layer_metrics(
-    image_id: str, model: str, method: str, layer: int, head: int | None = FUSED, percentile: int = 90, box: int = -1
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    head: int | None = FUSED,
+    percentile: int = 90,
+    box: int = -1,
+    target: int = TOP1,
 ) -> pd.DataFrame:
     """IoU at the percentile and coverage of this image's map at every layer, the baselines as flat lines and the
-    current layer marked: rows (layer, value, series)."""
-    return views.layer_chart(EXPLORER, image_id, model, method, layer, head, percentile, box)
+    current layer marked: rows (layer, value, series). target: as for /attention."""
+    return views.layer_chart(EXPLORER, image_id, model, method, layer, head, percentile, box, target)
 
 
 @guard
 def layers(
-    image_id: str, model: str, method: str, head: int | None = FUSED, opacity: float = OPACITY, scale: str = "per map"
+    image_id: str,
+    model: str,
+    method: str,
+    head: int | None = FUSED,
+    opacity: float = OPACITY,
+    scale: str = "per map",
+    target: int = TOP1,
 ) -> tuple[Image.Image, dict]:
     """The same map at every layer, side by side (ResNet stages each on their own grid), with a colour bar (scale
-    "per map": each tile its own range; "shared": one range), and the maps as numbers."""
-    return views.layer_strip(EXPLORER, image_id, model, method, head, opacity, scale)
+    "per map": each tile its own range; "shared": one range), and the maps as numbers. target: as for /attention."""
+    return views.layer_strip(EXPLORER, image_id, model, method, head, opacity, scale, target)
 
 
 @guard
 def heads(
-    image_id: str, model: str, method: str, layer: int, opacity: float = OPACITY, scale: str = "per map"
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    opacity: float = OPACITY,
+    scale: str = "per map",
+    target: int = TOP1,
 ) -> tuple[Image.Image, dict]:
-    """Every head of one layer as a grid with a colour bar, and the maps as numbers."""
-    return views.head_grid(EXPLORER, image_id, model, method, layer, opacity, scale)
+    """Every head of one layer as a grid with a colour bar, and the maps as numbers. target: as for /attention."""
+    return views.head_grid(EXPLORER, image_id, model, method, layer, opacity, scale, target)
 
 
 @guard
@@ -168,10 +190,12 @@ def similarity(
     x1: float,
     y1: float,
     opacity: float = OPACITY,
+    scale: str = "per map",
 ) -> tuple[Image.Image, dict]:
     """Cosine similarity of every patch to the mean feature inside a box (x0, y0, x1, y1 normalized to [0, 1];
-    x0 == x1 and y0 == y1 is a point) at a layer, with the selected patches outlined."""
-    return views.similarity(EXPLORER, image_id, model, layer, x0, y0, x1, y1, opacity)
+    x0 == x1 and y0 == y1 is a point) at a layer, with the selected patches outlined; scale "per map" (its own range)
+    or "fixed [-1, 1]" (a diverging scale, white at 0)."""
+    return views.similarity(EXPLORER, image_id, model, layer, x0, y0, x1, y1, opacity, scale)
 
 
 @guard
@@ -247,6 +271,7 @@ def on_model(model: str, method: str, layer: float, head: int) -> tuple[dict, di
             label=page.layer_label(info, c.layers),
         ),
         gr.update(choices=list(c.heads), value=c.head, interactive=len(c.heads) > 1),
+        gr.update(visible=views.target_applies(EXPLORER, model, c.method)),
     )
 
 
@@ -256,45 +281,64 @@ def on_image(image_id: str) -> tuple:
     boxes = EXPLORER.item(image_id).boxes
     choices = page.box_choices(boxes)
     scope = gr.update(choices=[("all expert boxes", views.ALL_BOXES), *choices], value=views.ALL_BOXES)
-    return (*page.first_region(boxes), gr.update(choices=choices, value=0 if boxes else None), None, scope)
+    first = gr.update(choices=choices, value=0 if boxes else None)
+    return (*page.first_region(boxes), first, None, scope, gr.update(value=TOP1))  # a new image: its top-1 class
+
+
+def _target(model: str, method: str, target) -> int:
+    """The class picker's value as a view's target: the top-1 where the picker does not apply (hidden, it keeps its
+    last value)."""
+    chosen = views.page_target(EXPLORER, model, method, target)
+    return TOP1 if chosen is None else chosen
 
 
 @guard
-def page_attention(image_id, model, method, layer, head, opacity, percentile, show_mask, box):
-    return attention(image_id, model, method, layer, head, opacity, percentile if show_mask else 0, box)
+def page_attention(image_id, model, method, layer, head, opacity, percentile, show_mask, box, target):
+    mask = percentile if show_mask else 0
+    return attention(image_id, model, method, layer, head, opacity, mask, box, _target(model, method, target))
 
 
 @guard
-def page_chart(image_id, model, method, layer, head, percentile, box) -> dict:
+def page_strip(image_id, model, method, head, opacity, scale, target):
+    return layers(image_id, model, method, head, opacity, scale, _target(model, method, target))
+
+
+@guard
+def page_chart(image_id, model, method, layer, head, percentile, box, target) -> dict:
     """The per-layer chart, its x axis in depth order (the current layer in brackets)."""
-    rows = layer_metrics(image_id, model, method, layer, head, percentile, box)
+    rows = layer_metrics(image_id, model, method, layer, head, percentile, box, _target(model, method, target))
     info = EXPLORER.info(model)
     order = views.chart_order(info, method, info.check_layer(method, layer))
     return gr.update(value=rows, sort=order, title=f"This image at every layer (now: {info.layer_name(int(layer))})")
 
 
 @guard
-def page_curves(percentile: int, method: str) -> dict:
-    """The per-layer curves, with a legend of the models they have (Gradio's plot keeps an old legend otherwise)."""
-    rows = layer_curves(percentile, method)
-    return gr.update(value=rows, colors_in_legend=sorted(set(rows["model"])))
+def page_curves(percentile: int, method: str):
+    """The per-layer curves with their 95% bootstrap bands and the baselines as chance lines (hover: the numbers)."""
+    return iou.curves_plot(EXPLORER, percentile, method)
 
 
 @guard
-def page_heads(image_id: str, model: str, method: str, layer: float, opacity: float, scale: str):
+def page_heads(image_id: str, model: str, method: str, layer: float, opacity: float, scale: str, target):
     """The head grid, hidden where the method fuses heads by definition."""
     if EXPLORER.info(model).heads.get(method, 0) == 0:
         return gr.update(value=None, visible=False), None
-    picture, numbers = heads(image_id, model, method, layer, opacity, scale)
+    picture, numbers = heads(image_id, model, method, layer, opacity, scale, _target(model, method, target))
     return gr.update(value=picture, visible=True), numbers
 
 
+TOP1_CHOICE = ("top-1 class (default)", TOP1)
+
+
 @guard
-def page_predictions(image_id: str, model: str) -> dict:
-    """Top-5 classes, shown for classifiers only."""
+def page_predictions(image_id: str, model: str, method: str) -> tuple[dict, dict]:
+    """Top-5 classes, shown for classifiers only, and the classes the picker offers, shown for gradient methods of
+    classifiers (the value is kept: a class index means the same class under every ImageNet classifier)."""
     if not EXPLORER.info(model).classifier:
-        return gr.update(value=None, visible=False)
-    return gr.update(value=predictions(image_id, model), visible=True)
+        return gr.update(value=None, visible=False), gr.update(choices=[TOP1_CHOICE], visible=False)
+    choices = [TOP1_CHOICE, *views.class_choices(EXPLORER, image_id, model)]
+    shown = views.target_applies(EXPLORER, model, method)
+    return gr.update(value=predictions(image_id, model), visible=True), gr.update(choices=choices, visible=shown)
 
 
 @guard
@@ -321,9 +365,10 @@ def check_boxes(boxes: str) -> None:
 
 
 @guard
-def on_map_click(image_id, model, method, layer, head, box, evt: gr.SelectData) -> int:
+def on_map_click(image_id, model, method, layer, head, box, target, evt: gr.SelectData) -> int:
     """A click on the map scopes the metrics and the chart to the expert box under it (again: all boxes)."""
-    return views.attention_click(EXPLORER, image_id, model, method, layer, head, box, evt.index)
+    chosen = views.page_target(EXPLORER, model, method, target)
+    return views.attention_click(EXPLORER, image_id, model, method, layer, head, box, evt.index, chosen)
 
 
 @guard
@@ -430,7 +475,7 @@ def on_tick(model: str, method: str, layer: float, playing: bool) -> tuple:
 
 
 def open_view(model: str, method: str, layer: int, head: int, tab: bool = True) -> tuple:
-    """Updates of (tabs, model, method, layer, head) that show one view in the Attention tab."""
+    """Updates of (tabs, model, method, layer, head, class picker) that show one view in the Attention tab."""
     info = EXPLORER.info(model)
     c = page.controls(info, method, layer, head)
     return (
@@ -445,6 +490,7 @@ def open_view(model: str, method: str, layer: int, head: int, tab: bool = True) 
             label=page.layer_label(info, c.layers),
         ),
         gr.update(choices=list(c.heads), value=c.head, interactive=len(c.heads) > 1),
+        gr.update(visible=views.target_applies(EXPLORER, model, c.method)),
     )
 
 
@@ -468,7 +514,7 @@ def on_board_click(board: pd.DataFrame, evt: gr.SelectData) -> tuple:
     """A click on a leaderboard row opens that model at its method and layer (baseline rows open nothing)."""
     row = board.iloc[int(evt.index[0])] if board is not None and len(board) > int(evt.index[0]) else None
     if row is None or str(row["model"]) not in EXPLORER.models() or pd.isna(row["layer"]):
-        return tuple(gr.skip() for _ in range(5))
+        return tuple(gr.skip() for _ in range(6))
     return open_view(str(row["model"]), str(row["method"]), int(row["layer"]), FUSED)
 
 
@@ -477,21 +523,26 @@ def on_table_click(model: str, method: str, evt: gr.SelectData) -> tuple:
     """A click on a cell of the layer x head table opens that layer and head ("fused": all heads)."""
     at = page.table_view(EXPLORER.info(model), method, evt.index)
     if at is None:
-        return tuple(gr.skip() for _ in range(5))
+        return tuple(gr.skip() for _ in range(6))
     return open_view(model, method, *at)
 
 
 @guard
-def export_view(image_id, model, method, layer, head, opacity, percentile, show_mask, box) -> list[str]:
+def export_view(image_id, model, method, layer, head, opacity, percentile, show_mask, box, target) -> list[str]:
     """The Attention view as files: the map (float32 .npy, on the model's grid), its metrics and the per-layer chart
     (CSV), the picture (PNG)."""
-    picture, table, _ = attention(image_id, model, method, layer, head, opacity, percentile if show_mask else 0, box)
-    rows = layer_metrics(image_id, model, method, layer, head, percentile, box)
+    target = _target(model, method, target)
+    chosen = None if target == TOP1 else target
+    mask = percentile if show_mask else 0
+    picture, table, _ = attention(image_id, model, method, layer, head, opacity, mask, box, target)
+    rows = layer_metrics(image_id, model, method, layer, head, percentile, box, target)
     info = EXPLORER.info(model)
     layer = info.check_layer(method, layer)
     fused = head is None or int(head) == FUSED or info.heads.get(method, 0) == 0
-    heatmap, _ = EXPLORER.map(EXPLORER.item(image_id), model, method, layer, None if fused else int(head))
-    stem = export.name(image_id, model, method, f"layer{layer}", "fused" if fused else f"head{int(head)}")
+    item = EXPLORER.item(image_id)
+    heatmap, _ = EXPLORER.map(item, model, method, layer, None if fused else int(head), target=chosen)
+    parts = ("fused" if fused else f"head{int(head)}", None if chosen is None else f"class{chosen}")
+    stem = export.name(image_id, model, method, f"layer{layer}", *parts)
     return [
         export.npy(stem, heatmap),
         export.csv(f"{stem}_metrics", table),
@@ -575,7 +626,11 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         head = gr.Dropdown(list(START.heads), value=FUSED, label="Head", elem_id="head")
         opacity = gr.Slider(0, 1, value=OPACITY, step=0.05, label="Opacity", elem_id="opacity")
 
+    # New tabs are built by a function in vitattn/ui/ given the header's controls; ``"refresh": later.append`` takes an
+    # event's ``.then``, after which the Attention views are re-run (wired at the end of this layout).
+    header = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
     with gr.Tabs() as tabs:
+        controls = {"tabs": tabs, **header, "opacity": opacity, "refresh": later.append}
         with gr.Tab("Attention", id="attention"):
             with gr.Row():
                 with gr.Column(scale=5):
@@ -592,6 +647,14 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                             label="Score against (or click a box)",
                             elem_id="scope",
                         )
+                    explain = gr.Dropdown(
+                        [TOP1_CHOICE],
+                        value=TOP1,
+                        label="Explain class (gradient methods of classifiers; another class is computed live)",
+                        visible=False,
+                        filterable=True,
+                        elem_id="explain-class",
+                    )
                     table = gr.Dataframe(label="Metrics against the boxes, with baselines", wrap=True, max_height=250)
                     chart = gr.LinePlot(
                         x="layer",
@@ -630,6 +693,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 y0 = gr.Number(0.25, label="y0", minimum=0, maximum=1)
                 x1 = gr.Number(0.75, label="x1", minimum=0, maximum=1)
                 y1 = gr.Number(0.75, label="y1", minimum=0, maximum=1)
+                sim_scale = gr.Radio(
+                    list(views.SIM_SCALES), value=views.SIM_SCALES[0], label="Colour scale", elem_id="sim-scale"
+                )
                 show = gr.Button("Show", variant="primary")
             pending = gr.State(None)
             with gr.Row():
@@ -637,6 +703,9 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 sim_picture = gr.Image(label="Cosine similarity", elem_id="similarity-map", show_label=False, **PICTURE)
             with gr.Accordion("Similarity (numbers)", open=False):
                 sim_data = gr.JSON(label="similarity")
+
+        query_tab.build(EXPLORER, controls)  # one patch's attention, beside its feature similarity
+        compare_tab.build(EXPLORER, controls)  # two maps of one image and B - A
 
         with gr.Tab("IoU", id="iou", elem_id="iou-panel"):
             if EXPLORER.store is None:
@@ -654,21 +723,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 label="Leaderboard: each model at its best layer (click a row to open it)", wrap=True, elem_id="board"
             )
             gr.Markdown(iou.SELECTION_NOTE)
-            curves = gr.LinePlot(
-                x="depth",
-                y="iou",
-                color="model",
-                color_title="model",
-                x_title="depth: (layer + 1) / number of layers (ResNet: stages)",
-                y_title="mean IoU",
-                title="Mean IoU per layer",
-                label="Mean IoU per layer",
-                show_label=False,  # Gradio's label would push the legend below the plot's box, out of sight
-                height=420,
-                tooltip="all",
-                x_lim=[0, 1],
-                elem_id="layer-curves",
-            )
+            curves = iou.curves_component(elem_id="layer-curves")  # bands and chance lines: Vega-Lite in gr.Plot
             with gr.Row():
                 grid_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", elem_id="grid-model")
                 grid_method = gr.Dropdown(
@@ -744,16 +799,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
                 label="Images (click one to open it)", columns=6, height=560, allow_preview=False, elem_id="gallery"
             )
 
-        # New tabs go here, one call each (a builder in vitattn/ui/). ``"refresh": later.append`` takes an event's
-        # ``.then``; the Attention views are re-run after it once they exist (end of this layout).
-        # Compare (two maps and B - A), Query (one patch's attention), Heads, Variants, Features, and their endpoints
-        from vitattn.ui import compare_tab, more_tabs, query_tab
-
-        header = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
-        controls = {"tabs": tabs, **header, "opacity": opacity, "refresh": later.append}
-        compare_tab.build(EXPLORER, controls)
-        query_tab.build(EXPLORER, controls)
-        more_tabs.build(EXPLORER, controls)
+        more_tabs.build(EXPLORER, controls)  # Heads, Variants, Features and their endpoints
 
     # The public API: hidden typed inputs, named outputs (vitattn/ui/api.py), one endpoint per action.
     with gr.Column(visible=False):
@@ -766,6 +812,12 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         a_opacity = api.number("opacity", "weight of the map colours over the image, 0..1", OPACITY, 0, 1)
         a_mask = api.choice("mask", "IoU percentile whose kept pixels are outlined; 0: none", [0, *PERCENTILES], 0)
         a_box = api.integer("box", "score expert box n alone; -1: every box", -1, -1)
+        a_target = api.integer(
+            "target", "ImageNet class 0..999 a gradient method of a classifier explains; -1: its top-1", TOP1, -1
+        )
+        a_sim_scale = api.choice(
+            "scale", "colour scale: the map's own range, or fixed [-1, 1]", views.SIM_SCALES, "per map"
+        )
         a_percentile = api.choice("percentile", "IoU percentile", PERCENTILES, 90)
         a_scale = api.choice("scale", "colour scale: each tile its own range, or shared", views.SCALES, "per map")
         a_coords = [api.number(n, "normalized to [0, 1]", None, 0, 1) for n in ("x0", "y0", "x1", "y1")]
@@ -782,13 +834,17 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     api.endpoint("ping", ping, [], [api.plain("answer")], **VIEWS)
     api.endpoint("info", info, [], [o_info], **VIEWS)
     api.endpoint("image", image, [a_image], [o_picture, o_data], **VIEWS)
-    api.endpoint("attention", attention, [*view, a_opacity, a_mask, a_box], [o_picture, o_metrics, o_map], **VIEWS)
-    api.endpoint("layer_metrics", layer_metrics, [*view, a_percentile, a_box], [o_rows], **VIEWS)
-    api.endpoint("layers", layers, [a_image, a_model, a_method, a_head, a_opacity, a_scale], [o_picture, o_maps])
-    api.endpoint("heads", heads, [a_image, a_model, a_method, a_layer, a_opacity, a_scale], [o_picture, o_maps])
+    maps = [o_picture, o_metrics, o_map]
+    api.endpoint("attention", attention, [*view, a_opacity, a_mask, a_box, a_target], maps, **VIEWS)
+    api.endpoint("layer_metrics", layer_metrics, [*view, a_percentile, a_box, a_target], [o_rows], **VIEWS)
+    strip_in = [a_image, a_model, a_method, a_head, a_opacity, a_scale, a_target]
+    api.endpoint("layers", layers, strip_in, [o_picture, o_maps])
+    grid_in = [a_image, a_model, a_method, a_layer, a_opacity, a_scale, a_target]
+    api.endpoint("heads", heads, grid_in, [o_picture, o_maps])
     live = LIVE if not EXPLORER.predictions_stored else VIEWS
     api.endpoint("predictions", predictions, [a_image, a_model], [o_top5], **live)
-    api.endpoint("similarity", similarity, [a_image, a_model, a_layer, *a_coords, a_opacity], [o_picture, o_map])
+    sim_in = [a_image, a_model, a_layer, *a_coords, a_opacity, a_sim_scale]
+    api.endpoint("similarity", similarity, sim_in, [o_picture, o_map])
     api.endpoint("metrics", metrics, [*view, a_boxes, a_opacity], [o_picture, o_metrics], **VIEWS)
     api.endpoint("analyze", analyze, [a_file, a_model], [o_id, o_picture, o_map], preprocess=False, **LIVE)
     api.endpoint("leaderboard", leaderboard, [a_percentile, a_board_method], [o_rows], **VIEWS)
@@ -803,15 +859,15 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     page_views = {  # name: (handler, inputs, outputs)
         "attention": (
             page_attention,
-            [image_id, model, method, layer, head, opacity, map_percentile, show_mask, scope],
+            [image_id, model, method, layer, head, opacity, map_percentile, show_mask, scope, explain],
             [picture, table, data],
         ),
-        "chart": (page_chart, [image_id, model, method, layer, head, map_percentile, scope], [chart]),
-        "layers": (layers, [image_id, model, method, head, opacity, scale], [strip, strip_data]),
-        "heads": (page_heads, [image_id, model, method, layer, opacity, scale], [grid, grid_data]),
-        "predictions": (page_predictions, [image_id, model], [top5]),
+        "chart": (page_chart, [image_id, model, method, layer, head, map_percentile, scope, explain], [chart]),
+        "layers": (page_strip, [image_id, model, method, head, opacity, scale, explain], [strip, strip_data]),
+        "heads": (page_heads, [image_id, model, method, layer, opacity, scale, explain], [grid, grid_data]),
+        "predictions": (page_predictions, [image_id, model, method], [top5, explain]),
         "image": (page_surface, [image_id, *region, pending], [surface]),
-        "similarity": (similarity, [image_id, model, layer, *region, opacity], [sim_picture, sim_data]),
+        "similarity": (similarity, [image_id, model, layer, *region, opacity, sim_scale], [sim_picture, sim_data]),
         "metrics": (
             page_mine,
             [image_id, model, method, layer, head, boxes, opacity, corner],
@@ -851,7 +907,10 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     on([map_percentile.input], "attention", "chart")
     on([show_mask.input], "attention")
     on([scale.input], "layers", "heads")
+    (fn, inputs, outputs), _ = views_of(("attention", "chart", "layers", "heads"))
+    gr.on([explain.input], fn, inputs, outputs, **{**PRIVATE, **LIVE}, **LAST)  # another class: live inference
     on([show.click], "similarity", "image")
+    on([sim_scale.input], "similarity")
     on([percentile.input], "leaderboard", "layer_curves", "layer_head", "breakdown", "compare")
     on([board_method.input], "leaderboard", "layer_curves")
     on([grid_method.input], "layer_head")
@@ -861,11 +920,13 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     for step in (model.input, method.input):
         # No preprocessing: a dropdown pick sends two input events (the click, then the blur), and the second may carry
         # the method of the model before; Gradio would refuse it against the new choices instead of on_model fixing it.
-        changed = step(on_model, [model, method, layer, head], [method, layer, head], preprocess=False, **PRIVATE)
+        changed = step(
+            on_model, [model, method, layer, head], [method, layer, head, explain], preprocess=False, **PRIVATE
+        )
         refresh(changed.then, *EVERY_VIEW, *(("predictions",) if step == model.input else ()))
     scoped = scope.input(lambda b: b, scope, scope, **PRIVATE)
     refresh(scoped.then, "attention", "chart")
-    clicked_map = picture.select(on_map_click, [image_id, model, method, layer, head, scope], scope, **PRIVATE)
+    clicked_map = picture.select(on_map_click, [image_id, model, method, layer, head, scope, explain], scope, **PRIVATE)
     refresh(clicked_map.then, "attention", "chart")
     grid_changed = grid_model.input(  # no preprocessing: as for on_model
         on_grid_model, [grid_model, grid_method], [grid_method, group_method], preprocess=False, **PRIVATE
@@ -883,17 +944,17 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     refresh(strip.select(on_strip_click, [image_id, model, method, head, scale], layer, **PRIVATE).then, *LAYER_VIEWS)
     picked = grid.select(on_grid_click, [image_id, model, method, layer, scale], head, **PRIVATE)
     refresh(picked.then, "attention", "chart", "layers", "metrics")
-    opens = [tabs, model, method, layer, head]
+    opens = [tabs, model, method, layer, head, explain]
     refresh(board.select(on_board_click, board, opens, **PRIVATE).then, *EVERY_VIEW, "predictions")
     cell = grid_picture.select(on_table_click, [grid_model, grid_method], opens, **PRIVATE)
     refresh(cell.then, *EVERY_VIEW, "predictions")
-    attention_view = [image_id, model, method, layer, head, opacity, map_percentile, show_mask, scope]
+    attention_view = [image_id, model, method, layer, head, opacity, map_percentile, show_mask, scope, explain]
     export_button.click(export_view, attention_view, export_files, **PRIVATE)
     iou_tables = [percentile, board_method, grid_model, grid_method, group_method, group_layer, by, model_a, model_b]
     iou_export.click(export_iou, iou_tables, iou_files, **PRIVATE)
     mine_export.click(export_mine, [image_id, model, method, layer, head, boxes, opacity], mine_files, **PRIVATE)
 
-    new_image = [x0, y0, x1, y1, box_choice, pending, scope]
+    new_image = [x0, y0, x1, y1, box_choice, pending, scope, explain]
     all_for_image = (*EVERY_VIEW, "predictions", "image")
     refresh(image_id.input(on_image, image_id, new_image, **PRIVATE).then, *all_for_image)
     opened = gallery.select(on_gallery, None, [image_id, tabs], **PRIVATE).then(
@@ -929,7 +990,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     # On load: status line, gallery, valid controls, and every view of the first image.
     demo.load(page_status, None, status, **PRIVATE)
     demo.load(page_gallery, None, gallery, **PRIVATE)
-    loaded = demo.load(on_model, [model, method, layer, head], [method, layer, head], **PRIVATE)
+    loaded = demo.load(on_model, [model, method, layer, head], [method, layer, head, explain], **PRIVATE)
     loaded = loaded.then(on_image, image_id, new_image, **PRIVATE)
     refresh(loaded.then, *all_for_image)
     if EXPLORER.store is not None:

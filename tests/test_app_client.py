@@ -37,6 +37,9 @@ ENDPOINTS = {
     "/pca",
     "/head_stats",
     "/faithfulness",
+    # the Compare and Query tabs
+    "/compare_maps",
+    "/query_attention",
 }
 
 
@@ -78,6 +81,22 @@ def test_view_api_types_layer_and_head_as_integers_and_names_outputs(client):
     assert "fuses all heads" in api["/attention"]["description"]  # the handler's docstring
     assert client.predict("astronaut", "clip", "cls", 1, 2, api_name="/attention")[2]["head"] == 2
     assert client.predict("astronaut", "clip", "cls", 1, None, api_name="/attention")[2]["head"] == -1
+
+
+def test_a_chosen_class_and_the_fixed_similarity_scale_through_the_api(client):
+    top1 = client.predict("astronaut", "vit", "agcam", 1, api_name="/attention")[2]
+    other = 7 if top1["target"] != 7 else 8
+    chosen = client.predict("astronaut", "vit", "agcam", 1, target=other, api_name="/attention")[2]
+    assert top1["target_top1"] is True and chosen["target"] == other and chosen["target_top1"] is False
+    assert chosen["map"] != top1["map"]  # another class, another gradient map
+    rows = client.predict("astronaut", "vit", "agcam", 1, target=other, api_name="/layer_metrics")
+    assert rows["data"]
+    with pytest.raises(Exception, match="target applies only"):
+        client.predict("astronaut", "dinov2", "cls", 1, target=3, api_name="/attention")
+    _, fixed = client.predict(
+        "astronaut", "dinov2", 1, 0.2, 0.2, 0.4, 0.4, scale="fixed [-1, 1]", api_name="/similarity"
+    )
+    assert fixed["scale"] == "fixed [-1, 1]" and fixed["range"] == [-1, 1]
 
 
 def test_ping_and_info(client):

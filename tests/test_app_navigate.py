@@ -131,8 +131,7 @@ def test_leaderboard_rows_and_table_cells_open_their_view(walker):
     w.tab("IoU")
     top = iou.leaderboard(Explorer.open(AppConfig(store=str(store_dir(KINDS)))), 90, "best").iloc[0]
     model, method, at = top["model"], top["method"], int(top["layer"])
-    row = w.page.locator("#board tbody tr").first
-    assert model in row.inner_text()
+    row = w.page.locator("#board tbody tr").filter(has_text=model).first  # one row per model
     w.click("leaderboard row 1", row.get_by_text(model, exact=True))
     assert w.page.get_by_role("tab", name="Attention", selected=True).count() == 1
     assert (header(w, "model"), header(w, "method"), layer(w)) == (model, method, at)

@@ -47,9 +47,11 @@ def test_playback_restarts_at_the_first_layer_and_stops_at_the_last(handlers, ex
 
 
 def test_the_layer_slider_names_resnet_stages(handlers):
-    _, slider, _ = handlers.on_model("resnet50", "gradcam", 0, FUSED)
+    _, slider, _, explain = handlers.on_model("resnet50", "gradcam", 0, FUSED)
+    assert explain["visible"] is True  # gradcam of a classifier: a class can be chosen
     assert slider["label"] == "Stage: 0 = stage 1 (layer1) ... 3 = stage 4 (layer4)"
-    assert handlers.on_model("dinov2", "cls", 0, FUSED)[1]["label"] == "Layer"
+    _, slider, _, explain = handlers.on_model("dinov2", "cls", 0, FUSED)
+    assert slider["label"] == "Layer" and explain["visible"] is False
 
 
 def test_strip_and_grid_clicks_name_the_tile_under_them(explorer):
@@ -79,7 +81,7 @@ def test_a_leaderboard_row_opens_its_model_method_and_layer(handlers):
     class Row:  # what Gradio passes as the select event
         index = (0, 1)
 
-    tab, model, method, layer, head = handlers.on_board_click(board, Row())
+    tab, model, method, layer, head, _ = handlers.on_board_click(board, Row())
     top = board.iloc[0]
     assert (model["value"], method["value"], layer["value"], head["value"]) == (
         top["model"],
@@ -94,7 +96,7 @@ def test_a_leaderboard_row_opens_its_model_method_and_layer(handlers):
 
 def test_export_writes_the_stored_map_and_the_tables_shown(handlers, explorer, tmp_path):
     image_id = explorer.image_ids()[0]
-    files = handlers.export_view(image_id, "dinov2", "cls", 1, 2, 0.6, 90, False, -1)
+    files = handlers.export_view(image_id, "dinov2", "cls", 1, 2, 0.6, 90, False, -1, -1)
     by_kind = {f.rsplit(".", 1)[-1]: f for f in files}
     assert sorted(f.rsplit(".", 1)[-1] for f in files) == ["csv", "csv", "npy", "png"]
     expected = open_store(store_dir()).map(image_id, "dinov2", "cls", 1, 2)  # read without the app
