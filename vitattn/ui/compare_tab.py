@@ -130,7 +130,10 @@ def build(explorer: Explorer, controls: dict) -> None:
             swap = gr.Button("Swap A and B", scale=1, elem_id="compare-swap")
         picture = gr.Image(label="A and B, and B - A", elem_id="compare-picture", **PICTURE)
         table = gr.Dataframe(
-            label="Metrics at the image's expert boxes: A, B and B - A", interactive=False, elem_id="compare-metrics"
+            label="Metrics at the image's expert boxes: A, B and B - A",
+            interactive=False,
+            max_height=640,  # every metric without scrolling
+            elem_id="compare-metrics",
         )
         chosen = gr.State(False)  # whether a person chose side B (then opening the tab keeps it)
         if opacity is None:  # an app without the header's opacity slider
@@ -177,10 +180,13 @@ def build(explorer: Explorer, controls: dict) -> None:
         return view(image, a, b, scale_value, opacity_value, bool(b_chosen))
 
     inputs = [image_id, *a_controls, *b_controls, scale, opacity, chosen]
-    for component in (*a_controls, scale):
-        component.input(_safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
+    # A dropdown's ``select`` (a person picked an option) fires once per pick; its ``input`` fires twice in Gradio 6.31
+    # (on the pick and again after it), which computed every view twice.
+    for component in a_controls:
+        component.select(_safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
+    scale.input(_safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
     for component in b_controls:
-        component.input(_safe(n)(on_b), inputs, outputs, **PRIVATE, **VIEWS)
+        component.select(_safe(n)(on_b), inputs, outputs, **PRIVATE, **VIEWS)
     swap.click(_safe(n)(on_swap), inputs, outputs, **PRIVATE, **VIEWS)
     tab.select(_safe(n)(on_open), [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **PRIVATE, **VIEWS)
 
