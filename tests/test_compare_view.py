@@ -72,6 +72,9 @@ def test_the_picture_is_one_row_with_the_random_weights_band(ex):
     assert (np.abs(top.astype(int) - WARNING_RED).sum(axis=1) < 60).sum() > 50  # red text: RANDOM WEIGHTS ...
     assert compare_view.grid_note((4, 4), [(4, 4), (4, 4)]) == "A and B share the 4x4 grid."
     assert "resampled bilinearly to 24x24" in compare_view.grid_note((24, 24), [(4, 4), (24, 24)])
+    assert "different methods" in compare_view.scale_note(RAW, ("gae", "gradcam"))
+    assert "different methods" not in compare_view.scale_note(RAW, ("cls", "cls"))
+    assert "min-max" in compare_view.scale_note(NORMALISED, ("gae", "gradcam"))
 
 
 def test_metrics_table_is_each_sides_scores_with_the_delta_and_direction(ex):

@@ -190,7 +190,8 @@ def compare_maps(
     diff, limit = variants.shift_map(maps[1], maps[0])  # B - A, limit = max |B - A|
     random = [ex.random_weights(o, s[0].name) for o, s in zip(origins, sides, strict=True)]
     titles = [f"{n}: {_describe(*s)}" for n, s in zip("AB", sides, strict=True)]
-    picture = _picture(item, maps, diff, limit, titles, scale, grid, [m.shape for m in raws], random, float(opacity))
+    note = f"{item.id}. {grid_note(grid, [m.shape for m in raws])} {scale_note(scale, (sides[0][1], sides[1][1]))}"
+    picture = _picture(item, maps, diff, limit, titles, scale, note, random, float(opacity))
     table = metrics_table(ex, item, sides)
     data = {
         "image_id": item.id,
@@ -233,13 +234,19 @@ def grid_note(grid: tuple[int, int], shapes) -> str:
     return f"A's {ha}x{wa} grid and B's {hb}x{wb} grid are resampled bilinearly to {grid[0]}x{grid[1]} (the finer)."
 
 
-def scale_note(scale: str) -> str:
+def scale_note(scale: str, methods: tuple[str, str] = ("", "")) -> str:
+    """What the colour scale is; for raw values of two methods, that they need not be comparable."""
+    if scale == RAW and methods[0] != methods[1]:
+        return (
+            f"Raw values on one colour scale: A ({methods[0]}) and B ({methods[1]}) are different methods, whose "
+            f"values need not be comparable; '{NORMALISED}' compares where each looks."
+        )
     if scale == RAW:
         return "Raw values on one colour scale (comparable when A and B are maps of one kind)."
     return "Each map min-max normalised to [0, 1] (as the metrics see it); B - A of the normalised maps."
 
 
-def _picture(item, maps, diff, limit, titles, scale, grid, shapes, random, opacity) -> Image.Image:
+def _picture(item, maps, diff, limit, titles, scale, note, random, opacity) -> Image.Image:
     boxes = tuple(item.boxes)
     what = "raw map values" if scale == RAW else "each map min-max normalised to [0, 1]"
     pair = render_extra.compare_maps(
@@ -261,7 +268,6 @@ def _picture(item, maps, diff, limit, titles, scale, grid, shapes, random, opaci
         side=SIDE,
     )
     row = render_extra.side_by_side([pair, shift], gap=GAP)
-    note = f"{item.id}. {grid_note(grid, shapes)} {scale_note(scale)}"
     out = render.stack([row, render_extra.text_band(row.width, note, (60, 60, 60))])
     if any(random):
         which = "A and B" if all(random) else ("A" if random[0] else "B")
