@@ -159,10 +159,12 @@ def test_the_chart_in_chromium_shows_bands_chance_lines_and_hover_values(ex):
             page = browser.new_page(viewport={"width": 1200, "height": 800})
             page.set_default_timeout(20_000)
             page.goto(f"http://127.0.0.1:{port}/")
-            canvas = page.locator("#layer-curves canvas").first
-            canvas.wait_for(state="visible")
+            chart = page.locator("#layer-curves svg.marks").first  # drawn as SVG (the spec's embed options)
+            chart.wait_for(state="visible")
             page.wait_for_timeout(500)
-            box = canvas.bounding_box()
+            box = chart.bounding_box()
+            legend = page.locator("#layer-curves .role-legend").first.locator("text").all_text_contents()
+            assert sorted(legend) == sorted(["model", *MODELS])  # the first legend: the models' colours, titled
             assert box["width"] > 600 and box["height"] > 400  # fills the row, the spec's height
             rows, lines = iou.curves(ex, 90, "best"), iou.chance(ex, 90)
             # a band or a dot: sweep the plot until the tooltip names a model, then check its numbers

@@ -467,6 +467,7 @@ def curves_spec(rows: pd.DataFrame, chance_rows: pd.DataFrame) -> dict:
             "dashed: chance (baselines)",
         },
         "height": CURVES_HEIGHT,
+        "usermeta": {"embedOptions": {"renderer": "svg"}},  # vega-embed: SVG, whose legend and marks a test can read
         "data": {"values": _records(rows)},
         "layer": layers,
     }
