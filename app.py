@@ -229,7 +229,8 @@ def leaderboard(percentile: int = 90, method: str = iou.BEST) -> pd.DataFrame:
 
 @guard
 def layer_curves(percentile: int = 90, method: str = iou.BEST) -> pd.DataFrame:
-    """Mean IoU per layer of every model: rows (model, method, layer name, depth = (layer + 1) / layers, iou)."""
+    """Mean IoU per layer of every model: rows (model, method, layer name, depth = (layer + 1) / layers, iou, lo, hi:
+    the 95% bootstrap interval over images)."""
     return iou.curves(EXPLORER, percentile, method)
 
 
@@ -724,6 +725,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
             )
             gr.Markdown(iou.SELECTION_NOTE)
             curves = iou.curves_component(elem_id="layer-curves")  # bands and chance lines: Vega-Lite in gr.Plot
+            gr.Markdown(iou.BANDS_NOTE)
             with gr.Row():
                 grid_model = gr.Dropdown(MODELS, value=MODELS[0], label="Model", elem_id="grid-model")
                 grid_method = gr.Dropdown(

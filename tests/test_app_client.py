@@ -133,7 +133,7 @@ def test_the_iou_endpoints(client):
     models = [row[1] for row in board["data"] if not str(row[1]).startswith("baseline")]
     assert len(models) == 9 and len(board["data"]) - len(models) >= 3  # the baselines below
     curves = client.predict(70, "rollout", api_name="/layer_curves")
-    assert curves["headers"] == ["model", "method", "layer", "depth", "iou"]
+    assert curves["headers"] == ["model", "method", "layer", "depth", "iou", "lo", "hi"]
     picture, grid = client.predict("vit", "agcam", 80, api_name="/layer_head")
     assert len(grid["grid"]) == 2 and len(grid["grid"][0]) == 4
     labels = client.predict("resnet50", "gradcam", 3, "label", 90, api_name="/breakdown")

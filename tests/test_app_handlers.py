@@ -333,7 +333,7 @@ def test_stored_predictions_need_no_inference(store):
 
 def test_layer_curves_layer_head_grid_breakdowns_and_comparison(handlers):
     curves = handlers.layer_curves(50, "best")
-    assert list(curves.columns) == ["model", "method", "layer", "depth", "iou"] and len(curves) >= 9 * 2
+    assert list(curves.columns) == ["model", "method", "layer", "depth", "iou", "lo", "hi"] and len(curves) >= 9 * 2
     resnet = curves[curves["model"] == "resnet50"]  # its 4 stages on the depth axis of the 2-block ViTs
     assert list(resnet["depth"]) == [0.25, 0.5, 0.75, 1.0] and resnet["layer"].iloc[0] == "stage 1 (layer1)"
     assert set(curves[curves["model"] == "dinov2"]["depth"]) == {0.5, 1.0}

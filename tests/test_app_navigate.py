@@ -8,6 +8,8 @@ random-weight store of ``app_support.KINDS`` (dinov2, siglip, vit, resnet50). Sc
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from app_support import ARGS, CHROMIUM, KINDS, SCREENS, Walker, app_server, store_dir
@@ -131,8 +133,8 @@ def test_leaderboard_rows_and_table_cells_open_their_view(walker):
     w.tab("IoU")
     top = iou.leaderboard(Explorer.open(AppConfig(store=str(store_dir(KINDS)))), 90, "best").iloc[0]
     model, method, at = top["model"], top["method"], int(top["layer"])
-    row = w.page.locator("#board tbody tr").filter(has_text=model).first  # one row per model
-    w.click("leaderboard row 1", row.get_by_text(model, exact=True))
+    cell = w.page.locator("#board [role=gridcell]").filter(has_text=re.compile(rf"^\s*{model}\s*$")).first
+    w.click("leaderboard row 1", cell)  # one row per model
     assert w.page.get_by_role("tab", name="Attention", selected=True).count() == 1
     assert (header(w, "model"), header(w, "method"), layer(w)) == (model, method, at)
     w.shot("from-leaderboard")

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_app_more_support import TINY
+from test_app_more_support import toy_config as _config
+from test_app_more_support import toy_set as _toy
 
 import vitattn
 from precompute.config import Config
@@ -22,36 +25,6 @@ from vitattn.datasets import load_annotated
 from vitattn.finetune import FinetuneConfig, data, run
 from vitattn.finetune import checkpoint as ckpt
 from vitattn.specs import GRADIENT_METHODS
-
-TINY = {"depth": 2, "embed_dim": 64, "num_heads": 4, "img_size": 64}
-LR = {"linear": 1e-2, "lora": 1e-2, "full": 1e-3}  # larger than the study's: three short epochs on a toy set
-
-
-def _toy(folder: Path, per_class: int = 8, seed: int = 0) -> Path:
-    """A class-folder set: reddish and bluish noise images, 24x24."""
-    rng = np.random.default_rng(seed)
-    for name, channel in (("red", 0), ("blue", 2)):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 80, (24, 24, 3), dtype=np.uint8)
-            pixels[..., channel] = rng.integers(170, 256, (24, 24), dtype=np.uint8)
-            Image.fromarray(pixels).save(folder / name / f"{name}{i}.png")
-    return folder
-
-
-def _config(tmp: Path, strategy: str, **kw) -> FinetuneConfig:
-    kw = {
-        "dataset": str(tmp / "toy"),
-        "output": tmp / f"run-{strategy}",
-        "epochs": 3,
-        "batch_size": 4,
-        "lr": LR[strategy],
-        "random_weights": True,
-        "progress": False,
-        "overrides": TINY,
-        **kw,
-    }
-    return FinetuneConfig(model="vit", strategy=strategy, **kw)
 
 
 def _base() -> vitattn.Model:
