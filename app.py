@@ -904,33 +904,34 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
 
     EVERY_VIEW = ("attention", "chart", "layers", "heads", "similarity", "metrics", "status")
     on([layer.input], "attention", "chart", "heads", "similarity", "metrics")
-    on([head.input], "attention", "chart", "layers", "metrics")
+    on([head.select], "attention", "chart", "layers", "metrics")
     on([opacity.release], "attention", "layers", "heads", "similarity", "metrics")
-    on([map_percentile.input], "attention", "chart")
+    on([map_percentile.select], "attention", "chart")
     on([show_mask.input], "attention")
     on([scale.input], "layers", "heads")
     (fn, inputs, outputs), _ = views_of(("attention", "chart", "layers", "heads"))
-    gr.on([explain.input], fn, inputs, outputs, **{**PRIVATE, **LIVE}, **LAST)  # another class: live inference
+    gr.on([explain.select], fn, inputs, outputs, **{**PRIVATE, **LIVE}, **LAST)  # another class: live inference
     on([show.click], "similarity", "image")
     on([sim_scale.input], "similarity")
-    on([percentile.input], "leaderboard", "layer_curves", "layer_head", "breakdown", "compare")
-    on([board_method.input], "leaderboard", "layer_curves")
-    on([grid_method.input], "layer_head")
-    on([by.input, group_method.input, group_layer.submit], "breakdown")
-    on([model_a.input, model_b.input], "compare")
+    on([percentile.select], "leaderboard", "layer_curves", "layer_head", "breakdown", "compare")
+    on([board_method.select], "leaderboard", "layer_curves")
+    on([grid_method.select], "layer_head")
+    on([by.input, group_method.select, group_layer.submit], "breakdown")
+    on([model_a.select, model_b.select], "compare")
 
-    for step in (model.input, method.input):
-        # No preprocessing: a dropdown pick sends two input events (the click, then the blur), and the second may carry
-        # the method of the model before; Gradio would refuse it against the new choices instead of on_model fixing it.
+    for step in (model.select, method.select):
+        # Dropdowns fire "select" once per pick (their "input" fires twice in Gradio 6: the click, then the blur). No
+        # preprocessing: a stale method of the model before reaches on_model, which fixes it, instead of Gradio refusing
+        # it against the new choices.
         changed = step(
             on_model, [model, method, layer, head], [method, layer, head, explain], preprocess=False, **PRIVATE
         )
-        refresh(changed.then, *EVERY_VIEW, *(("predictions",) if step == model.input else ()))
-    scoped = scope.input(lambda b: b, scope, scope, **PRIVATE)
+        refresh(changed.then, *EVERY_VIEW, *(("predictions",) if step == model.select else ()))
+    scoped = scope.select(lambda b: b, scope, scope, **PRIVATE)
     refresh(scoped.then, "attention", "chart")
     clicked_map = picture.select(on_map_click, [image_id, model, method, layer, head, scope, explain], scope, **PRIVATE)
     refresh(clicked_map.then, "attention", "chart")
-    grid_changed = grid_model.input(  # no preprocessing: as for on_model
+    grid_changed = grid_model.select(  # no preprocessing: as for on_model
         on_grid_model, [grid_model, grid_method], [grid_method, group_method], preprocess=False, **PRIVATE
     )
     refresh(grid_changed.then, "layer_head", "breakdown")
@@ -964,7 +965,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
     )
     refresh(opened.then, *all_for_image)
     gr.on([search.submit, value.input], on_filter, [search, field, value], gallery, **PRIVATE)
-    field.input(on_field, field, value, **PRIVATE)
+    field.select(on_field, field, value, **PRIVATE)
 
     analysed = run.click(
         analyze, [upload, model], [upload_id, upload_picture, upload_data], preprocess=False, **{**PRIVATE, **LIVE}
@@ -977,7 +978,7 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         on_region_click, [image_id, mode, pending, *region], [*region, pending, box_choice], **PRIVATE
     )
     refresh(clicked.then, "similarity", "image")
-    refresh(box_choice.input(on_box_choice, [image_id, box_choice], region, **PRIVATE).then, "similarity", "image")
+    refresh(box_choice.select(on_box_choice, [image_id, box_choice], region, **PRIVATE).then, "similarity", "image")
     drawn = mine_picture.select(
         on_draw_click, [image_id, model, method, layer, head, corner, boxes], [boxes, corner], **PRIVATE
     )

@@ -143,6 +143,11 @@ def _explain_on_device(owner: str, model: str, image: Image.Image, target: int) 
 
 
 @on_gpu
+def _run_on_device(owner: str, model: str, fn: Callable, image: Image.Image):
+    return fn(_REGISTRY[owner].model(model), image)
+
+
+@on_gpu
 def _logits_on_device(owner: str, model: str, image: Image.Image) -> np.ndarray:
     return class_logits(_REGISTRY[owner].model(model), image)
 
@@ -239,6 +244,15 @@ class LiveModels:
         model = vitattn.load_model(name, pretrained=variant.pretrained, device=self.device, **variant.overrides)
         self._specs[name] = model.spec
         return model
+
+    def run(self, model: str, fn: Callable, image: Callable[[], Image.Image]):
+        """``fn(loaded model, image())`` for live work other than ``analysis`` (a query patch's attention rows):
+        under the same bound on concurrent work, and on the GPU of a ZeroGPU Space (``fn`` must be picklable there:
+        a module-level function). Not cached: the caller keeps what it needs."""
+        get_spec(model)
+        with self._running:
+            self.model(model)  # load outside the GPU function: ZeroGPU time is for inference
+            return _run_on_device(self.name, model, fn, image())
 
     def spec(self, name: str) -> ModelSpec:
         """The spec of the network as built: the registry's, or (with overrides) the loaded variant's."""

@@ -6,9 +6,7 @@ live inference: one forward pass per image and model, every layer, head and quer
 similarity is the Similarity tab's own view (``views.similarity``) with a point region, so the query patch and the
 similarity's selected patch are the same cell (``vitattn.query.query_cell`` follows ``similarity.region_cells``).
 
-Live inference here runs under ``QUERY_RUNNING``, a bound of this module's own (``LIVE_WORKERS`` at a time), around
-``ex.live.load`` (which waits for the live workers' own semaphore while it loads a network): `LiveModels` has no
-public hook to run other inference under its semaphore.
+Live inference runs through ``LiveModels.run``: under the live workers' bound, and on the GPU of a ZeroGPU Space.
 """
 
 from __future__ import annotations
@@ -27,13 +25,11 @@ from vitattn.query import AttentionRows, QueryAttention, attention_rows, query_c
 from vitattn.similarity import check_region, feature_grid
 from vitattn.ui import views
 from vitattn.ui.catalog import FUSED, ModelInfo
-from vitattn.ui.config import LIVE_WORKERS
 from vitattn.ui.errors import brief, fail
 from vitattn.ui.explorer import Explorer
 from vitattn.ui.more_common import integer
 
 ROWS_KEPT = 4  # images x models whose attention is kept ([L, H, T, T] float32: about 40 MB for a ViT-B at 224 px)
-QUERY_RUNNING = threading.BoundedSemaphore(LIVE_WORKERS)
 GRID_COLOR = (255, 255, 255, 70)  # the patch grid over the click surface
 _ROWS: weakref.WeakKeyDictionary[Explorer, LRU[tuple[str, str], AttentionRows]] = weakref.WeakKeyDictionary()
 _ROWS_LOCK = threading.Lock()
@@ -104,9 +100,7 @@ def rows(ex: Explorer, item, model: str) -> AttentionRows:
             cache = _ROWS[ex] = LRU(ROWS_KEPT)
 
     def make() -> AttentionRows:
-        with QUERY_RUNNING:
-            network = ex.live.load(model)
-            return attention_rows(network, item.image())
+        return ex.live.run(model, attention_rows, item.image)
 
     try:
         return cache.get_or_make((item.key, model), make)
