@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -144,6 +145,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
+LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
+LOAD_REQUESTS = 40  # the page's load events
 QUIET_MS = 800  # no request for this long, and no progress bar: the page has settled
 POLL_MS = 150
 ERROR_TEXT = re.compile(r"\bError\b|failed")
@@ -151,11 +154,20 @@ ERROR_TEXT = re.compile(r"\bError\b|failed")
 
 class Walker:
     """A page driven with the mouse, as a person does, and a count of the requests it sends to Gradio's queue (one
-    per event run)."""
+    per event run). Every action must settle within ``bound`` requests and leave no notice and no error text.
 
-    def __init__(self, page, prefix: str = "walk"):
+    Args:
+        page: a playwright page on the app.
+        prefix: of the screenshots' names (``artifacts/screens/<prefix>-<name>.png``).
+        bound: the requests one action may cause (``act`` takes another for one action).
+        notice_ok: text of a notice a reload may show (e.g. a store's warning), dismissed rather than failed.
+    """
+
+    def __init__(self, page, prefix: str = "walk", bound: int = MAX_REQUESTS, notice_ok: str | None = None):
         self.page = page
         self.prefix = prefix
+        self.bound = bound
+        self.notice_ok = notice_ok
         self.sent = 0
         self.log: list[str] = []
         page.on("request", self._count)
@@ -164,21 +176,24 @@ class Walker:
         if "/queue/join" in request.url:
             self.sent += 1
 
-    def act(self, what: str, action) -> int:
-        """Runs ``action``, waits until the page settles, and returns the requests it caused (at most the bound)."""
+    def act(self, what: str, action, bound: int | None = None, check: bool = True) -> int:
+        """Runs ``action``, waits until the page settles, and returns the requests it caused (at most the bound);
+        with ``check``, fails on a notice or error text."""
+        bound = self.bound if bound is None else bound
         before = self.sent
         action()
         quiet, last = 0, self.sent
         while quiet < QUIET_MS:
             self.page.wait_for_timeout(POLL_MS)
             caused = self.sent - before
-            assert caused <= MAX_REQUESTS, f"{what}: {caused} requests and counting; the page does not settle"
+            assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
             busy = self.page.locator(".eta-bar").count() > 0
             quiet = 0 if busy or self.sent != last else quiet + POLL_MS
             last = self.sent
         caused = self.sent - before
         self.log.append(f"{what}: {caused}")
-        self.no_error(what)
+        if check:
+            self.no_error(what)
         return caused
 
     def no_error(self, what: str) -> None:
@@ -191,28 +206,27 @@ class Walker:
         found = ERROR_TEXT.search(body)
         assert found is None, f"{what}: the page says {body[max(0, found.start() - 80) : found.end() + 80]!r}"
 
-    def pick(self, label: str, option: str, *, within=None) -> int:
+    def pick(self, label: str, option: str, within=None, bound: int | None = None) -> int:
         """Opens the dropdown ``label`` with a click and clicks ``option``."""
-        scope = within or self.page
-        box = scope.get_by_label(label, exact=True)
+        box = (within or self.page).get_by_label(label, exact=True)
 
         def do() -> None:
             box.click()
             self.page.get_by_role("option").filter(has_text=re.compile(rf"^(✓\s*)?{re.escape(option)}$")).click()
 
-        return self.act(f"{label} = {option}", do)
+        return self.act(f"{label} = {option}", do, bound)
 
-    def options(self, label: str, *, within=None) -> list[str]:
+    def options(self, label: str, within=None) -> list[str]:
         """The options of a dropdown (opened with a click, closed with Escape: no event)."""
         box = (within or self.page).get_by_label(label, exact=True)
         box.click()
         names = self.page.get_by_role("option").all_inner_texts()
         box.press("Escape")
-        self.page.locator("body").click(position={"x": 5, "y": 5})  # blur: the dropdown sends its input event
+        self.page.locator("body").click(position={"x": 5, "y": 5})  # blur
         self.page.wait_for_timeout(QUIET_MS)
         return [n.strip().splitlines()[-1].strip() for n in names]  # the chosen one reads "✓\ncls"
 
-    def slide(self, elem_id: str, fraction: float) -> int:
+    def slide(self, elem_id: str, fraction: float, bound: int | None = None) -> int:
         """A click on a slider's track at ``fraction`` of its width."""
         track = self.page.locator(f"#{elem_id} input[type=range]")
 
@@ -220,13 +234,53 @@ class Walker:
             box = track.bounding_box()
             track.click(position={"x": max(1, min(box["width"] - 1, fraction * box["width"])), "y": box["height"] / 2})
 
-        return self.act(f"{elem_id} at {fraction:.0%}", do)
+        return self.act(f"{elem_id} at {fraction:.0%}", do, bound)
 
-    def click(self, what: str, locator, **position) -> int:
-        return self.act(what, lambda: locator.click(**position))
+    def click(self, what: str, locator, bound: int | None = None, **position) -> int:
+        return self.act(what, lambda: locator.click(**position), bound)
 
     def tab(self, name: str) -> None:
-        self.act(f"tab {name}", lambda: self.page.get_by_role("tab", name=name).click())
+        """Opens a tab. Gradio's tab bar moves tabs that do not fit into an overflow menu (after a later tab was
+        selected it can show that one twice and hide another): the visible tab is clicked, else the page reloaded
+        (a fresh page shows every tab again)."""
+        visible = self.page.get_by_role("tab", name=name, exact=True).locator("visible=true")
+        if not visible.count():
+            self.act("reload", lambda: self.page.goto(self.page.url), bound=LOAD_REQUESTS, check=False)
+            for toast in self.page.locator(".toast-body").all():
+                text = toast.inner_text()
+                assert self.notice_ok and self.notice_ok in text, f"reload: an unexpected notice: {text}"
+                toast.get_by_role("button").last.click()
+        self.act(f"tab {name}", visible.first.click)
+
+    def header_model(self, model: str) -> None:
+        """Picks the header's model (its views and a link's re-run may take up to ``LINK_REQUESTS``)."""
+        self.pick("Model", model, self.page.locator("#top-controls"), bound=LINK_REQUESTS)
+
+    def selected_tab(self) -> str:
+        return self.page.locator("[role=tab][aria-selected=true]").first.inner_text().strip()
 
     def shot(self, name: str, full: bool = True) -> None:
         self.page.screenshot(path=str(SCREENS / f"{self.prefix}-{name}.png"), full_page=full)
+
+
+@contextmanager
+def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str | None = None):
+    """Headless chromium (1400x1000, downloads accepted) on the app at ``url``, loaded with no notice: a `Walker`."""
+    from playwright.sync_api import sync_playwright
+
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        w = Walker(page, prefix, bound, notice_ok)
+        w.act("load", lambda: page.goto(url), bound=LOAD_REQUESTS, check=False)
+        notices = [" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all()]
+        assert not notices, f"load: notices {notices}"
+        w.act("after load", lambda: page.wait_for_timeout(500))
+        try:
+            yield w
+        finally:
+            print("\n".join(w.log))
+            browser.close()

@@ -12,38 +12,20 @@ artifacts/screens/compare-*.png.
 from __future__ import annotations
 
 import pytest
-from app_support import ARTIFACTS, KINDS, app_server
+from app_support import KINDS, Walker, app_server, open_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from test_app_more_browser import ARGS, CHROMIUM, Walker  # noqa: E402 - after the skip: it needs playwright too
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENS = ARTIFACTS / "screens"
 OTHER = {"dinov2": "resnet50", "siglip": "vit", "vit": "dinov2", "resnet50": "siglip"}  # side B's other model
-
-
-class CompareWalker(Walker):
-    def shot(self, name: str, full: bool = True) -> None:
-        self.page.screenshot(path=str(SCREENS / f"compare-{name}.png"), full_page=full)
 
 
 @pytest.fixture(scope="module")
 def walker():
-    url = app_server(KINDS).url
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(20_000)
-        w = CompareWalker(page)
-        w.act("load", lambda: page.goto(url), bound=40, check=False)
-        notices = [" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all()]
-        assert not notices, f"load: notices {notices}"
+    with open_page(app_server(KINDS).url, "compare", 4) as w:
         yield w
-        print("\n".join(w.log))
-        browser.close()
 
 
 def value(w: Walker, label: str) -> str:

@@ -16,101 +16,14 @@ from functools import cache
 
 import numpy as np
 import pytest
-from app_support import ARTIFACTS, AppServer
+from app_support import LINK_REQUESTS, AppServer, Walker, open_page
 from test_app_more_support import MODELS, VARIANT, more_store
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 4  # one control starts one event here (a tab opening: one; a link: the link and the Attention views)
-LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
-QUIET_MS = 800
-POLL_MS = 150
-ERROR_TEXT = re.compile(r"\bError\b|failed")
-
-
-class Walker:
-    """A page, and the requests it sends to Gradio's queue (one per event run)."""
-
-    def __init__(self, page):
-        self.page = page
-        self.sent = 0
-        self.log: list[str] = []
-        page.on("request", lambda r: setattr(self, "sent", self.sent + ("/queue/join" in r.url)))
-
-    def act(self, what: str, action, bound: int = MAX_REQUESTS, check: bool = True) -> int:
-        """Runs ``action``, waits until the page has settled, checks the requests it caused and that no error shows."""
-        before = self.sent
-        action()
-        quiet, last = 0, self.sent
-        while quiet < QUIET_MS:
-            self.page.wait_for_timeout(POLL_MS)
-            assert self.sent - before <= bound, f"{what}: {self.sent - before} requests and counting"
-            busy = self.page.locator(".eta-bar").count() > 0
-            quiet = 0 if busy or self.sent != last else quiet + POLL_MS
-            last = self.sent
-        self.log.append(f"{what}: {self.sent - before}")
-        if not check:
-            return self.sent - before
-        toasts = self.page.locator(".toast-body")
-        if toasts.count():
-            self.shot("error-" + re.sub(r"[^a-z0-9]+", "-", what.lower())[:50], full=False)
-            raise AssertionError(f"{what}: a notice appeared: {' | '.join(toasts.all_inner_texts())}")
-        body = self.page.locator("body").inner_text()
-        found = ERROR_TEXT.search(body)
-        assert found is None, f"{what}: the page says {body[max(0, found.start() - 80) : found.end() + 80]!r}"
-        return self.sent - before
-
-    def pick(self, label: str, option: str, within, bound: int = MAX_REQUESTS) -> int:
-        box = within.get_by_label(label, exact=True)
-
-        def do() -> None:
-            box.click()
-            self.page.get_by_role("option").filter(has_text=re.compile(rf"^(✓\s*)?{re.escape(option)}$")).click()
-
-        return self.act(f"{label} = {option}", do, bound)
-
-    def options(self, label: str, within) -> list[str]:
-        box = within.get_by_label(label, exact=True)
-        box.click()
-        names = self.page.get_by_role("option").all_inner_texts()
-        box.press("Escape")
-        self.page.locator("body").click(position={"x": 5, "y": 5})
-        self.page.wait_for_timeout(QUIET_MS)
-        return [n.strip().splitlines()[-1].strip() for n in names]
-
-    def slide(self, elem_id: str, fraction: float) -> int:
-        track = self.page.locator(f"#{elem_id} input[type=range]")
-
-        def do() -> None:
-            box = track.bounding_box()
-            track.click(position={"x": max(1, min(box["width"] - 1, fraction * box["width"])), "y": box["height"] / 2})
-
-        return self.act(f"{elem_id} at {fraction:.0%}", do)
-
-    def tab(self, name: str) -> None:
-        # Gradio's tab bar moves tabs that do not fit into an overflow menu (after a later tab was selected it can
-        # show that one twice and hide "Features"): click the visible tab, else the overflow menu's copy
-        visible = self.page.get_by_role("tab", name=name, exact=True).locator("visible=true")
-        if not visible.count():  # not in the bar: a fresh page shows every tab again
-            self.act("reload", lambda: self.page.goto(self.page.url), bound=40, check=False)
-            for toast in self.page.locator(".toast-body").all():
-                assert VARIANT in toast.inner_text(), f"reload: an unexpected notice: {toast.inner_text()}"
-                toast.get_by_role("button").last.click()
-        self.act(f"tab {name}", visible.first.click)
-
-    def header_model(self, model: str) -> None:
-        self.pick("Model", model, self.page.locator("#top-controls"), bound=LINK_REQUESTS)
-
-    def selected_tab(self) -> str:
-        return self.page.locator("[role=tab][aria-selected=true]").first.inner_text().strip()
-
-    def shot(self, name: str, full: bool = True) -> None:
-        self.page.screenshot(path=str(SCREENS / f"more-{name}.png"), full_page=full)
 
 
 def cell(w: Walker, table: str, row: int, col: int):
@@ -127,20 +40,8 @@ def server() -> AppServer:
 
 @pytest.fixture(scope="module")
 def walker():
-    url = server().url
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(20_000)
-        w = Walker(page)
-        w.act("load", lambda: page.goto(url), bound=40, check=False)
-        notices = [" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all()]
-        assert not notices, f"load: notices {notices}"  # the variant vit@full is served like any model
-        w.act("after load", lambda: page.wait_for_timeout(500))
+    with open_page(server().url, "more", MAX_REQUESTS, notice_ok=VARIANT) as w:
         yield w
-        print("\n".join(w.log))
-        browser.close()
 
 
 def test_the_heads_tab_with_the_mouse(walker):

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from app_support import ARGS, CHROMIUM, KINDS, SCREENS, Walker, app_server, store_dir
+from app_support import KINDS, Walker, app_server, open_page, store_dir
 from PIL import Image
 
 from vitattn import render
@@ -29,17 +29,8 @@ LAYERS = {"dinov2": [0, 1], "siglip": [0, 1], "vit": [0, 1], "resnet50": [0, 1, 
 
 @pytest.fixture(scope="module")
 def walker():
-    url = app_server(KINDS).url
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        w = Walker(page, prefix="nav")
-        w.act("load", lambda: page.goto(url))
+    with open_page(app_server(KINDS).url, "nav") as w:
         yield w
-        browser.close()
 
 
 def layer(w: Walker) -> int:
@@ -98,7 +89,8 @@ def test_playback_buttons_and_keys_step_through_the_layers(walker, model):
     # Play from the last layer: it restarts at the first and stops at the last; each tick is one request or two.
     w.page.locator("#layer-play").click()
     w.page.wait_for_function(
-        "() => document.querySelector('#layer-play').innerText.includes('▶') && !document.querySelector('.eta-bar')",
+        "() => document.querySelector('#layer-play').innerText.trim() === 'play'"
+        " && !document.querySelector('.eta-bar')",
         polling=200,
         timeout=60_000,
     )

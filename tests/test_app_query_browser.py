@@ -11,34 +11,17 @@ instead of the attention views, and its similarity still follows the click. Scre
 from __future__ import annotations
 
 import pytest
-from app_support import KINDS, app_server
-from test_app_more_browser import ARGS, CHROMIUM, LINK_REQUESTS, SCREENS, Walker
+from app_support import KINDS, LINK_REQUESTS, Walker, app_server, open_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-class QueryWalker(Walker):
-    def shot(self, name: str, full: bool = True) -> None:
-        self.page.screenshot(path=str(SCREENS / f"query-{name}.png"), full_page=full)
-
-
 @pytest.fixture(scope="module")
 def walker():
-    url = app_server(KINDS).url
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(20_000)
-        w = QueryWalker(page)
-        w.act("load", lambda: page.goto(url), bound=40, check=False)
-        assert not page.locator(".toast-body").count(), "load: a notice appeared"
-        w.act("after load", lambda: page.wait_for_timeout(500))
+    with open_page(app_server(KINDS).url, "query", 4) as w:
         yield w
-        print("\n".join(w.log))
-        browser.close()
 
 
 def source(w: Walker, elem_id: str) -> str:

@@ -15,7 +15,7 @@ Screenshots land in artifacts/screens/walk-*.png.
 from __future__ import annotations
 
 import pytest
-from app_support import ARGS, CHROMIUM, KINDS, SCREENS, Walker, app_server
+from app_support import KINDS, Walker, app_server, open_page
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -24,16 +24,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def walker():
-    url = app_server(KINDS).url
-    SCREENS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(20_000)
-        w = Walker(page)
-        w.act("load", lambda: page.goto(url))
+    with open_page(app_server(KINDS).url, "walk") as w:
         yield w
-        browser.close()
 
 
 @pytest.mark.parametrize("model", KINDS)

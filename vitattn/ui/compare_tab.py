@@ -15,18 +15,16 @@ Handlers are in ``compare_view.py``; the public endpoint ``/compare_maps`` takes
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import gradio as gr
 
 from vitattn.ui import api, compare_view
 from vitattn.ui.catalog import FUSED
 from vitattn.ui.compare_view import SCALES, Side
 from vitattn.ui.config import VIEW_WORKERS
-from vitattn.ui.errors import guard, warn
+from vitattn.ui.errors import guard
 from vitattn.ui.explorer import Explorer
 from vitattn.ui.more_common import all_models
+from vitattn.ui.wiring import safe
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 PRIVATE = {"api_visibility": "private", "trigger_mode": "always_last"}
@@ -40,23 +38,6 @@ INTRO = (
     "different grids are resampled bilinearly to the finer grid. Below: every metric of A and B at the image's expert "
     "boxes, and B - A (mse, kl, emd: lower is better)."
 )
-
-
-def _safe(n: int) -> Callable:
-    """A page handler that shows a ``gr.Error`` as a notice and leaves its ``n`` outputs as they were."""
-
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def run(*args):
-            try:
-                return guard(fn)(*args)
-            except gr.Error as e:
-                warn(e.message)
-                return tuple(gr.skip() for _ in range(n))
-
-        return run
-
-    return wrap
 
 
 def _side_updates(ex: Explorer, side: Side) -> tuple:
@@ -183,12 +164,12 @@ def build(explorer: Explorer, controls: dict) -> None:
     # A dropdown's ``select`` (a person picked an option) fires once per pick; its ``input`` fires twice in Gradio 6.31
     # (on the pick and again after it), which computed every view twice.
     for component in a_controls:
-        component.select(_safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
-    scale.input(_safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
+        component.select(safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
+    scale.input(safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
     for component in b_controls:
-        component.select(_safe(n)(on_b), inputs, outputs, **PRIVATE, **VIEWS)
-    swap.click(_safe(n)(on_swap), inputs, outputs, **PRIVATE, **VIEWS)
-    tab.select(_safe(n)(on_open), [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **PRIVATE, **VIEWS)
+        component.select(safe(n)(on_b), inputs, outputs, **PRIVATE, **VIEWS)
+    swap.click(safe(n)(on_swap), inputs, outputs, **PRIVATE, **VIEWS)
+    tab.select(safe(n)(on_open), [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **PRIVATE, **VIEWS)
 
 
 def _api(ex: Explorer) -> None:

@@ -18,7 +18,6 @@ Explorer; the API endpoints take hidden typed inputs (``int`` layer and head), s
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 
@@ -31,9 +30,10 @@ from vitattn.specs import get_spec
 from vitattn.ui import features_view, heads, variants_view
 from vitattn.ui.catalog import FUSED
 from vitattn.ui.config import LIVE_WORKERS, VIEW_WORKERS
-from vitattn.ui.errors import guard, warn
+from vitattn.ui.errors import guard
 from vitattn.ui.explorer import Explorer
 from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link, info, warning
+from vitattn.ui.wiring import safe
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
@@ -65,23 +65,6 @@ FEATURES_INTRO = (
 
 def _skip(n: int) -> tuple:
     return tuple(gr.skip() for _ in range(n))
-
-
-def _safe(n: int) -> Callable:
-    """A page handler that shows a ``gr.Error`` as a notice and leaves its ``n`` outputs as they were."""
-
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def run(*args):
-            try:
-                return guard(fn)(*args)
-            except gr.Error as e:
-                warn(e.message)
-                return _skip(n) if n > 1 else gr.skip()
-
-        return run
-
-    return wrap
 
 
 def _doc(fn: Callable) -> str:
@@ -233,14 +216,14 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
 
     n = len(panel)
     for trigger in (tab.select, model.input, method.input, metric.input, first.release, last.release):
-        trigger(_safe(n)(on_controls), main, panel, **PRIVATE, **VIEWS)
+        trigger(safe(n)(on_controls), main, panel, **PRIVATE, **VIEWS)
     ex_out = [which, gallery, shown]
     for trigger in (feature.input, which.input):
         inputs = [model, method, first, last, feature, which if trigger == which.input else gr.State(None)]
-        trigger(_safe(3)(on_exemplar), inputs, ex_out, **PRIVATE, **VIEWS)
-    best.select(_safe(4)(on_best), [model, method, first, last, best], [feature, *ex_out], **PRIVATE, **VIEWS)
-    wire(ranking.select(_safe(6)(on_rank), [model, method, ranking], link_outputs, **PRIVATE, **VIEWS))
-    wire(gallery.select(_safe(6)(on_gallery), [model, method, shown], link_outputs, **PRIVATE, **VIEWS))
+        trigger(safe(3)(on_exemplar), inputs, ex_out, **PRIVATE, **VIEWS)
+    best.select(safe(4)(on_best), [model, method, first, last, best], [feature, *ex_out], **PRIVATE, **VIEWS)
+    wire(ranking.select(safe(6)(on_rank), [model, method, ranking], link_outputs, **PRIVATE, **VIEWS))
+    wire(gallery.select(safe(6)(on_gallery), [model, method, shown], link_outputs, **PRIVATE, **VIEWS))
 
 
 def _exemplar_parts(ex: Explorer, model: str, method: str, lo, hi, feature: str | None, chosen: str | None):
@@ -378,19 +361,19 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
     # The header's image is read when this tab opens and with each of its controls; listening to the header's own
     # events would start a second event beside the Attention tab's on every header change (a race on its method).
     for trigger in (model_a.input, model_b.input, method.input, layer.release, head.input, box.input):
-        trigger(_safe(n)(pair_view), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
-    shift.select(_safe(n)(on_shift), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
+        trigger(safe(n)(pair_view), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
+    shift.select(safe(n)(on_shift), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     t_inputs, t_outputs = [t_method, t_layer, t_metric], [table, summary]
     for trigger in (t_method.input, t_layer.input, t_metric.input):
-        trigger(_safe(2)(on_table), t_inputs, t_outputs, **PRIVATE, **VIEWS)
+        trigger(safe(2)(on_table), t_inputs, t_outputs, **PRIVATE, **VIEWS)
     row_inputs = [image_id, table, layer, head, box]
-    table.select(_safe(n + 2)(on_row), row_inputs, [model_a, model_b, *pair_outputs], **PRIVATE, **VIEWS)
+    table.select(safe(n + 2)(on_row), row_inputs, [model_a, model_b, *pair_outputs], **PRIVATE, **VIEWS)
 
     def on_tab(*values):
-        first = _safe(n)(pair_view)(*values[: len(pair_inputs)])
+        first = safe(n)(pair_view)(*values[: len(pair_inputs)])
         if not has_pairs:
             return (*first, gr.skip(), gr.skip())
-        second = _safe(2)(on_table)(*values[len(pair_inputs) :])
+        second = safe(2)(on_table)(*values[len(pair_inputs) :])
         return (*first, *second)
 
     tab.select(on_tab, [*pair_inputs, *t_inputs], [*pair_outputs, *t_outputs], **PRIVATE, **VIEWS)
@@ -535,19 +518,19 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
 
     pca_inputs = [image_id, more, model, layer, background, joint]
     for trigger in (more.input, background.input, joint.input):  # the header's values: read when the tab opens
-        trigger(_safe(1)(on_pca), pca_inputs, pca, **PRIVATE, **VIEWS)
+        trigger(safe(1)(on_pca), pca_inputs, pca, **PRIVATE, **VIEWS)
     stat_inputs = [stat_models, image_id, stat]
     stat_outputs = [dots, dot_places, diversity, stat_note, stat_table]
     for trigger in (stat_models.input, stat.input):
-        trigger(_safe(5)(on_stats), stat_inputs, stat_outputs, **PRIVATE, **LIVE)
-    wire(stat_table.select(_safe(6)(on_stat_row), [image_id, stat_table], link_outputs, **PRIVATE, **VIEWS))
-    dots.select(_safe(1)(on_dot), dot_places, picked, **PRIVATE, **VIEWS)
-    wire(picked.change(_safe(6)(on_picked), [image_id, picked], link_outputs, **PRIVATE, **VIEWS))
-    run.click(_safe(2)(on_run), [image_id, model, method, layer, mode], [curves, areas], **PRIVATE, **LIVE)
+        trigger(safe(5)(on_stats), stat_inputs, stat_outputs, **PRIVATE, **LIVE)
+    wire(stat_table.select(safe(6)(on_stat_row), [image_id, stat_table], link_outputs, **PRIVATE, **VIEWS))
+    dots.select(safe(1)(on_dot), dot_places, picked, **PRIVATE, **VIEWS)
+    wire(picked.change(safe(6)(on_picked), [image_id, picked], link_outputs, **PRIVATE, **VIEWS))
+    run.click(safe(2)(on_run), [image_id, model, method, layer, mode], [curves, areas], **PRIVATE, **LIVE)
 
     def on_tab(*values):
-        picture = _safe(1)(on_pca)(*values[: len(pca_inputs)])
-        return (picture, *_safe(5)(on_stats)(*values[len(pca_inputs) :]))
+        picture = safe(1)(on_pca)(*values[: len(pca_inputs)])
+        return (picture, *safe(5)(on_stats)(*values[len(pca_inputs) :]))
 
     tab.select(on_tab, [*pca_inputs, *stat_inputs], [pca, *stat_outputs], **PRIVATE, **LIVE)
 

@@ -19,7 +19,8 @@ from vitattn.ui import api, query_view, views
 from vitattn.ui.catalog import FUSED
 from vitattn.ui.errors import guard
 from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_tabs import PRIVATE, VIEWS, _safe
+from vitattn.ui.more_tabs import PRIVATE, VIEWS
+from vitattn.ui.wiring import safe
 
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}
 BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band (a label would cover it)
@@ -138,8 +139,8 @@ def build(explorer: Explorer, controls: dict) -> None:
 
     n = len(outputs)
     tab_inputs = [image_id, model, header_layer, header_head, point, opacity, scale]
-    tab.select(_safe(n)(on_query_controls), tab_inputs, outputs, **PRIVATE, **VIEWS)
+    tab.select(safe(n)(on_query_controls), tab_inputs, outputs, **PRIVATE, **VIEWS)
     inputs = [image_id, model, layer, head, point, opacity, scale]
     for trigger in (layer.release, head.input, scale.input):
-        trigger(_safe(n)(on_query_controls), inputs, outputs, **PRIVATE, **VIEWS)
-    surface.select(_safe(n)(on_query_click), inputs, outputs, **PRIVATE, **VIEWS)
+        trigger(safe(n)(on_query_controls), inputs, outputs, **PRIVATE, **VIEWS)
+    surface.select(safe(n)(on_query_click), inputs, outputs, **PRIVATE, **VIEWS)

@@ -9,11 +9,12 @@ notice and leaves its outputs as they were; the other views still update.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import gradio as gr
 
-from vitattn.ui.errors import warn
+from vitattn.ui.errors import guard, warn
 
 View = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 
@@ -44,6 +45,38 @@ def combine(views: Sequence[View]) -> View:
     return run, inputs, outputs
 
 
+def after_step(step: View, views: Sequence[View]) -> View:
+    """One handler that runs ``step`` (a page step that sets controls, e.g. a new image's boxes), then ``views`` on
+    the values it set: one request where a ``.then`` would take two. The step's outputs and the first view's go to
+    the page first (``combine``). A step that returns None has nothing to do: no output changes."""
+    fn, ins, outs = step
+    views_fn, views_in, views_out = combine(views)
+    inputs = [*(ins or [])]
+    inputs += [c for c in views_in if all(c is not d for d in inputs)]
+
+    def run(*values):
+        given = {id(c): v for c, v in zip(inputs, values, strict=True)}
+        try:
+            result = fn(*(given[id(c)] for c in (ins or [])))
+        except gr.Error as e:
+            warn(e.message)
+            result = [gr.skip()] * len(outs)
+        if result is None:
+            yield [gr.skip()] * (len(outs) + len(views_out))
+            return
+        set_by_step = [result] if len(outs) == 1 else list(result)
+        for c, v in zip(outs, set_by_step, strict=True):
+            if not isinstance(v, dict):  # a plain value
+                given[id(c)] = v
+            elif "value" in v:  # an update that sets a value
+                given[id(c)] = v["value"]
+        for answer in views_fn(*(given[id(c)] for c in views_in)):
+            yield [*set_by_step, *answer]
+
+    run.__name__ = f"{fn.__name__}+{views_fn.__name__}"
+    return run, inputs, [*outs, *views_out]
+
+
 def _outputs(fn: Callable, args: list, n: int) -> list:
     """``fn(*args)`` as a list of ``n`` outputs; on ``gr.Error`` a notice and ``n`` skips (outputs left as they are)."""
     try:
@@ -52,3 +85,20 @@ def _outputs(fn: Callable, args: list, n: int) -> list:
         warn(e.message)
         return [gr.skip()] * n
     return [result] if n == 1 else list(result)
+
+
+def safe(n: int) -> Callable:
+    """A page handler that shows a ``gr.Error`` as a notice and leaves its ``n`` outputs as they were."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args):
+            try:
+                return guard(fn)(*args)
+            except gr.Error as e:
+                warn(e.message)
+                return tuple(gr.skip() for _ in range(n)) if n > 1 else gr.skip()
+
+        return run
+
+    return wrap
