@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from app_support import KINDS, Walker, app_server, open_page, store_dir
 from PIL import Image
 
 from vitattn import render
 from vitattn.datasets import EXAMPLES_DIR
+from vitattn.metrics import METRIC_NAMES
 from vitattn.ui import AppConfig, Explorer, iou
 from vitattn.ui.catalog import display
 
@@ -171,3 +173,17 @@ def test_export_gives_the_map_as_npy_and_the_tables_as_csv(walker):
     names = file_names(w.page.locator("#iou-files a"))
     assert sum(n.endswith(".csv") for n in names) == 5 and any("leaderboard" in n for n in names), names
     w.shot("export")
+
+
+def test_a_later_tabs_table_exports_as_csv(walker):
+    w = walker
+    w.tab("Compare")
+    panel = w.page.locator("#compare-panel")
+    w.click("export the compare table", panel.get_by_role("button", name="Export this table (CSV)"))
+    links = panel.locator("a[href*='compare-metrics']")
+    assert file_names(links) == ["compare-metrics.csv"]
+    with w.page.expect_download() as download:
+        links.first.click()
+    table = pd.read_csv(download.value.path())
+    assert table["metric"].tolist() == list(METRIC_NAMES)  # the table as shown, every metric
+    w.shot("export-compare")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui import api, compare_view
+from vitattn.ui import api, compare_view, export
 from vitattn.ui.catalog import FUSED
 from vitattn.ui.compare_view import SCALES, Side
 from vitattn.ui.config import VIEW_WORKERS
@@ -116,6 +116,7 @@ def build(explorer: Explorer, controls: dict) -> None:
             max_height=640,  # every metric without scrolling
             elem_id="compare-metrics",
         )
+        export.csv_button(table, "compare-metrics")
         chosen = gr.State(False)  # whether a person chose side B (then opening the tab keeps it)
         if opacity is None:  # an app without the header's opacity slider
             opacity = gr.State(OPACITY)

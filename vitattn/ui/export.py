@@ -59,3 +59,18 @@ def png(stem: str, picture: Image.Image) -> str:
     path = folder() / f"{stem}.png"
     picture.save(path, format="PNG")
     return str(path)
+
+
+def csv_button(table, stem: str) -> None:
+    """A small button under ``table`` (a ``gr.Dataframe``) that offers the table as shown as a CSV file; call it
+    inside the layout, right after the table."""
+    import gradio as gr
+
+    with gr.Row():
+        button = gr.Button("Export this table (CSV)", size="sm", scale=0, min_width=200)
+        files = gr.File(label="CSV", interactive=False, visible=False, scale=3)
+
+    def export_table(shown: pd.DataFrame | None) -> dict:
+        return gr.update(value=csv(name(stem), shown), visible=True)
+
+    button.click(export_table, table, files, api_visibility="private")

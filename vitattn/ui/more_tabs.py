@@ -27,7 +27,7 @@ import pandas as pd
 from vitattn import render_extra
 from vitattn.metrics import METRIC_NAMES
 from vitattn.specs import get_spec
-from vitattn.ui import features_view, heads, variants_view
+from vitattn.ui import export, features_view, heads, variants_view
 from vitattn.ui.catalog import FUSED
 from vitattn.ui.config import LIVE_WORKERS, VIEW_WORKERS
 from vitattn.ui.errors import guard
@@ -129,15 +129,17 @@ def _heads_tab(ex: Explorer, controls: dict) -> None:
                 max_height=320,
                 elem_id="head-ranking",
             )
+            export.csv_button(ranking, "head-ranking")
             with gr.Row():
                 matrix = gr.Image(label="Head x feature type", elem_id="head-matrix", scale=3, **PICTURE)
-                best = gr.Dataframe(
-                    label="Best head per feature type (click a row: its exemplars)",
-                    interactive=False,
-                    max_height=520,
-                    scale=2,
-                    elem_id="head-best",
-                )
+                with gr.Column(scale=2):
+                    best = gr.Dataframe(
+                        label="Best head per feature type (click a row: its exemplars)",
+                        interactive=False,
+                        max_height=520,
+                        elem_id="head-best",
+                    )
+                    export.csv_button(best, "best-heads")
             with gr.Row():
                 feature = gr.Dropdown(
                     list(start.features),
@@ -313,6 +315,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
                 label="Shift B - A (click a box to scope the metrics)", elem_id="variant-shift", scale=1, **PICTURE
             )
         deltas = gr.Dataframe(label="Metrics of A and B and their delta", interactive=False, elem_id="variant-deltas")
+        export.csv_button(deltas, "variant-metrics")
         gr.Markdown("### Fine-tuned vs frozen over the store, per model and strategy")
         gr.Markdown(variants_view.NO_VARIANTS, visible=not has_pairs, elem_id="variants-note")
         with gr.Column(visible=has_pairs):
@@ -324,6 +327,7 @@ def _variants_tab(ex: Explorer, controls: dict) -> None:
             table = gr.Dataframe(
                 label="Delta table (click a row: compare that pair above)", interactive=False, elem_id="variants-table"
             )
+            export.csv_button(table, "variant-deltas")
 
     pair_inputs = [image_id, model_a, model_b, method, layer, head, box]
     pair_outputs = [pair_note, method, layer, head, box, pair, shift, deltas]
@@ -448,6 +452,7 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
             max_height=260,
             elem_id="head-stats-table",
         )
+        export.csv_button(stat_table, "head-statistics")
         gr.Markdown("### Faithfulness (image, model, method and layer: the controls above; all heads fused)")
         with gr.Row():
             mode = gr.Radio(list(features_view.MODES), value="blur", label="A removed patch becomes")
@@ -467,12 +472,14 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
                 elem_id="faithfulness-plot",
                 show_label=False,
             )
-            areas = gr.Dataframe(
-                pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
-                label="Areas under the curves (press the button)",
-                interactive=False,
-                elem_id="faithfulness-areas",
-            )
+            with gr.Column():
+                areas = gr.Dataframe(
+                    pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
+                    label="Areas under the curves (press the button)",
+                    interactive=False,
+                    elem_id="faithfulness-areas",
+                )
+                export.csv_button(areas, "faithfulness-areas")
         with gr.Column(visible=False):  # the public endpoints' typed inputs and named outputs (inside a tab: Tabs
             _api(ex)  # hold tabs only)
 
