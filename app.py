@@ -890,10 +890,13 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         """The concurrency group of a view: live inference, or the cached views."""
         return LIVE if name == "predictions" and not EXPLORER.predictions_stored else VIEWS
 
-    def views_of(names: tuple[str, ...]) -> tuple[wiring.View, dict]:
-        """One handler for the views ``names`` (see ``vitattn/ui/wiring.py``), in the live queue if one needs it."""
+    def views_of(names: tuple[str, ...], step: wiring.View | None = None) -> tuple[wiring.View, dict]:
+        """One handler for the views ``names`` (after ``step``, when given: ``wiring.after_step``), in the live queue
+        if one needs it."""
         live = any(group(n) is LIVE for n in names)
-        return wiring.combine([page_views[n] for n in names]), {**PRIVATE, **(LIVE if live else VIEWS)}
+        chosen = [page_views[n] for n in names]
+        handler = wiring.combine(chosen) if step is None else wiring.after_step(step, chosen)
+        return handler, {**PRIVATE, **(LIVE if live else VIEWS)}
 
     def on(triggers: list, *names: str) -> None:
         """Views ``names`` recomputed, by one event, when a control in ``triggers`` changes."""
@@ -962,15 +965,13 @@ with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
 
     new_image = [x0, y0, x1, y1, box_choice, pending, scope, explain, shown_image]
     all_for_image = (*EVERY_VIEW, "predictions", "image")
-    # A new image: its boxes, then every view on them, in one request (the picture comes first).
-    live = any(group(n) is LIVE for n in all_for_image)
-    # The image's "change" event: once per new value, picked from the list or typed (an upload's id, a paper's), and
-    # only then ("input" fires twice per pick, "blur" with every pick, each measurably delaying the picture: see
-    # bench/browser.py). A change made by another step that shows the image itself (gallery, upload, a link) finds
-    # it shown already and does nothing.
-    step = (on_picked_image, [image_id, shown_image], new_image)
-    picked_image = wiring.after_step(step, [page_views[n] for n in all_for_image])
-    image_id.change(*picked_image, **{**PRIVATE, **(LIVE if live else VIEWS)}, **LAST)
+    # A new image: its boxes, then every view on them, in one request (the picture comes first), on the image's
+    # "change" event: once per new value, picked from the list or typed (an upload's id, a paper's), and only then
+    # ("input" fires twice per pick, "blur" with every pick, each measurably delaying the picture: see
+    # bench/browser.py). A change made by another step that shows the image itself finds it shown already and does
+    # nothing.
+    (fn, inputs, outputs), kw = views_of(all_for_image, (on_picked_image, [image_id, shown_image], new_image))
+    image_id.change(fn, inputs, outputs, **kw, **LAST)
     gallery.select(on_gallery, None, [image_id, tabs], **PRIVATE)  # the image's change event shows it
     gr.on([search.submit, value.input], on_filter, [search, field, value], gallery, **PRIVATE)
     field.select(on_field, field, value, **PRIVATE)

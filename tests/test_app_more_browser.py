@@ -10,14 +10,12 @@ artifacts/screens/more-*.png.
 
 from __future__ import annotations
 
-import atexit
 import re
-from functools import cache
 
 import numpy as np
 import pytest
-from app_support import LINK_REQUESTS, AppServer, Walker, open_page
-from test_app_more_support import MODELS, VARIANT, more_store
+from app_support import LINK_REQUESTS, Walker, open_page
+from test_app_more_support import MODELS, VARIANT, more_server, more_store
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -31,16 +29,9 @@ def cell(w: Walker, table: str, row: int, col: int):
     return w.page.locator(f"#{table} [data-testid='cell-{row}-{col}']").first
 
 
-@cache
-def server() -> AppServer:
-    app = AppServer(more_store())
-    atexit.register(app.stop)
-    return app
-
-
 @pytest.fixture(scope="module")
 def walker():
-    with open_page(server().url, "more", MAX_REQUESTS, notice_ok=VARIANT) as w:
+    with open_page(more_server().url, "more", MAX_REQUESTS, notice_ok=VARIANT) as w:
         yield w
 
 

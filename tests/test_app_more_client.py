@@ -8,14 +8,10 @@ gives in process; bad input comes back as one line.
 
 from __future__ import annotations
 
-import atexit
-from functools import cache
-
 import numpy as np
 import pytest
-from app_support import AppServer
 from PIL import Image
-from test_app_more_support import VARIANT, more_store
+from test_app_more_support import VARIANT, more_server
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -34,16 +30,9 @@ ENDPOINTS = {  # name: (parameter names, output labels)
 }
 
 
-@cache
-def server() -> AppServer:
-    app = AppServer(more_store())
-    atexit.register(app.stop)
-    return app
-
-
 @pytest.fixture(scope="module")
 def client():
-    return gradio_client.Client(server().url, verbose=False)
+    return gradio_client.Client(more_server().url, verbose=False)
 
 
 def _rows(table: dict) -> list[dict]:

@@ -87,3 +87,13 @@ def more_store() -> Path:
     )
     run(config)
     return out / "store"
+
+
+@cache
+def more_server():
+    """The app launched on ``more_store()``, once per test process (the client and the browser tests share it)."""
+    from app_support import AppServer
+
+    app = AppServer(more_store())
+    atexit.register(app.stop)
+    return app
