@@ -3,8 +3,11 @@
 A Hugging Face Space installs requirements.txt, a notebook user `pip install .` or `.[dev]`; the two must not drift.
 """
 
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from small_models import small_overrides
 
