@@ -72,7 +72,7 @@ def test_pxap_equals_scikit_learn(seed: int) -> None:
 
 def test_relevance_rank_against_a_plain_count_without_ties() -> None:
     rng = np.random.default_rng(3)
-    heatmap = rng.random((5, 5)).astype(np.float32)
+    heatmap = rng.random((40, 40)).astype(np.float32)  # at R = 40, its own upsampling
     up = upsample(heatmap, 40).reshape(-1)
     labels = union_mask(BOXES, 40).reshape(-1)
     k = int(labels.sum())
