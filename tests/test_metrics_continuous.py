@@ -25,6 +25,7 @@ from vitattn.metrics.continuous import (
     _highs_direct,
     _transport_constraints,
     map_emd,
+    wasserstein_grids,
     map_kl,
     map_mse,
     transport_cost,
@@ -119,6 +120,7 @@ def test_emd_matches_brute_force_lp(seed):
     p, q = p / p.sum(), q / q.sum()
     assert wasserstein_grid(p, q) == pytest.approx(_brute_w1(p, q), abs=1e-9)
     assert wasserstein_grid(p, q) == pytest.approx(wasserstein_grid(q, p), abs=1e-9)
+    assert wasserstein_grids(p[None], q)[0] == pytest.approx(_brute_w1(p, q), abs=1e-9)  # POT's network simplex
 
 
 def test_invariances():
