@@ -37,7 +37,7 @@ import torch
 import vitattn
 from precompute import Config, run
 from precompute.config import parse_layers
-from precompute.job import _faithfulness, _scores, settings
+from precompute.unit import _faithfulness, _scores, settings
 from vitattn.datasets import AnnotatedImage, load_annotated, load_examples
 from vitattn.store import writer
 
