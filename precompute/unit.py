@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,7 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     tables = {
         "maps": writer.maps_table(name, ids, rows),
         "features": writer.features_table(name, ids, analyses, layers, config.feature_dtype),
-        **_scores(config, name, records, rgbs, [tuple(a.grid) for a in analyses], rows, baselines),
+        **_scores(config, name, records, rgbs, [tuple(a.grid) for a in analyses], rows, baselines, model.device),
         "predictions": writer.predictions_table(name, ids, analyses),
     }
     if stats:
@@ -234,19 +235,25 @@ def _faithfulness(config: Config, model, ids, rgbs, rows, asked: dict):
                                                        zip(pairs, results, strict=True)])  # fmt: skip
 
 
-def _scores(config: Config, name: str, records, rgbs, grids, rows, baselines: dict) -> dict:
+def _scores(config: Config, name: str, records, rgbs, grids, rows, baselines: dict, device=None) -> dict:
     """The metrics, per-box and baseline tables of a unit; an image without boxes has no rows in them. Baselines
-    depend on the image and the grid only, so models sharing a grid share them (``baselines``, a run's cache)."""
+    depend on the image and the grid only, so models sharing a grid share them (``baselines``, a run's cache).
+
+    Every map is scored by the batched scorer on the device the analysis ran on (``device``; the CPU if None),
+    which computes the numpy reference's numbers (``vitattn.metrics.batched``)."""
+    from vitattn.metrics.batched import score_maps
+
+    scorer = partial(score_maps, device=device)
     scored = [k for k, r in enumerate(records) if r.boxes]
     ids = [records[k].id for k in scored]
     boxes = [records[k].boxes for k in scored]
-    metrics, per_box = writer.score_tables(name, ids, [rows[k] for k in scored], boxes, config.resolution)
+    metrics, per_box = writer.score_tables(name, ids, [rows[k] for k in scored], boxes, config.resolution, scorer)
     base_rows = []
     for k in scored:
         key = (records[k].id, grids[k])
         if key not in baselines:
             rgb = np.asarray(rgbs[k])
-            baselines[key] = writer.baseline_rows(key[0], records[k].boxes, rgb, grids[k], config.resolution)
+            baselines[key] = writer.baseline_rows(key[0], records[k].boxes, rgb, grids[k], config.resolution, scorer)
         base_rows += baselines[key]
     return {"metrics": metrics, "boxes": per_box, "baselines": writer.baselines_table(name, base_rows)}
 
