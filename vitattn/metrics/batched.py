@@ -104,9 +104,9 @@ def _lerp(n_in: tuple[int, int], side: int, device: str) -> tuple:
 def upsample(maps: torch.Tensor, side: int) -> torch.Tensor:
     """``[c, gh, gw]`` float32 -> ``[c, R * R]``: ``raster.upsample``'s lerps in the same order (bit for bit on CPU)."""
     y0, y1, wy, x0, x1, wx = _lerp(tuple(maps.shape[-2:]), side, str(maps.device))
-    top, bottom = maps[:, y0, :], maps[:, y1, :]  # [c, R, gw]
+    top, bottom = maps.index_select(1, y0), maps.index_select(1, y1)  # [c, R, gw]
     rows = top + wy[:, None] * (bottom - top)  # [c, R, gw]
-    left, right = rows[..., x0], rows[..., x1]  # [c, R, R]
+    left, right = rows.index_select(2, x0), rows.index_select(2, x1)  # [c, R, R]
     return (left + wx * (right - left)).reshape(maps.shape[0], -1)  # [c, n]
 
 
