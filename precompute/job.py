@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 import vitattn
 from precompute.config import Config
+from precompute.estimate import cost_line
 from precompute.unit import Inputs, Unit, _complete, _expected, load_model, settings, write_unit
 from vitattn.datasets import load_annotated
 from vitattn.store import writer
@@ -55,7 +57,10 @@ def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dic
     merge_models(old, {**base, "models": {}}, str(config.output))  # refuses a folder holding another image set
     _clean_temporary(config.output)
     todo = [u for u in plan(config, base["images"]) if not _done(config.output, u, _expected(config, inputs, u))]
-    with tqdm(total=len(todo), unit="unit", disable=not config.progress, desc="precompute") as bar:
+    if config.progress and (line := cost_line(config, todo)):
+        print(line, file=sys.stderr, flush=True)
+    n_images = sum(len(u.ids) for u in todo if u.model is not None)  # the bar counts images of model units
+    with tqdm(total=n_images, unit="img", disable=not config.progress, desc="precompute") as bar:
         if config.engine == "ray":
             from precompute.ray_engine import compute_on_ray
 
@@ -103,7 +108,7 @@ def _compute(config: Config, inputs: Inputs, todo: list[Unit], bar, on_unit) -> 
         for unit in units:
             bar.set_postfix_str(f"{model_name or 'images'} chunk {unit.chunk}")
             write_unit(config, model, inputs, unit, baselines)
-            bar.update()
+            bar.update(0 if unit.model is None else len(unit.ids))
             if on_unit is not None:
                 on_unit(unit)
         del model

@@ -142,6 +142,6 @@ def _dispatch(ray, actors: list, inputs: Inputs, units: list[Unit], bar, on_unit
 
 
 def _done(bar, on_unit, unit: Unit) -> None:
-    bar.update()
+    bar.update(0 if unit.model is None else len(unit.ids))  # the bar counts images of model units
     if on_unit is not None:
         on_unit(unit)
