@@ -3,8 +3,9 @@
     python -m bench.metrics [--model vit] [--maps 128] [--repeats 5] [--device cpu] [--small-only] [--scoring-only]
 
 1. Metrics per map: ``score_batch`` (every column) against its continuous part alone (``mse``, ``kl``, ``emd``:
-   min-max normalisation, soft ground truth, 8x8 transport LP), on ``--maps`` random 14x14 maps at R = 224, run
-   side by side; then each of the three alone, and ``baseline_metrics`` (five baselines, 20 random seeds).
+   min-max normalisation, soft ground truth, exact 8x8 transport by POT), on ``--maps`` random 14x14 maps at R = 224,
+   run side by side; the batched scorer beside ``score_batch``; then each of the three alone, and
+   ``baseline_metrics`` (five baselines, 20 random seeds).
 2. Faithfulness per map: ``evaluate`` (20 steps, blur) of one map with a small ViT and the full-size ViT-B, in
    forward passes per second (``4 * steps - 2`` passes per map: intact, canvas, 19 inner steps of four curves).
 3. One image as the precompute job does it with the full-size model, side by side in one run: ``analyze`` (the
@@ -49,7 +50,7 @@ def side_by_side(a, b, repeats: int) -> tuple[float, float]:
     return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
 
 
-def metrics_per_map(n_maps: int, repeats: int) -> None:
+def metrics_per_map(n_maps: int, repeats: int, device: str) -> None:
     rng = np.random.default_rng(0)
     maps = rng.random((n_maps, 14, 14)).astype(np.float32)
     up = upsample(maps, 224)  # [N, 224, 224]
@@ -66,12 +67,15 @@ def metrics_per_map(n_maps: int, repeats: int) -> None:
         f"  score_batch (every column) {t_all * ms:6.2f} ms | continuous part alone {t_cont * ms:6.2f} ms | "
         f"others {(t_all - t_cont) * ms:6.2f} ms | continuous share {t_cont / t_all:.2f}"
     )
+    t_bat, t_ref = side_by_side(lambda: score_maps(maps, BOXES, 224, device=device), lambda: score_batch(maps, BOXES,
+                                224), repeats)  # fmt: skip
+    print(f"  batched score_maps ({device}) {t_bat * ms:6.2f} ms | numpy score_batch {t_ref * ms:6.2f} ms (alternately)")
     norm = normalize_maps(up)
     for name, fn in (
         ("normalise", lambda: normalize_maps(up)),
         ("mse", lambda: map_mse(norm, gt)),
         ("kl", lambda: map_kl(gt, norm)),
-        ("emd (8x8 LP)", lambda: map_emd(norm, gt)),
+        ("emd (POT)", lambda: map_emd(norm, gt)),
     ):
         print(f"  {name:14s} {median(fn, repeats) * ms:6.2f} ms per map")
     image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
@@ -176,7 +180,7 @@ def main() -> None:
         scoring_against_analyze(full, image, list(full.spec.methods), args.repeats)
         return
     if not args.skip_metrics:
-        metrics_per_map(args.maps, args.repeats)
+        metrics_per_map(args.maps, args.repeats, device)
     small = vitattn.load_model(args.model, pretrained=False, device=device, depth=2, embed_dim=64, num_heads=4)
     t_small = faithfulness_per_map(small, image, f"small {args.model} (depth 2, dim 64)", args.repeats)
     if args.small_only:
