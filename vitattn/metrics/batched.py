@@ -48,6 +48,8 @@ class Targets:
     area: int  # pixels inside the union (K)
     ks: torch.Tensor  # [T] int64: top-k counts of PERCENTILES, box_percentile, then K (relevance rank)
     union: torch.Tensor  # [n] int64 0 / 1
+    places: torch.Tensor  # [n] int64 0 .. n - 1
+    inv_rest: torch.Tensor  # [n] float32 1 / (n - j): the pixels from place j up
     masks: torch.Tensor  # [n, B] float32 box masks
     areas: torch.Tensor  # [B] float64 box areas
     sums: torch.Tensor  # [n, 2] float64: ones, union
@@ -79,6 +81,8 @@ def _targets(boxes: tuple, side: int, box_percentile: float, device: str) -> Tar
         area=int(union.sum()),
         ks=as_t(np.array(ks), torch.int64),
         union=as_t(union, torch.int64),
+        places=torch.arange(n, device=dev),
+        inv_rest=as_t(1.0 / (n - np.arange(n)), torch.float32),
         masks=as_t(masks.T, torch.float32),
         areas=as_t(masks.sum(axis=1), torch.float64),
         sums=as_t(np.stack([np.ones(n), union], axis=1), torch.float64),
@@ -135,25 +139,28 @@ def _ranks(ordered: torch.Tensor, t: Targets) -> tuple[torch.Tensor, ...]:
     """Expected hits ``[c, T]`` of the union at each ``t.ks``, the share of a tied pixel kept ``[c, T]``, pixel AP
     ``[c]`` and the thresholds ``[c, T]`` (as ordered bits)."""
     c, n = ordered.shape
-    keys = sort_keys((ordered.to(torch.int64) << 1) | t.union)  # [c, n] ascending: value, then inside bit
-    values, inside = keys >> 1, (keys & 1).to(torch.int32)  # [c, n], [c, n]
-    running = torch.cumsum(inside, dim=1, dtype=torch.int32)  # [c, n] inside pixels up to place j
+    keys = ordered.to(torch.int64)
+    keys <<= 1
+    keys |= t.union
+    keys = sort_keys(keys)  # [c, n] ascending: value, then the inside bit
+    inside = keys & 1  # [c, n]
+    running = torch.cumsum(inside, dim=1)  # [c, n] inside pixels up to place j
     k = t.ks.expand(c, -1)  # [c, T]
-    thresholds = values.gather(1, n - k).contiguous()  # [c, T] the k-th largest values
-    lo = torch.searchsorted(values, thresholds, right=False)  # [c, T] first place at the threshold
-    hi = torch.searchsorted(values, thresholds, right=True)  # [c, T] first place above it
+    at = keys.gather(1, n - k) | 1  # [c, T] the k-th largest value's key with its inside bit set
+    lo = torch.searchsorted(keys, at - 1, right=False)  # [c, T] first place at the threshold
+    hi = torch.searchsorted(keys, at, right=True)  # [c, T] first place above it
     in_lo, in_hi = _before(running, lo), _before(running, hi)  # [c, T] inside pixels before those places
     share = (k - (n - hi)).double() / (hi - lo).double()  # [c, T] chance that a tied pixel is kept
     hits = (t.area - in_hi).double() + share * (in_hi - in_lo).double()  # [c, T]
     # Pixel AP: a positive at place j scores the precision of the pixels >= its value, i.e. of the places from the
     # first of its tie group, g(j): the running maximum of the group starts (places ascend with the value).
-    places = torch.arange(n, device=ordered.device, dtype=torch.int32)  # [n]
     starts = torch.ones_like(inside, dtype=torch.bool)
-    starts[:, 1:] = values[:, 1:] != values[:, :-1]  # [c, n]
-    group = _cummax(starts * places).to(torch.int64)  # [c, n]
-    precision = (t.area - (running - inside)).float() / (n - places).float()  # [c, n] of the places from j up
+    values = keys | 1  # [c, n] the value's key, whatever the inside bit
+    starts[:, 1:] = values[:, 1:] != values[:, :-1]  # [c, n] where the value changes
+    group = _cummax(starts * t.places)  # [c, n] int64
+    precision = (t.area - running + inside).float() * t.inv_rest  # [c, n] of the places from j up
     ap = (precision.gather(1, group) * inside).sum(dim=1).double() / t.area  # [c]
-    return hits, share, ap, thresholds
+    return hits, share, ap, at >> 1
 
 
 def _before(running: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
