@@ -74,7 +74,9 @@ def _targets(boxes: tuple, side: int, box_percentile: float, device: str) -> Tar
     p = gt.reshape(-1) + KL_EPSILON
     p /= p.sum()
     rows = cols = _area_matrix(side, EMD_GRID)  # [g, R]
-    as_t = lambda a, dtype: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
+    # torch.tensor copies into torch's own (64-byte aligned) memory: BLAS results can depend on the operands'
+    # alignment, and numpy's varies between processes (the Ray engine's workers must write the local engine's bytes)
+    as_t = lambda a, dtype: torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
     return Targets(
         n=n,
         side=side,
