@@ -145,22 +145,22 @@ def _ranks(ordered: torch.Tensor, t: Targets) -> tuple[torch.Tensor, ...]:
     keys <<= 1
     keys |= t.union
     keys = sort_keys(keys)  # [c, n] ascending: value, then the inside bit
-    inside = keys & 1  # [c, n]
-    running = torch.cumsum(inside, dim=1)  # [c, n] inside pixels up to place j
+    inside = (keys & 1).float()  # [c, n] 0 / 1
+    running = torch.cumsum(inside, dim=1)  # [c, n] inside pixels up to place j (float32: exact below 2^24)
     k = t.ks.expand(c, -1)  # [c, T]
     at = keys.gather(1, n - k) | 1  # [c, T] the k-th largest value's key with its inside bit set
     lo = torch.searchsorted(keys, at - 1, right=False)  # [c, T] first place at the threshold
     hi = torch.searchsorted(keys, at, right=True)  # [c, T] first place above it
     in_lo, in_hi = _before(running, lo), _before(running, hi)  # [c, T] inside pixels before those places
     share = (k - (n - hi)).double() / (hi - lo).double()  # [c, T] chance that a tied pixel is kept
-    hits = (t.area - in_hi).double() + share * (in_hi - in_lo).double()  # [c, T]
+    hits = (t.area - in_hi.double()) + share * (in_hi - in_lo).double()  # [c, T]
     # Pixel AP: a positive at place j scores the precision of the pixels >= its value, i.e. of the places from the
     # first of its tie group, g(j): the running maximum of the group starts (places ascend with the value).
     starts = torch.ones_like(inside, dtype=torch.bool)
     values = keys | 1  # [c, n] the value's key, whatever the inside bit
     starts[:, 1:] = values[:, 1:] != values[:, :-1]  # [c, n] where the value changes
     group = _cummax(starts * t.places)  # [c, n] int64
-    precision = (t.area - running + inside).float() * t.inv_rest  # [c, n] of the places from j up
+    precision = (t.area - running + inside) * t.inv_rest  # [c, n] float32, of the places from j up
     ap = (precision.gather(1, group) * inside).sum(dim=1).double() / t.area  # [c]
     return hits, share, ap, at >> 1
 
