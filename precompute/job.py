@@ -15,6 +15,7 @@ import socket
 import sys
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -82,6 +83,12 @@ def plan(config: Config, image_ids: list[str]) -> list[Unit]:
     return [Unit(m, c, all_chunks[c], m is not None and faithful) for m in (None, *config.models) for c in mine]
 
 
+def _count(bar, moved: list[int], n: int) -> None:
+    """Moves the bar by ``n`` images and remembers it (the rest of the unit is counted when it ends)."""
+    bar.update(n)
+    moved.append(n)
+
+
 def _write_manifest(config: Config, old: dict | None, base: dict) -> dict:
     """The manifest and card: this run's models (from their files) and the other models already there."""
     n_chunks = len(chunks(base["images"], config.chunk_size))
@@ -107,8 +114,9 @@ def _compute(config: Config, inputs: Inputs, todo: list[Unit], bar, on_unit) -> 
         model = None if model_name is None else load_model(config, model_name)
         for unit in units:
             bar.set_postfix_str(f"{model_name or 'images'} chunk {unit.chunk}")
-            write_unit(config, model, inputs, unit, baselines)
-            bar.update(0 if unit.model is None else len(unit.ids))
+            moved: list[int] = []  # images the bar already counted (per analysed batch)
+            write_unit(config, model, inputs, unit, baselines, partial(_count, bar, moved))
+            bar.update(0 if unit.model is None else len(unit.ids) - sum(moved))
             if on_unit is not None:
                 on_unit(unit)
         del model

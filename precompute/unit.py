@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -151,7 +152,9 @@ def _complete(path: Path, expected: dict) -> bool:
     return meta is not None and {k: meta.get(k) for k in expected} == expected
 
 
-def write_unit(config: Config, model, inputs: Inputs, unit: Unit, baselines: dict) -> list[str]:
+def write_unit(
+    config: Config, model, inputs: Inputs, unit: Unit, baselines: dict, on_images: Callable[[int], None] | None = None
+) -> list[str]:
     """Computes one unit and writes its files (each atomically); the one function both engines call.
 
     Files of the unit already complete (a worker killed between two files of a unit) are kept, not written again.
@@ -162,6 +165,7 @@ def write_unit(config: Config, model, inputs: Inputs, unit: Unit, baselines: dic
         inputs: the records of (at least) the unit's images.
         unit: what to compute.
         baselines: a cache of baseline rows shared by the units one process computes.
+        on_images: called with the number of images of each batch analysed (a progress bar).
 
     Returns:
         The paths written, relative to ``config.output``.
@@ -174,7 +178,7 @@ def write_unit(config: Config, model, inputs: Inputs, unit: Unit, baselines: dic
     if model is None:
         tables, unit_meta = {"images": _images_table(inputs, unit)}, expected
     else:
-        tables, unit_meta = _model_tables(config, model, inputs, unit, expected, baselines)
+        tables, unit_meta = _model_tables(config, model, inputs, unit, expected, baselines, on_images)
     for table, rel in missing:
         writer.write_table(config.output / rel, table, tables[table], unit_meta)
     return [rel for _, rel in missing]
@@ -189,7 +193,7 @@ def _images_table(inputs: Inputs, unit: Unit):
     return writer.images_table(rows)
 
 
-def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: dict, baselines: dict):
+def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: dict, baselines: dict, on_images=None):
     """Every table of a model unit, and the metadata its files carry."""
     name, ids = unit.model, unit.ids
     records = [inputs.records[i] for i in ids]
@@ -197,7 +201,13 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     layers = parse_layers(config.feature_layers, model.spec.num_layers)
     stats = model.spec.family == "vit"
     methods = config.methods_of(name)
-    analyses = model.analyze(rgbs, methods=methods, features=bool(layers), stats=stats, batch_size=config.batch_size)
+    analyses = []  # batch by batch (the batches analyze would make itself), so a progress bar can move per batch
+    for start in range(0, len(rgbs), config.batch_size):
+        batch = rgbs[start : start + config.batch_size]
+        kw = {"methods": methods, "features": bool(layers), "stats": stats, "batch_size": config.batch_size}
+        analyses += model.analyze(batch, **kw)
+        if on_images is not None:
+            on_images(len(batch))
     rows = [writer.map_rows(a) for a in analyses]
     tables = {
         "maps": writer.maps_table(name, ids, rows),

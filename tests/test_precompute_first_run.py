@@ -47,8 +47,10 @@ def test_the_line_says_the_cost_and_the_flag():
 def test_the_command_prints_the_line_then_a_bar_of_images(tmp_path, capsys):
     args = ["--models", "vit", "--random-weights", "--output", str(tmp_path / "store"), "--methods", "cls"]
     args += ["--feature-layers", "none", "--device", "cpu", "--overrides", json.dumps({"vit": small_overrides("vit")})]
+    args += ["--batch-size", "2"]
     assert main(args) == 0
     err = capsys.readouterr().err
     first = err.splitlines()[0]
     assert first.startswith("precompute: 7 images x 1 model (vit) on cpu:") and "--faithfulness-layers -1" in first
     assert "7/7" in err and ("img/s" in err or "s/img" in err)  # tqdm: images done and the rate
+    assert "2/7" in err and "4/7" in err and "6/7" in err  # it moves per analysed batch, not per unit
