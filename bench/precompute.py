@@ -2,6 +2,7 @@
 
     python -m bench.precompute [--model vit] [--images 16] [--batch-size 8] [--device cpu]
     python -m bench.precompute --device cuda --batch-size 64 --images 256 [--bf16]   # on a GPU machine
+    python -m bench.precompute --device cuda --batch-size 64 --images 256 --faithfulness-layers none  # issue 19's goal
 
 The image set is the bundled examples repeated to ``--images`` (their encoded bytes and boxes), the model a
 full-size architecture with random weights (no download; speed does not depend on the values). Two measurements,
@@ -10,9 +11,10 @@ in one run:
 1. stages, unit by unit (``--chunk-size`` images per unit, as the job cuts them), each timed alone with the job's own
    functions: decode (the image files to RGB), transform (resize, normalize, stack: the model's input on the host),
    forward/analyze (`Model.analyze`: host to device, forward, backward for gradient methods, every map and feature
-   back as numpy; the transform is measured apart and subtracted), metrics (every map scored against the boxes, and
-   the baselines), faithfulness (deletion / insertion passes of the fused maps at ``--faithfulness-layers``),
-   Parquet encode (tables built and encoded in memory), disk write (written, fsynced, renamed);
+   back as numpy; the transform is measured apart and subtracted), metrics (every map scored against the boxes by
+   the batched scorer on the model's device, and the baselines), faithfulness (deletion / insertion passes of the
+   fused maps at ``--faithfulness-layers``), Parquet encode (tables built and encoded in memory), disk write
+   (written, fsynced, renamed);
 2. the whole job (`precompute.run`) on the same images into a fresh folder: images per second end to end.
 
 It prints each stage's seconds, images per second if that stage ran alone, its share, and which bound the job hits
@@ -37,7 +39,8 @@ import torch
 import vitattn
 from precompute import Config, run
 from precompute.config import parse_layers
-from precompute.job import _faithfulness, _scores, settings
+from precompute.estimate import vit_flops
+from precompute.unit import _faithfulness, _scores, settings
 from vitattn.datasets import AnnotatedImage, load_annotated, load_examples
 from vitattn.store import writer
 
@@ -46,7 +49,7 @@ BOUND = {
     "decode": "host preprocessing (image decoding)",
     "transform": "host preprocessing (resize/normalize)",
     "forward/analyze": "compute (forward, backward, maps and features to host)",
-    "metrics": "metrics (numpy scoring on the CPU)",
+    "metrics": "metrics (batched scoring on the device; the exact EMD on the host)",
     "faithfulness": "compute (deletion / insertion forward passes)",
     "parquet encode": "Parquet encoding (CPU)",
     "disk write": "disk",
@@ -108,7 +111,7 @@ def one_unit(config: Config, model, chunk: list[AnnotatedImage], out: Path, auto
     with clock(totals, "parquet encode"):
         rows = [writer.map_rows(a) for a in analyses]  # float16 maps: what is scored and stored
     with clock(totals, "metrics"):
-        scores = _scores(config, name, chunk, rgbs, [tuple(a.grid) for a in analyses], rows, {})
+        scores = _scores(config, name, chunk, rgbs, [tuple(a.grid) for a in analyses], rows, {}, model.device)
     asked = settings(config, name)["faithfulness"]
     with clock(totals, "faithfulness"), autocast():
         faithful = {"faithfulness": _faithfulness(config, model, ids, rgbs, rows, asked)} if asked else {}
@@ -126,16 +129,6 @@ def one_unit(config: Config, model, chunk: list[AnnotatedImage], out: Path, auto
         for table, data in encoded.items():
             writer.write_bytes(out / f"{table}-{ids[0]}.parquet", data)
     return sum(data.size for data in encoded.values())
-
-
-def vit_flops(spec, overrides: dict) -> float:
-    """Forward FLOPs of one image (a multiply-add counts 2): per block 24 N D^2 (qkv, projection, 4x MLP) and
-    4 N^2 D (scores and weighted sum); the patch embedding 2 N D (3 p^2)."""
-    depth = overrides.get("depth", spec.num_layers)
-    d = overrides.get("embed_dim", 768)
-    p = spec.patch_size
-    n = (spec.img_size // p) ** 2 + spec.num_prefix_tokens
-    return depth * (24 * n * d * d + 4 * n * n * d) + 2 * n * d * 3 * p * p
 
 
 def main(argv: list[str] | None = None) -> None:

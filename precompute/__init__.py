@@ -14,13 +14,15 @@ Pushing sends one commit holding only new or changed files; a push that failed (
 completed by running the same command again. The Hub token comes from ``HF_TOKEN`` or ``hf auth login``, never from
 the command line. Read the result with ``vitattn.store.open_store``.
 
-Layout: ``config.py`` (the frozen `Config`, parsed from the command line), ``job.py`` (units of work, resume),
+Layout: ``config.py`` (the frozen `Config`, parsed from the command line), ``unit.py`` (a unit of work and how it is
+computed, for both engines), ``job.py`` (planning, resume, the manifest),
 ``push.py`` (one commit of the changed files), ``ray_engine.py`` (the units on Ray actors, ``--engine ray``),
 ``__main__.py`` (the command).
 """
 
 from precompute.config import Config
-from precompute.job import Unit, run
+from precompute.job import run
 from precompute.push import PushError, PushResult, push
+from precompute.unit import Unit
 
 __all__ = ["Config", "PushError", "PushResult", "Unit", "push", "run"]

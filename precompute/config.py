@@ -28,7 +28,9 @@ class Config:
     methods: tuple[str, ...] | None = None  # map methods; each model computes those it supports (None: all)
     feature_layers: str = "all"  # "all", "none", or comma-separated layers ("-1" is the last)
     feature_dtype: str = "int8"  # how patch features are stored: "int8" (one scale per token) or "float16"
-    faithfulness_layers: str = "-1"  # deletion/insertion of each method's fused map at these layers ("none": skip)
+    # Deletion/insertion of each method's fused map at these layers ("none": skip; "auto": the last layer on a GPU,
+    # none on a CPU, where its 78 forward passes per map dominate; the command's default).
+    faithfulness_layers: str = "-1"
     batch_size: int = 8  # images per forward pass
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
     output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
@@ -52,6 +54,9 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", MappingProxyType({k: dict(v) for k, v in self.overrides.items()}))
+        if self.faithfulness_layers == "auto":
+            on_gpu = self.resolved_device().startswith("cuda")
+            object.__setattr__(self, "faithfulness_layers", "-1" if on_gpu else "none")
         object.__setattr__(self, "output", Path(self.output))
         for name in self.models:
             get_spec(name)  # raises naming the valid ones
@@ -123,6 +128,14 @@ class Config:
             shown = f"--feature-layers {self.feature_layers!r}, --faithfulness-layers {self.faithfulness_layers!r}, "
             shown += f"--methods {','.join(self.methods or ('all',))}"
             raise ValueError(f"{'; '.join(problems)} ({shown})")
+
+    def resolved_device(self) -> str:
+        """The device the models run on: ``device``, else CUDA when available, else the CPU."""
+        if self.device is not None:
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     def num_layers(self, name: str) -> int:
         """Blocks (ResNet: stages) of a model as this run builds it (``depth`` overrides a ViT's)."""
@@ -213,9 +226,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--faithfulness-layers",
-        default="-1",
+        default="auto",
         help="deletion/insertion curves of each method's fused map at these layers: 'none', 'all' or comma-separated "
-        "(default -1: the last)",
+        "(default auto: -1, the last, on a GPU; none on a CPU, where its 78 forward passes per map dominate)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")

@@ -8,7 +8,7 @@ would re-batch images across units, wants rows out, and would retry a batch with
 Actors over units keep the local engine's contract exactly: one worker process per GPU holds one model at a time
 (loaded once, kept for every following unit of that model: units arrive in model order), and takes the next unit
 when it finishes one; each unit is retried as a whole and is idempotent, since it is computed by the very function
-the local engine calls (`job.write_unit`), which keeps the files of the unit already complete.
+the local engine calls (`unit.write_unit`), which keeps the files of the unit already complete.
 
 - The driver plans the units as the local engine does (skipping those done), writes the images of each chunk itself
   (cheap), sends every model unit with its records (image bytes, boxes, meta) to the workers, and writes the
@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import replace
 
 from precompute.config import Config
-from precompute.job import Inputs, Unit, load_model, write_unit
+from precompute.unit import Inputs, Unit, load_model, write_unit
 from vitattn.store import StoreError
 
 MAX_RESTARTS = 3  # a worker process that dies is started again this many times
@@ -142,6 +142,6 @@ def _dispatch(ray, actors: list, inputs: Inputs, units: list[Unit], bar, on_unit
 
 
 def _done(bar, on_unit, unit: Unit) -> None:
-    bar.update()
+    bar.update(0 if unit.model is None else len(unit.ids))  # the bar counts images of model units
     if on_unit is not None:
         on_unit(unit)

@@ -28,6 +28,7 @@ from vitattn.metrics.continuous import (
     map_kl,
     map_mse,
     transport_cost,
+    wasserstein_grids,
 )
 
 SMALL_BOX = (0.45, 0.45, 0.55, 0.55)
@@ -119,6 +120,18 @@ def test_emd_matches_brute_force_lp(seed):
     p, q = p / p.sum(), q / q.sum()
     assert wasserstein_grid(p, q) == pytest.approx(_brute_w1(p, q), abs=1e-9)
     assert wasserstein_grid(p, q) == pytest.approx(wasserstein_grid(q, p), abs=1e-9)
+    assert wasserstein_grids(p[None], q)[0] == pytest.approx(_brute_w1(p, q), abs=1e-9)  # POT's network simplex
+
+
+def test_emd_threads_give_the_same_numbers():
+    rng = np.random.default_rng(0)
+    ps = rng.random((9, 64)) ** 3
+    ps /= ps.sum(axis=1, keepdims=True)
+    q = rng.random(64)
+    q /= q.sum()
+    alone = wasserstein_grids(ps, q)
+    np.testing.assert_array_equal(wasserstein_grids(ps, q, workers=4), alone)
+    assert alone == pytest.approx([_brute_w1(p.reshape(8, 8), q.reshape(8, 8)) for p in ps], abs=1e-9)
 
 
 def test_invariances():

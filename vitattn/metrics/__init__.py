@@ -2,7 +2,9 @@
 
 Maps are ``[gh, gw]`` float arrays on a model's patch grid covering the whole image; boxes are normalized
 ``(x0, y0, x1, y1)`` (``vitattn.boxes``). ``all_metrics`` / ``score_batch`` give every column of the metrics
-table (``continuous``: MSE, KL and EMD against a soft ground truth, lower is better: ``LOWER_IS_BETTER``);
+table (``continuous``: MSE, KL and EMD against a soft ground truth, lower is better: ``LOWER_IS_BETTER``;
+``threshold_free``: relevance mass, relevance rank and pixel AP; ``batched``, imported on its own as it needs torch:
+every column for a stack of maps at once on a torch device);
 ``summary`` turns that table into means with bootstrap intervals, best layers and paired tests; ``stats`` holds the
 paired comparison, Holm's correction and Kruskal-Wallis; ``heads`` ranks single heads and matches them to feature
 types (the seed study's Q3).
@@ -74,6 +76,7 @@ from vitattn.metrics.tables import (
     per_box_rows,
     select,
 )
+from vitattn.metrics.threshold_free import THRESHOLD_FREE_NAMES, pxap, relevance_mass, relevance_rank
 
 __all__ = [
     "BASELINE_NAMES",
@@ -91,6 +94,7 @@ __all__ = [
     "HeadFeatureMatrix",
     "KruskalResult",
     "PairedResult",
+    "THRESHOLD_FREE_NAMES",
     "all_metrics",
     "all_metrics_batch",
     "area_resize",
@@ -124,9 +128,12 @@ __all__ = [
     "paired_test",
     "per_box_iou",
     "per_box_rows",
+    "pxap",
     "pointing_game",
     "random_map",
     "rank_biserial",
+    "relevance_mass",
+    "relevance_rank",
     "saliency_prior",
     "score_batch",
     "select",

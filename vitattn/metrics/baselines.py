@@ -19,11 +19,13 @@ coarseness of a map alone changes its IoU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
 from vitattn.metrics.raster import area_resize, pixel_centers
-from vitattn.metrics.scores import METRIC_NAMES, BoxList, all_metrics_batch
+from vitattn.metrics.scores import METRIC_NAMES, BoxList, score_batch
 
 CENTER_SIGMA = 0.25  # std of the centre prior, as a fraction of the image width / height
 SALIENCY_SIZE = 64  # Hou & Zhang downscale the image to 64 px before the FFT
@@ -149,10 +151,12 @@ def baseline_metrics(
     n_seeds: int = 20,
     *,
     grid: tuple[int, int] = DEFAULT_GRID,
+    scorer: Callable | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every metric (``METRIC_NAMES``, the continuous ones included) of each baseline map against the boxes.
 
-    ``random`` is the mean over seeds ``0 .. n_seeds - 1``; ``saliency`` and ``sobel`` need ``image``.
+    ``random`` is the mean over seeds ``0 .. n_seeds - 1``; ``saliency`` and ``sobel`` need ``image``. ``scorer``
+    (``score_batch``'s signature; default ``score_batch``) scores the stacks, e.g. the batched torch scorer.
 
     Returns:
         baseline name -> metric name -> value.
@@ -161,9 +165,10 @@ def baseline_metrics(
         raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
     grid = _check_grid(grid)
     noise = np.stack([random_map(grid, s) for s in range(n_seeds)])  # [S, gh, gw]
-    scores = all_metrics_batch(noise, boxes, resolution)
+    score = scorer or score_batch
+    scores = score(noise, boxes, resolution).metrics
     out = {"random": {name: float(scores[name].mean()) for name in METRIC_NAMES}}
     fixed = {k: v for k, v in baseline_maps(grid, image).items() if k != "random"}
-    scores = all_metrics_batch(np.stack(list(fixed.values())), boxes, resolution)  # each [len(fixed)]
+    scores = score(np.stack(list(fixed.values())), boxes, resolution).metrics  # each [len(fixed)]
     out.update({k: {name: float(scores[name][j]) for name in METRIC_NAMES} for j, k in enumerate(fixed)})
     return out

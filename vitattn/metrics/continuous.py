@@ -18,7 +18,8 @@ NaN and infinite values count as 0, and a constant map becomes all zeros (nothin
   between cell centres ``((j + 0.5) / 8, (i + 0.5) / 8)`` in ``[0, 1]^2`` as ground distance (lower is better;
   at most ``7 / 8 * sqrt(2)``). A map with no mass (constant) counts as uniform. Solved as the transport
   linear program between the positive and negative parts of ``p - q`` (mass that stays in place costs nothing,
-  so the optimum only moves the difference), with scipy's HiGHS solver.
+  so the optimum only moves the difference), with POT's network simplex (``ot.emd2``; ``wasserstein_grid`` solves
+  the same LP with scipy's HiGHS, and the tests check both against the full LP).
 - ``corloc``: the share of images whose IoU reaches a threshold (CorLoc, Deselaers et al., IJCV 2012).
 
 Numpy and scipy only.
@@ -211,12 +212,59 @@ def transport_cost(cost: np.ndarray, a_eq: sparse.csc_array, b_eq: np.ndarray, *
     return float(result.fun)
 
 
-def map_emd(maps: np.ndarray, target: np.ndarray, grid: int = EMD_GRID) -> np.ndarray:
-    """``[N]`` exact W1 of ``[N, R, R]`` non-negative maps to a ``[R, R]`` target, both area-resized to ``grid``."""
+def wasserstein_grids(ps: np.ndarray, q: np.ndarray, workers: int = 1) -> np.ndarray:
+    """``[N]`` exact Wasserstein-1 distances of ``N`` distributions to one, all on the same ``g x g`` grid.
+
+    The same transport problem over the net difference as ``wasserstein_grid``, solved with POT's network simplex
+    (``ot.emd2``: Bonneel et al., "Displacement interpolation using Lagrangian mass transport", SIGGRAPH Asia 2011),
+    the field's exact EMD solver: about 8x faster than the general LP on 8 x 8 grids. Each map has its own sources
+    and sinks, so the problems are solved one after the other, or split over ``workers`` threads.
+
+    Args:
+        ps: ``[N, g * g]`` (or ``[N, g, g]``) non-negative, each summing to 1.
+        q: ``[g * g]`` (or ``[g, g]``) non-negative, summing to 1.
+        workers: threads solving the problems (the same numbers for any count).
+    """
+    ps = np.asarray(ps, dtype=np.float64).reshape(len(ps), -1)  # [N, c]
+    q = np.asarray(q, dtype=np.float64).reshape(-1)  # [c]
+    if workers > 1 and len(ps) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts = np.array_split(np.arange(len(ps)), min(workers, len(ps)))
+        with ThreadPoolExecutor(len(parts)) as pool:
+            return np.concatenate(list(pool.map(lambda rows: _solve_each(ps[rows], q), parts)))
+    return _solve_each(ps, q)
+
+
+def _solve_each(ps: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``wasserstein_grids`` on one thread: ``[N, c]`` and ``[c]`` float64."""
+    import ot  # POT: imported here so that importing vitattn.metrics stays light
+
+    cost = _cell_distances(int(round(np.sqrt(q.size))))  # [c, c]
+    out = np.zeros(len(ps))
+    for i, d in enumerate(ps - q):  # d: [c]
+        src, dst = d > 0, d < 0
+        if not (src.any() and dst.any()):
+            continue
+        supply, demand = d[src], -d[dst]
+        total = (supply.sum() + demand.sum()) / 2.0  # the mass to move
+        sub = np.ascontiguousarray(cost[np.ix_(src, dst)])  # [ns, nt]
+        out[i] = float(ot.emd2(supply / supply.sum(), demand / demand.sum(), sub)) * total
+    return out
+
+
+def emd_grids(maps: np.ndarray, grid: int = EMD_GRID) -> np.ndarray:
+    """``[N, g, g]`` distributions of ``[N, R, R]`` non-negative maps: area-resized, summing to 1 (uniform if empty)."""
     maps = np.asarray(maps, dtype=np.float64)
     rows, cols = _area_matrix(maps.shape[-2], grid), _area_matrix(maps.shape[-1], grid)  # [g, R], [g, R]
-    q = _as_distribution(rows @ np.asarray(target, dtype=np.float64) @ cols.T)  # [g, g]
-    return np.array([wasserstein_grid(_as_distribution(rows @ m @ cols.T), q) for m in maps])  # one map at a time
+    cells = rows @ maps @ cols.T  # [N, g, g]
+    return np.stack([_as_distribution(c) for c in cells])
+
+
+def map_emd(maps: np.ndarray, target: np.ndarray, grid: int = EMD_GRID) -> np.ndarray:
+    """``[N]`` exact W1 of ``[N, R, R]`` non-negative maps to a ``[R, R]`` target, both area-resized to ``grid``."""
+    q = emd_grids(np.asarray(target)[None], grid)[0]  # [g, g]
+    return wasserstein_grids(emd_grids(maps, grid), q)
 
 
 def continuous_scores(up: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:

@@ -36,6 +36,24 @@ def check_boxes(boxes: Sequence[Box | LabeledBox | Sequence[float]]) -> list[Box
     return boxes_of(boxes)
 
 
+def check_heatmaps(heatmaps: np.ndarray, *, ndim: int = 3) -> np.ndarray:
+    """Validates ``[gh, gw]`` (ndim=2) or ``[N, gh, gw]`` (ndim=3) finite real maps; returns them as float32."""
+    m = np.asarray(heatmaps)
+    what = "heatmap" if ndim == 2 else "heatmaps"
+    if m.ndim != ndim:
+        shape = "[gh, gw]" if ndim == 2 else "[N, gh, gw]"
+        raise ValueError(f"{what} must be {ndim}-D {shape}, got shape {m.shape}")
+    if m.size == 0:
+        raise ValueError(f"{what} is empty, got shape {m.shape}")
+    if not (np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)):
+        raise ValueError(f"{what} must hold real numbers, got dtype {m.dtype}")
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported just below
+        m32 = m.astype(np.float32)
+    if not np.isfinite(m32).all():
+        raise ValueError(f"{what} has non-finite values (NaN, inf, or beyond float32 range)")
+    return m32
+
+
 def pixel_centers(resolution: int) -> np.ndarray:
     """The normalized centres ``(i + 0.5) / R`` of the pixels along one axis, float64 ``[R]``."""
     return (np.arange(resolution, dtype=np.float64) + 0.5) / resolution

@@ -28,7 +28,8 @@ rasterizes the boxes on the same grid (``raster.box_masks``: a pixel is in a box
   luck of pixel order; a constant map hits only when the boxes, widened by the tolerance, cover the image).
 
 The continuous metrics ``mse``, ``kl`` and ``emd`` (against a soft ground truth; lower is better, see
-``LOWER_IS_BETTER``) are defined in ``continuous.py``.
+``LOWER_IS_BETTER``) are defined in ``continuous.py``; the threshold-free ``relevance_mass``, ``relevance_rank``
+and ``pxap`` in ``threshold_free.py``.
 
 ``score_batch`` does the work once for a stack of maps and one box list: it upsamples, rasterizes and finds the
 percentile thresholds once and reads every percentile and box off them.
@@ -45,12 +46,21 @@ from scipy import ndimage
 from vitattn.boxes import Box, LabeledBox
 from vitattn.metrics.continuous import CONTINUOUS_NAMES, continuous_scores, soft_ground_truth
 from vitattn.metrics.ranking import check_percentile, expected_top_k_hits, top_k_count
-from vitattn.metrics.raster import box_masks, check_resolution, upsample
+from vitattn.metrics.raster import box_masks, check_heatmaps, check_resolution, upsample
+from vitattn.metrics.threshold_free import THRESHOLD_FREE_NAMES, average_precision, mass_share, rank_share
 
 PERCENTILES = (90, 85, 80, 75, 70, 60, 50)
 POINTING_TOLERANCE = 15  # Zhang et al. (ECCV 2016): pixels ...
 POINTING_REFERENCE_RESOLUTION = 224  # ... on a 224 px grid; scaled as 15 * R / 224 on an R grid
-METRIC_NAMES = (*(f"iou_{p}" for p in PERCENTILES), "iou_auc", "coverage", "pointing", "pointing_15", *CONTINUOUS_NAMES)
+METRIC_NAMES = (
+    *(f"iou_{p}" for p in PERCENTILES),
+    "iou_auc",
+    "coverage",
+    "pointing",
+    "pointing_15",
+    *CONTINUOUS_NAMES,
+    *THRESHOLD_FREE_NAMES,  # threshold_free.py: relevance_mass, relevance_rank, pxap
+)
 BoxList = Sequence[Box | LabeledBox | Sequence[float]]
 
 
@@ -60,24 +70,6 @@ class BatchScores:
 
     metrics: dict[str, np.ndarray]  # METRIC_NAMES -> [N] float64 (pointing, pointing_15 as 0.0 / 1.0)
     box_iou: np.ndarray  # [N, B] IoU of the thresholded map with each box alone, at box_percentile
-
-
-def check_heatmaps(heatmaps: np.ndarray, *, ndim: int = 3) -> np.ndarray:
-    """Validates ``[gh, gw]`` (ndim=2) or ``[N, gh, gw]`` (ndim=3) finite real maps; returns them as float32."""
-    m = np.asarray(heatmaps)
-    what = "heatmap" if ndim == 2 else "heatmaps"
-    if m.ndim != ndim:
-        shape = "[gh, gw]" if ndim == 2 else "[N, gh, gw]"
-        raise ValueError(f"{what} must be {ndim}-D {shape}, got shape {m.shape}")
-    if m.size == 0:
-        raise ValueError(f"{what} is empty, got shape {m.shape}")
-    if not (np.issubdtype(m.dtype, np.floating) or np.issubdtype(m.dtype, np.integer)):
-        raise ValueError(f"{what} must hold real numbers, got dtype {m.dtype}")
-    with np.errstate(over="ignore"):  # values beyond float32 become inf and are reported just below
-        m32 = m.astype(np.float32)
-    if not np.isfinite(m32).all():
-        raise ValueError(f"{what} has non-finite values (NaN, inf, or beyond float32 range)")
-    return m32
 
 
 def _near_box(union: np.ndarray, tolerance: float) -> np.ndarray:
@@ -165,6 +157,9 @@ def score_batch(
     near = _near_box(union.reshape(side, side), literature_tolerance(side)).reshape(-1)  # [n]
     metrics["pointing_15"] = _pointing(up, near).astype(np.float64)
     metrics.update(continuous_scores(up.reshape(-1, side, side), soft_ground_truth(boxes, side)))
+    metrics["relevance_mass"] = mass_share(up, union)
+    metrics["relevance_rank"] = rank_share(up, union)
+    metrics["pxap"] = average_precision(up, union)
     return BatchScores(metrics=metrics, box_iou=ious[:, -1, 1:])  # box_iou [N, B]
 
 

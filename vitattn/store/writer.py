@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,18 +101,25 @@ def features_table(
 
 
 def score_tables(
-    model: str, image_ids: Sequence[str], rows: Sequence[Sequence[tuple]], boxes: Sequence, resolution: int
+    model: str,
+    image_ids: Sequence[str],
+    rows: Sequence[Sequence[tuple]],
+    boxes: Sequence,
+    resolution: int,
+    scorer: Callable = score_batch,
 ) -> tuple[pa.Table, pa.Table]:
     """The metrics table (every metric of every map) and the per-box table of some images.
 
-    Maps are scored as stored (float16), grouped by grid, ``SCORE_BATCH`` at a time with ``score_batch``.
+    Maps are scored as stored (float16), grouped by grid, ``SCORE_BATCH`` at a time with ``scorer``: the numpy
+    reference ``score_batch``, or the batched torch scorer (``vitattn.metrics.batched.score_maps`` on a device;
+    the precompute job's) that computes the same numbers.
     """
     metrics: dict[str, list] = {c: [] for c in SCHEMAS["metrics"].names}
     per_box: dict[str, list] = {c: [] for c in SCHEMAS["boxes"].names}
     for image_id, per_image, image_boxes in zip(image_ids, rows, boxes, strict=True):
         labels = [b.label if isinstance(b, LabeledBox) else "" for b in image_boxes]
         for batch in _batches(per_image):
-            scores = score_batch(np.stack([r[3] for r in batch]).astype(np.float32), image_boxes, resolution)
+            scores = scorer(np.stack([r[3] for r in batch]).astype(np.float32), image_boxes, resolution)
             for j, (method, layer, head, _) in enumerate(batch):
                 keys = {"image_id": image_id, "model": model, "method": method, "layer": layer, "head": head}
                 for k, v in keys.items():
@@ -134,9 +141,16 @@ def _batches(rows: Sequence[tuple]) -> list[list[tuple]]:
     return [group[i : i + SCORE_BATCH] for group in by_grid.values() for i in range(0, len(group), SCORE_BATCH)]
 
 
-def baseline_rows(image_id: str, boxes: Sequence, rgb: np.ndarray, grid: tuple[int, int], resolution: int) -> list:
+def baseline_rows(
+    image_id: str,
+    boxes: Sequence,
+    rgb: np.ndarray,
+    grid: tuple[int, int],
+    resolution: int,
+    scorer: Callable = score_batch,
+) -> list:
     """``(image_id, grid_h, grid_w, baseline, *METRIC_NAMES)`` rows of the random, center and saliency baselines."""
-    scores = baseline_metrics(boxes, image=rgb, resolution=resolution, grid=tuple(grid))
+    scores = baseline_metrics(boxes, image=rgb, resolution=resolution, grid=tuple(grid), scorer=scorer)
     return [(image_id, *grid, name, *(values[m] for m in METRIC_NAMES)) for name, values in sorted(scores.items())]
 
 

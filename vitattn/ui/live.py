@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import threading
 import time
 import weakref
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from vitattn import hub
 from vitattn.analysis import Analysis, readonly
 from vitattn.cache import LRU
 from vitattn.specs import GRADIENT_METHODS, ModelSpec, get_spec
@@ -78,51 +78,15 @@ def content_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-HUB_PROBE_SECONDS = 3.0  # to connect to the Hub before a download; the Hub client itself retries for about 50 s
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin", "open_clip_model.safetensors")
-
-
-def hub_repo(name: str) -> str | None:
-    """The Hub repository timm downloads ``name``'s weights from (``timm/<arch>.<tag>``), if it has one."""
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(get_spec(name).timm_id)
-    return getattr(cfg, "hf_hub_id", None) if cfg is not None else None
-
-
-def weights_cached(repo: str) -> bool:
-    """Whether the Hugging Face cache holds a weight file of ``repo``."""
-    from huggingface_hub import try_to_load_from_cache
-
-    return any(isinstance(try_to_load_from_cache(repo, f), str) for f in WEIGHT_FILES)
-
-
-def hub_reachable(timeout: float = HUB_PROBE_SECONDS) -> bool:
-    """Whether a TCP connection to the Hub (``$HF_ENDPOINT``, default huggingface.co) opens within ``timeout``;
-    False at once when ``HF_HUB_OFFLINE`` is set."""
-    from urllib.parse import urlsplit
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
-    except OSError:
-        return False
-    return True
+APP_WAY_OUT = (
+    "start the app with --random-weights (untrained networks, labelled), use a store made by `python -m precompute`, "
+    "or run once with network access to cache the weights"
+)
 
 
 def check_weights_reachable(name: str) -> None:
-    """Raises at once, in one line, when ``name``'s pretrained weights are neither cached nor downloadable (instead
-    of the Hub client's retries for about 50 s)."""
-    repo = hub_repo(name)
-    if repo is None or weights_cached(repo) or hub_reachable():
-        return
-    raise RuntimeError(
-        f"the weights of {name} ({repo}) are not cached and the Hub is unreachable; start the app with "
-        "--random-weights (untrained networks, labelled), use a store made by `python -m precompute`, or run once "
-        "with network access to cache the weights"
-    )
+    """`vitattn.hub.check_weights_reachable` with the app's way out: fails in ~3 s, in one line."""
+    hub.check_weights_reachable(name, APP_WAY_OUT)
 
 
 _REGISTRY: weakref.WeakValueDictionary[str, LiveModels] = weakref.WeakValueDictionary()  # GPU calls take names
