@@ -153,3 +153,9 @@ def test_similarities_against_scipy_and_by_hand():
     assert ssim(a, -a) < ssim(a, b) < 1
     with pytest.raises(ValueError, match="shape"):
         similarities(a, a[:3])
+
+
+def test_flow_at_layer_l_is_untouched_until_block_l_is_randomised():
+    rows = _by_stage(model_randomization(small_model("dinov2"), IMAGE, "flow", 0))
+    assert all(rows[s]["spearman"] == 1.0 for s in ("norm", "blocks.1"))
+    assert rows["blocks.0"]["spearman"] < 1.0

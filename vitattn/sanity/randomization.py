@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vitattn.specs import GRADIENT_METHODS
+from vitattn.specs import GRADIENT_METHODS, ON_REQUEST_METHODS
 
 from .similarity import SIMILARITY_NAMES, similarities
 from .stages import model_stages, reinitialize, restored
@@ -34,6 +34,8 @@ def stage_seed(seed: int, index: int) -> int:
 def _map(model, image: Image.Image, method: str, layer: int | None, head: int | None, target) -> np.ndarray:
     """The ``(gh, gw)`` map of one method at one layer and head (``target``: the class gradient methods explain)."""
     kwargs = {"target": target} if target is not None else {}
+    if method in ON_REQUEST_METHODS:
+        kwargs["flow_layers"] = None if layer is None else (layer,)
     analysis = model.analyze(image, methods=[method], features=False, **kwargs)
     return np.array(analysis.map(method, layer, head), dtype=np.float32), analysis.target
 
@@ -128,7 +130,7 @@ def random_logit(
         similarities, ``note``, and ``maps`` (the two maps; None when class-agnostic).
     """
     if not is_class_specific(model, method):
-        if method not in model.spec.methods and method != "flow":
+        if method not in model.spec.methods + ON_REQUEST_METHODS:
             raise ValueError(f"model {model.spec.name!r} has no method {method!r}; valid: {model.spec.methods}")
         ones = dict.fromkeys(SIMILARITY_NAMES, 1.0)
         return {"target": None, "other": None, "class_specific": False, **ones, "note": CLASS_AGNOSTIC_NOTE,
