@@ -72,8 +72,8 @@ def test_against_an_independent_implementation(seed):
     rng = np.random.default_rng(seed)
     maps = [rng.random((7, 7)) ** 3 for _ in range(3)]
     boxes = [[(0.1, 0.2, 0.6, 0.7)], [(0.5, 0.5, 0.9, 1.0), (0.0, 0.0, 0.3, 0.3)], [(0.2, 0.0, 1.0, 0.5)]]
-    refs = [_reference_best_ious(m, b, 32) for m, b in zip(maps, boxes)]
-    for m, b, ref in zip(maps, boxes, refs):
+    refs = [_reference_best_ious(m, b, 32) for m, b in zip(maps, boxes, strict=True)]
+    for m, b, ref in zip(maps, boxes, refs, strict=True):
         np.testing.assert_allclose(best_ious(m, b, resolution=32), ref, rtol=0, atol=1e-12)
     best = np.stack(refs)
     expected = np.mean([(best >= d).mean(0).max() for d in (0.3, 0.5, 0.7)])

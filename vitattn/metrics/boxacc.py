@@ -109,7 +109,8 @@ def box_acc(
     d = np.asarray(deltas, dtype=np.float64)
     if d.ndim != 1 or d.size == 0 or not ((d > 0) & (d <= 1)).all():
         raise ValueError(f"deltas must be IoU thresholds in (0, 1], got {deltas!r}")
-    best = np.stack([best_ious(check_heatmaps(m, ndim=2), b, resolution) for m, b in zip(maps, boxes_per_image)])
+    pairs = zip(maps, boxes_per_image, strict=True)
+    best = np.stack([best_ious(check_heatmaps(m, ndim=2), b, resolution) for m, b in pairs])  # (N, thresholds)
     curve = (best[:, :, None] >= d[None, None, :]).mean(0)  # (thresholds, deltas)
     top = curve.max(0)
     return BoxAcc(
