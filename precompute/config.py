@@ -29,6 +29,8 @@ class Config:
     feature_layers: str = "all"  # "all", "none", or comma-separated layers ("-1" is the last)
     feature_dtype: str = "int8"  # how patch features are stored: "int8" (one scale per token) or "float16"
     faithfulness_layers: str = "-1"  # deletion/insertion of each method's fused map at these layers ("none": skip)
+    flow_layers: str = "none"  # attention flow (ViTs) at these layers: "none", "all" or "0,5,-1" (costly: see docs)
+    sanity_images: int = 8  # randomisation curves (vitattn.sanity) of the fused maps on the first images; 0: none
     batch_size: int = 8  # images per forward pass
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
     output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
@@ -68,6 +70,8 @@ class Config:
         i, n = self.shard
         if not 0 <= i < n:
             raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+        if isinstance(self.sanity_images, bool) or not isinstance(self.sanity_images, int) or self.sanity_images < 0:
+            raise ValueError(f"--sanity-images {self.sanity_images!r}: expected 0 or a positive number of images")
         if self.batch_size < 1 or self.chunk_size < 1 or self.resolution < 1:
             raise ValueError("batch size, chunk size and resolution must be positive")
         if self.push_to_hub is not None and not REPO_ID.fullmatch(self.push_to_hub):
@@ -108,20 +112,23 @@ class Config:
         never stops at its third model, hours in, on an option the first check could have refused."""
         parse_layers(self.feature_layers, 1 << 20)  # the syntax, with its own message
         parse_layers(self.faithfulness_layers, 1 << 20)
+        parse_layers(self.flow_layers, 1 << 20)
         problems = []
         for name in self.models:
-            if not self.methods_of(name):
+            spec = get_spec(name)
+            if not (spec.methods if self.methods is None else [m for m in spec.methods if m in self.methods]):
                 supported = ", ".join(get_spec(name).methods)
                 problems.append(f"model {name!r} supports none of the methods asked (it supports {supported})")
             n = self.num_layers(name)
-            for what, text in (("feature", self.feature_layers), ("faithfulness", self.faithfulness_layers)):
+            checks = [("feature", self.feature_layers), ("faithfulness", self.faithfulness_layers)]
+            for what, text in checks + ([("flow", self.flow_layers)] if get_spec(name).family == "vit" else []):
                 try:
                     parse_layers(text, n)
                 except ValueError:
                     problems.append(f"model {name!r} has {n} layers: {what} layers must be in {-n}..{n - 1}")
         if problems:
             shown = f"--feature-layers {self.feature_layers!r}, --faithfulness-layers {self.faithfulness_layers!r}, "
-            shown += f"--methods {','.join(self.methods or ('all',))}"
+            shown += f"--flow-layers {self.flow_layers!r}, --methods {','.join(self.methods or ('all',))}"
             raise ValueError(f"{'; '.join(problems)} ({shown})")
 
     def num_layers(self, name: str) -> int:
@@ -134,7 +141,14 @@ class Config:
     def methods_of(self, name: str) -> tuple[str, ...]:
         """The methods computed for a model: those asked for that it supports, in the spec's order."""
         spec = get_spec(name)
-        return spec.methods if self.methods is None else tuple(m for m in spec.methods if m in self.methods)
+        methods = spec.methods if self.methods is None else tuple(m for m in spec.methods if m in self.methods)
+        return methods + (("flow",) if self.flow_layers_of(name) else ())
+
+    def flow_layers_of(self, name: str) -> tuple[int, ...]:
+        """The layers attention flow is computed at for a model (--flow-layers; ViTs only, none for a ResNet)."""
+        if get_spec(name).family != "vit":
+            return ()
+        return parse_layers(self.flow_layers, self.num_layers(name))
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None) -> Config:
@@ -151,6 +165,8 @@ class Config:
                 feature_layers=args.feature_layers,
                 feature_dtype=args.feature_dtype,
                 faithfulness_layers=args.faithfulness_layers,
+                flow_layers=args.flow_layers,
+                sanity_images=args.sanity_images,
                 batch_size=args.batch_size,
                 device=args.device,
                 output=Path(args.output),
@@ -216,6 +232,19 @@ def parser() -> argparse.ArgumentParser:
         default="-1",
         help="deletion/insertion curves of each method's fused map at these layers: 'none', 'all' or comma-separated "
         "(default -1: the last)",
+    )
+    p.add_argument(
+        "--flow-layers",
+        default="none",
+        help="attention flow (Abnar & Zuidema 2020) of every ViT at these layers: 'none' (default), 'all' or "
+        "comma-separated; one max-flow per patch and layer, seconds per image (docs/trust.md)",
+    )
+    p.add_argument(
+        "--sanity-images",
+        type=int,
+        default=8,
+        help="model-parameter randomisation curves of each method's fused map at the last layer on the first N "
+        "images of the set (default 8; 0: none)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")

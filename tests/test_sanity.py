@@ -159,3 +159,19 @@ def test_flow_at_layer_l_is_untouched_until_block_l_is_randomised():
     rows = _by_stage(model_randomization(small_model("dinov2"), IMAGE, "flow", 0))
     assert all(rows[s]["spearman"] == 1.0 for s in ("norm", "blocks.1"))
     assert rows["blocks.0"]["spearman"] < 1.0
+
+
+@pytest.mark.slow
+def test_full_size_vit32_and_resnet50_keep_the_invariants():
+    torch.manual_seed(0)
+    vit = vitattn.load_model("vit32", pretrained=False, device="cpu")
+    rows = _by_stage(model_randomization(vit, IMAGE, "cls", 10))
+    changed = [s for s, r in rows.items() if r["spearman"] < 1]
+    assert changed == [f"blocks.{i}" for i in range(10, -1, -1)] + ["patch_embed"]
+    torch.manual_seed(0)
+    resnet = vitattn.load_model("resnet50", pretrained=False, device="cpu")
+    before = _state(resnet)
+    rows = model_randomization(resnet, IMAGE, "gradcam", 3)
+    assert [r["stage"] for r in rows] == ["none", "fc", "layer4", "layer3", "layer2", "layer1", "stem"]
+    assert all(r["spearman"] < 1 for r in rows[1:])  # Grad-CAM changes as soon as the fc layer is re-initialised
+    assert all(torch.equal(v, _state(resnet)[k]) for k, v in before.items())  # BatchNorm statistics too
