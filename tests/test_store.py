@@ -423,7 +423,7 @@ def test_a_model_with_every_file_missing(folder, tmp_path):
     copy = damaged_copy(folder, tmp_path)
     shutil.rmtree(copy / "models/vit")
     store = open_store(copy)
-    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 24 of 24 files missing")
+    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 27 of 27 files missing")
     with pytest.raises(StoreError, match="maps-00000.parquet is missing"):
         store.map("astronaut", "vit", "cls", 0)
     with pytest.raises(StoreError, match="predictions-00000.parquet is missing"):
