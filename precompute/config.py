@@ -31,6 +31,10 @@ class Config:
     # Deletion/insertion of each method's fused map at these layers ("none": skip; "auto": the last layer on a GPU,
     # none on a CPU, where its 78 forward passes per map dominate; the command's default).
     faithfulness_layers: str = "-1"
+    flow_layers: str = "none"  # attention flow (ViTs) at these layers: "none", "all" or "0,5,-1" (costly: see docs)
+    # Randomisation curves (vitattn.sanity) of the fused maps on the first images; 0: none; "auto": 8 on a GPU, none
+    # on a CPU, where one ViT-B/16 curve costs seconds per method and image (the command's default).
+    sanity_images: int | str = 8
     batch_size: int = 8  # images per forward pass
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
     output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
@@ -57,6 +61,8 @@ class Config:
         if self.faithfulness_layers == "auto":
             on_gpu = self.resolved_device().startswith("cuda")
             object.__setattr__(self, "faithfulness_layers", "-1" if on_gpu else "none")
+        if self.sanity_images == "auto":
+            object.__setattr__(self, "sanity_images", 8 if self.resolved_device().startswith("cuda") else 0)
         object.__setattr__(self, "output", Path(self.output))
         for name in self.models:
             get_spec(name)  # raises naming the valid ones
@@ -73,6 +79,8 @@ class Config:
         i, n = self.shard
         if not 0 <= i < n:
             raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
+        if isinstance(self.sanity_images, bool) or not isinstance(self.sanity_images, int) or self.sanity_images < 0:
+            raise ValueError(f"--sanity-images {self.sanity_images!r}: expected 0 or a positive number of images")
         if self.batch_size < 1 or self.chunk_size < 1 or self.resolution < 1:
             raise ValueError("batch size, chunk size and resolution must be positive")
         if self.push_to_hub is not None and not REPO_ID.fullmatch(self.push_to_hub):
@@ -113,20 +121,23 @@ class Config:
         never stops at its third model, hours in, on an option the first check could have refused."""
         parse_layers(self.feature_layers, 1 << 20)  # the syntax, with its own message
         parse_layers(self.faithfulness_layers, 1 << 20)
+        parse_layers(self.flow_layers, 1 << 20)
         problems = []
         for name in self.models:
-            if not self.methods_of(name):
+            spec = get_spec(name)
+            if not (spec.methods if self.methods is None else [m for m in spec.methods if m in self.methods]):
                 supported = ", ".join(get_spec(name).methods)
                 problems.append(f"model {name!r} supports none of the methods asked (it supports {supported})")
             n = self.num_layers(name)
-            for what, text in (("feature", self.feature_layers), ("faithfulness", self.faithfulness_layers)):
+            checks = [("feature", self.feature_layers), ("faithfulness", self.faithfulness_layers)]
+            for what, text in checks + ([("flow", self.flow_layers)] if get_spec(name).family == "vit" else []):
                 try:
                     parse_layers(text, n)
                 except ValueError:
                     problems.append(f"model {name!r} has {n} layers: {what} layers must be in {-n}..{n - 1}")
         if problems:
             shown = f"--feature-layers {self.feature_layers!r}, --faithfulness-layers {self.faithfulness_layers!r}, "
-            shown += f"--methods {','.join(self.methods or ('all',))}"
+            shown += f"--flow-layers {self.flow_layers!r}, --methods {','.join(self.methods or ('all',))}"
             raise ValueError(f"{'; '.join(problems)} ({shown})")
 
     def resolved_device(self) -> str:
@@ -147,7 +158,14 @@ class Config:
     def methods_of(self, name: str) -> tuple[str, ...]:
         """The methods computed for a model: those asked for that it supports, in the spec's order."""
         spec = get_spec(name)
-        return spec.methods if self.methods is None else tuple(m for m in spec.methods if m in self.methods)
+        methods = spec.methods if self.methods is None else tuple(m for m in spec.methods if m in self.methods)
+        return methods + (("flow",) if self.flow_layers_of(name) else ())
+
+    def flow_layers_of(self, name: str) -> tuple[int, ...]:
+        """The layers attention flow is computed at for a model (--flow-layers; ViTs only, none for a ResNet)."""
+        if get_spec(name).family != "vit":
+            return ()
+        return parse_layers(self.flow_layers, self.num_layers(name))
 
     @classmethod
     def from_args(cls, argv: Sequence[str] | None = None) -> Config:
@@ -164,6 +182,8 @@ class Config:
                 feature_layers=args.feature_layers,
                 feature_dtype=args.feature_dtype,
                 faithfulness_layers=args.faithfulness_layers,
+                flow_layers=args.flow_layers,
+                sanity_images=args.sanity_images,
                 batch_size=args.batch_size,
                 device=args.device,
                 output=Path(args.output),
@@ -229,6 +249,19 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="deletion/insertion curves of each method's fused map at these layers: 'none', 'all' or comma-separated "
         "(default auto: -1, the last, on a GPU; none on a CPU, where its 78 forward passes per map dominate)",
+    )
+    p.add_argument(
+        "--flow-layers",
+        default="none",
+        help="attention flow (Abnar & Zuidema 2020) of every ViT at these layers: 'none' (default), 'all' or "
+        "comma-separated; one max-flow per patch and layer, seconds per image (docs/trust.md)",
+    )
+    p.add_argument(
+        "--sanity-images",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="model-parameter randomisation curves of each method's fused map at the last layer on the first N "
+        "images of the set (0: none; default auto: 8 on a GPU, none on a CPU, where a curve takes seconds)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")

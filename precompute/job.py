@@ -80,7 +80,12 @@ def plan(config: Config, image_ids: list[str]) -> list[Unit]:
     if not mine:
         warnings.warn(f"shard {i}/{n} has no chunks: the set has {len(all_chunks)}", stacklevel=3)
     faithful = config.faithfulness_layers != "none"
-    return [Unit(m, c, all_chunks[c], m is not None and faithful) for m in (None, *config.models) for c in mine]
+    sanity = config.sanity_images > 0
+    return [
+        Unit(m, c, all_chunks[c], m is not None and faithful, m is not None and sanity)
+        for m in (None, *config.models)
+        for c in mine
+    ]
 
 
 def _count(bar, moved: list[int], n: int) -> None:

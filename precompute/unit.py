@@ -28,6 +28,7 @@ from vitattn.variants import checkpoint_record
 
 FAITHFULNESS_STEPS = 20  # deletion / insertion steps (RISE's curves; vitattn.faithfulness.STEPS)
 FAITHFULNESS_MODE = "blur"  # what a removed cell becomes
+SANITY_ORDER = "top-down"  # Adebayo et al.'s cascade (vitattn.sanity.model_randomization)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Unit:
     chunk: int
     ids: tuple[str, ...]
     faithfulness: bool = False  # a model unit with a faithfulness table (--faithfulness-layers is not none)
+    sanity: bool = False  # a model unit with a sanity table (--sanity-images is not 0; rows for the first images only)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -49,6 +51,7 @@ class Unit:
             + (CLASSIFIER_TABLES if spec.classifier else ())
             + (("headstats",) if spec.family == "vit" else ())
             + (("faithfulness",) if self.faithfulness else ())
+            + (("sanity",) if self.sanity else ())
         )
 
     @property
@@ -96,6 +99,8 @@ def settings(config: Config, name: str) -> dict:
         "feature_dtype": config.feature_dtype,
         "headstats": get_spec(name).family == "vit",
         "faithfulness": _faithfulness_settings(config, name),
+        **({"flow_layers": list(config.flow_layers_of(name))} if config.flow_layers_of(name) else {}),
+        **({"sanity": _sanity_settings(config)} if config.sanity_images else {}),
         "resolution": config.resolution,
         "metrics": list(METRIC_NAMES),  # a metric added to vitattn redoes the units
         **_variant_settings(config, name),
@@ -107,6 +112,11 @@ def _faithfulness_settings(config: Config, name: str) -> dict | None:
         return None
     layers = parse_layers(config.faithfulness_layers, config.num_layers(name))
     return {"layers": list(layers), "steps": FAITHFULNESS_STEPS, "mode": FAITHFULNESS_MODE}
+
+
+def _sanity_settings(config: Config) -> dict:
+    """What the sanity table depends on: how many images (the first N of the set), the order and the seed."""
+    return {"images": config.sanity_images, "order": SANITY_ORDER, "seed": config.seed}
 
 
 def _variant_settings(config: Config, name: str) -> dict:
@@ -205,6 +215,8 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     for start in range(0, len(rgbs), config.batch_size):
         batch = rgbs[start : start + config.batch_size]
         kw = {"methods": methods, "features": bool(layers), "stats": stats, "batch_size": config.batch_size}
+        if "flow" in methods:
+            kw["flow_layers"] = config.flow_layers_of(name)
         analyses += model.analyze(batch, **kw)
         if on_images is not None:
             on_images(len(batch))
@@ -220,6 +232,9 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     model_settings = settings(config, name)
     if unit.faithfulness:
         tables["faithfulness"] = _faithfulness(config, model, ids, rgbs, rows, model_settings["faithfulness"])
+    if unit.sanity:
+        first = max(0, model_settings["sanity"]["images"] - unit.chunk * config.chunk_size)  # the set's first N
+        tables["sanity"] = _sanity(model, ids[:first], rgbs[:first], methods, model_settings["sanity"])
     return tables, {**expected, "info": model_info(model.spec, analyses[0], layers, model_settings)}
 
 
@@ -243,6 +258,21 @@ def _faithfulness(config: Config, model, ids, rgbs, rows, asked: dict):
     )
     return writer.faithfulness_table(model.spec.name, [(ids[k], m, layer, f) for (k, m, layer, _), f in
                                                        zip(pairs, results, strict=True)])  # fmt: skip
+
+
+def _sanity(model, ids, rgbs, methods, asked: dict):
+    """Randomisation curves of each method's fused map at its last layer on these images (flow, costly, is left out).
+    A chunk past the set's first ``asked["images"]`` images gets a file without rows."""
+    from vitattn.sanity import model_randomization
+
+    rows = [
+        (image_id, method, model.spec.num_layers - 1,
+         model_randomization(model, rgb, method, order=asked["order"], seed=asked["seed"]))
+        for image_id, rgb in zip(ids, rgbs, strict=True)
+        for method in methods
+        if method != "flow"
+    ]  # fmt: skip
+    return writer.sanity_table(model.spec.name, rows)
 
 
 def _scores(config: Config, name: str, records, rgbs, grids, rows, baselines: dict, device=None) -> dict:
@@ -302,6 +332,8 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "headstats": model_settings["headstats"],  # a headstats table (per-head statistics) in the model's folder
         "faithfulness": model_settings["faithfulness"] is not None,  # a faithfulness table
         "faithfulness_layers": (model_settings["faithfulness"] or {}).get("layers", []),
+        "sanity": "sanity" in model_settings,  # a sanity table (randomisation curves of the first images)
+        "sanity_images": model_settings.get("sanity", {}).get("images", 0),
         "resolution": model_settings["resolution"],
         "metrics": model_settings["metrics"],
         "settings_digest": digest(model_settings),

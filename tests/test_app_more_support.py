@@ -84,6 +84,7 @@ def more_store() -> Path:
         random_weights=True,
         overrides=overrides,
         progress=False,
+        sanity_images=0,  # the app shows no randomisation curves yet: skip their cost
     )
     run(config)
     return out / "store"

@@ -39,8 +39,8 @@ HANG_GUARD = 60  # seconds: only to turn a hang into a failure, never a speed as
 
 
 def job_config(out: Path) -> Config:
-    """One small model, one image per unit: 7 image units and 7 model units of 8 files (predictions, head statistics
-    and faithfulness included)."""
+    """One small model, one image per unit: 7 image units and 7 model units of 9 files (predictions, head statistics,
+    faithfulness and sanity included)."""
     return Config(output=out, models=("vit",), methods=("cls", "rollout"), feature_layers="-1", overrides=SMALL,
                   chunk_size=1, batch_size=1, resolution=64, random_weights=True, progress=False)  # fmt: skip
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, replace
 ATTENTION_METHODS = ("cls", "mean", "rollout", "pool")
 GRADIENT_METHODS = ("gradcam", "agcam", "gae")
 ALL_METHODS = ATTENTION_METHODS + GRADIENT_METHODS
+# Every ViT offers these too, but they are computed only when asked by name (expensive; not in spec.methods):
+# analyze(methods=["flow"], flow_layers=...), precompute --flow-layers.
+ON_REQUEST_METHODS = ("flow",)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class FinetuneConfig:
     workers: int = 0  # DataLoader worker processes
     progress: bool = True
     overrides: Mapping[str, Any] = field(default_factory=dict)  # test-only timm kwargs (depth=2, ...)
+    permute_labels: bool = False  # train on the training labels shuffled (seeded): Adebayo et al.'s data randomisation
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
@@ -94,6 +95,7 @@ class FinetuneConfig:
             "random_weights": self.random_weights,
             "seed": self.seed,
             "overrides": dict(self.overrides),
+            **({"permute_labels": True} if self.permute_labels else {}),  # absent when off: older runs still resume
         }
 
     @classmethod
@@ -121,6 +123,7 @@ class FinetuneConfig:
                 workers=a.workers,
                 progress=not a.quiet,
                 overrides=json.loads(a.overrides) if a.overrides else {},
+                permute_labels=a.permute_labels,
             )
         except ValueError as e:
             raise SystemExit(f"vitattn.finetune: {e}") from None
@@ -157,5 +160,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random base, head, split and order (0)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--permute-labels",
+        action="store_true",
+        help="train on the training images' labels randomly permuted (seeded by --seed; validation keeps the true "
+        "labels): the data randomisation test of Adebayo et al. 2018",
+    )
     p.add_argument("--overrides", default=None, help=argparse.SUPPRESS)  # test-only: json timm kwargs
     return p

@@ -174,5 +174,21 @@ def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Exa
     return train, val
 
 
+PERMUTE_STREAM = 0x5045524D  # "PERM": the label permutation's own random stream, apart from the split's
+
+
+def permute_labels(examples: list[Example], seed: int) -> list[Example]:
+    """The same images with their labels randomly permuted among them (seeded, reproducible).
+
+    The data randomisation test of Adebayo et al. 2018 ("Sanity Checks for Saliency Maps", sec. 4; the
+    randomisation test of Zhang et al. 2017, "Understanding deep learning requires rethinking generalization"): a
+    model trained on labels that carry no information about the images can only memorise, so maps that still look
+    the same as the properly trained model's do not depend on what the labels taught. A permutation keeps every
+    class's count.
+    """
+    order = np.random.default_rng([seed, PERMUTE_STREAM]).permutation(len(examples))
+    return [Example(e.id, e.source, examples[j].label) for e, j in zip(examples, order, strict=True)]
+
+
 def class_counts(examples: list[Example]) -> dict[str, int]:
     return dict(sorted(Counter(e.label for e in examples).items()))

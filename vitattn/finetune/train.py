@@ -125,9 +125,17 @@ def run(config: FinetuneConfig, *, on_epoch: Callable[[int], None] | None = None
     if loaded.unlabelled:
         log(f"skipped {loaded.unlabelled} images without a single {config.label!r} label")
     train_set, val_set = data.split(examples, config.val_fraction, config.seed)
+    changed = 0
+    if config.permute_labels:  # validation keeps the true labels: its accuracy shows what the shuffled model learnt
+        permuted = data.permute_labels(train_set, config.seed)
+        changed = sum(a.label != b.label for a, b in zip(train_set, permuted, strict=True))
+        train_set = permuted
+        log(f"--permute-labels: {changed} of {len(train_set)} training labels changed (seed {config.seed})")
     log(f"{len(train_set)} training and {len(val_set)} validation images in {len(loaded.labels)} classes")
     out = config.output
     info = _start_info(config, loaded.labels, excluded, len(train_set), len(val_set))
+    if config.permute_labels:
+        info["permuted_labels_changed"] = changed
     resume = _read_resume(out, info)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     module, transform = build_base(

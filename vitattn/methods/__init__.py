@@ -7,6 +7,7 @@ from collections.abc import Callable
 from ..trace import Maps, Trace
 from .agcam import agcam
 from .attention import cls_attention, mean_attention, pool_attention
+from .flow import flow
 from .gae import gae, relevance_matrices
 from .gradcam import gradcam
 from .rollout import rollout, rollout_matrices
@@ -19,6 +20,7 @@ METHODS: dict[str, Callable[[Trace], dict[int, Maps]]] = {
     "gradcam": gradcam,
     "agcam": agcam,
     "gae": gae,
+    "flow": flow,  # on request only (vitattn.specs.ON_REQUEST_METHODS): one max-flow per patch and layer
 }
 
 DESCRIPTIONS = {
@@ -29,6 +31,7 @@ DESCRIPTIONS = {
     "gradcam": "Grad-CAM (Selvaraju et al. 2017) for the target class",
     "agcam": "Attention-Guided CAM (Leem & Seo 2024), summed over heads and layers up to this one",
     "gae": "Gradient-weighted attention relevance (Chefer et al. 2021) accumulated up to this layer",
+    "flow": "Attention flow (Abnar & Zuidema 2020): max flow from each patch to the CLS token after this layer",
 }
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "relevance_matrices",
     "agcam",
     "gae",
+    "flow",
     "cls_attention",
     "mean_attention",
     "gradcam",

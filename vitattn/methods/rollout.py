@@ -8,6 +8,13 @@ from ..tokens import patch_values
 from ..trace import Maps, Trace
 
 
+def residual_attention(attn: torch.Tensor) -> torch.Tensor:
+    """``(B, H, T, T)`` attention -> ``(B, T, T)``: heads fused by mean, ``(A + I) / 2``, rows renormalized."""
+    a = attn.mean(1)  # (B, T, T) heads fused
+    a = (a + torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)) / 2  # residual
+    return a / a.sum(-1, keepdim=True)  # rows sum to 1
+
+
 def rollout_matrices(attentions: list[torch.Tensor]) -> list[torch.Tensor]:
     """Rolled-out attention from the first layer up to and including each layer.
 
@@ -23,9 +30,7 @@ def rollout_matrices(attentions: list[torch.Tensor]) -> list[torch.Tensor]:
     out: list[torch.Tensor] = []
     rolled = None
     for attn in attentions:
-        a = attn.mean(1)  # (B, T, T) heads fused
-        a = (a + torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)) / 2  # residual
-        a = a / a.sum(-1, keepdim=True)  # rows sum to 1
+        a = residual_attention(attn)  # (B, T, T)
         rolled = a if rolled is None else a @ rolled  # (B, T, T)
         out.append(rolled)
     return out

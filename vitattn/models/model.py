@@ -12,7 +12,7 @@ from ..analysis import Analysis, LayerMaps, readonly
 from ..headstats import head_stats
 from ..labels import imagenet_labels
 from ..methods import METHODS
-from ..specs import GRADIENT_METHODS, ModelSpec
+from ..specs import GRADIENT_METHODS, ON_REQUEST_METHODS, ModelSpec
 from ..trace import Maps, Trace
 from .transform import Transform
 
@@ -39,18 +39,22 @@ class Model:
         features: bool = True,
         batch_size: int = 8,
         stats: bool = False,
+        flow_layers: Sequence[int] | None = None,
     ) -> Analysis | list[Analysis]:
         """Every map (all methods, layers, heads) and feature of one image, or of a list of images in batches.
 
         Args:
             images: a PIL image (any mode, any size) or a list of them.
-            methods: subset of ``spec.methods`` (default: all). Gradient methods add one backward pass.
+            methods: subset of ``spec.methods`` (default: all). Gradient methods add one backward pass. A ViT also
+                computes ``flow`` (attention flow, `vitattn.methods.flow`) when it is named here; it is never in
+                the default, as it costs one max-flow per patch and layer.
             target: ImageNet class explained by gradient methods, per image or for all (default: top-1). Models
                 without a class head explain their own image embedding (see `vitattn.models.vit`).
             features: also keep the patch features of every layer.
             batch_size: images per forward pass.
             stats: also compute the per-head attention statistics (`vitattn.headstats`) into
                 ``Analysis.head_stats``; ViTs only.
+            flow_layers: the layers ``flow`` is computed at (negative: from the end; default: the last).
 
         Returns:
             One `Analysis` for an image, a list for a list.
@@ -67,17 +71,18 @@ class Model:
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
             tgt = None if targets is None else targets[start : start + batch_size]
-            out.extend(self._analyze_batch(chunk, methods, tgt, features, stats))
+            out.extend(self._analyze_batch(chunk, methods, tgt, features, stats, flow_layers))
         return out[0] if single else out
 
-    def _analyze_batch(self, images, methods, targets, features, stats) -> list[Analysis]:
+    def _analyze_batch(self, images, methods, targets, features, stats, flow_layers=None) -> list[Analysis]:
         x = torch.stack([self.transform(im) for im in images]).to(self.device)  # (B, 3, S, S)
         grads = any(m in GRADIENT_METHODS for m in methods)
         tgt = None if targets is None else torch.tensor(targets, dtype=torch.long)
         cam = any(m in GRADIENT_METHODS for m in methods if m != "gae")  # Grad-CAM / AG-CAM gradients
         relevance = {"relevance": True} if "gae" in methods else {}  # GAE's whole-network gradient (ViTs only)
         trace = self.adapter.trace(x, grads=cam, targets=tgt, **relevance)
-        per_method = {m: _to_numpy(METHODS[m](trace)) for m in methods}
+        on_request = {"flow": {"layers": flow_layers}}  # keyword arguments of the methods computed only when asked
+        per_method = {m: _to_numpy(METHODS[m](trace, **on_request.get(m, {}))) for m in methods}
         feats = [f.float().cpu().numpy() for f in trace.features] if features else []
         preds = self._top5(trace)
         per_stat = {k: v.cpu().numpy() for k, v in head_stats(trace, self.spec.patch_size).items()} if stats else None
@@ -111,9 +116,10 @@ class Model:
         if methods is None:
             return self.spec.methods
         methods = (methods,) if isinstance(methods, str) else tuple(methods)
-        bad = [m for m in methods if m not in self.spec.methods]
+        offered = self.spec.methods + (ON_REQUEST_METHODS if self.spec.family == "vit" else ())
+        bad = [m for m in methods if m not in offered]
         if bad or not methods:
-            raise ValueError(f"model {self.spec.name!r} has no method {bad or methods}; valid: {self.spec.methods}")
+            raise ValueError(f"model {self.spec.name!r} has no method {bad or methods}; valid: {offered}")
         return methods
 
     def _check_targets(self, target, n: int) -> list[int] | None:

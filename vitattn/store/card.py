@@ -21,6 +21,8 @@ DESCRIPTIONS = {
     "predictions": "image_id, model, rank (0: top-1), label, prob, target (the class gradient methods explain)",
     "headstats": "image_id, model, layer, head, distance_px (mean attention distance), entropy, prefix_share (ViTs)",
     "faithfulness": "image_id, model, method, layer, deletion / insertion curves of the fused map, their AUCs, abpc",
+    "sanity": "image_id, model, method, layer, order, step, stage (randomised down to), spearman, spearman_abs, ssim, "
+    "hog_similarity against the intact map, grid_h, grid_w, values (the map at that step; first images only)",
 }
 
 

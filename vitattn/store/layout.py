@@ -13,6 +13,8 @@ A store is a folder (or a Hugging Face dataset repo holding the same files)::
     models/<model>/predictions-00000.parquet   top-5 ImageNet predictions (classifiers only)
     models/<model>/headstats-00000.parquet     per-head attention distance, CLS entropy, prefix share (ViTs only)
     models/<model>/faithfulness-00000.parquet  deletion / insertion curves of fused maps (--faithfulness-layers)
+    models/<model>/sanity-00000.parquet        randomisation curves of the set's first images (--sanity-images; the
+                                               files of later chunks hold no rows)
 
 Images are split into chunks of ``chunk_size`` consecutive ids (sorted); a chunk of one model is the unit of work
 of the precompute job, so a file is either complete or absent, and adding a model adds its own folder only.
@@ -38,7 +40,7 @@ CARD = "README.md"
 METADATA_KEY = b"vitattn"  # Parquet key-value metadata of every data file: which unit of work wrote it
 MODEL_TABLES = ("maps", "features", "metrics", "boxes", "baselines")  # every model has these
 CLASSIFIER_TABLES = ("predictions",)  # models with an ImageNet head (manifest entry: "predictions": true) also these
-OPTIONAL_TABLES = ("headstats", "faithfulness")  # a model has one when its manifest entry says so ("headstats": true)
+OPTIONAL_TABLES = ("headstats", "faithfulness", "sanity")  # a model has one when its manifest entry says so
 TABLES = ("images", *MODEL_TABLES, *CLASSIFIER_TABLES, *OPTIONAL_TABLES)
 FLOAT16_MAX = 65504.0
 _FILE = re.compile(
@@ -108,6 +110,7 @@ def _schema(fields: list[tuple[str, pa.DataType]], hf_features: dict | None = No
     return pa.schema(fields, metadata=metadata)
 
 
+SANITY_SIMILARITIES = ("spearman", "spearman_abs", "ssim", "hog_similarity")  # vitattn.sanity.SIMILARITY_NAMES
 FAITHFULNESS_AUCS = ("auc_deletion", "auc_insertion", "abpc", "auc_random_deletion", "auc_random_insertion")
 FAITHFULNESS_CURVES = ("fractions", "deletion", "insertion", "random_deletion", "random_insertion")
 _KEYS = [("image_id", pa.string()), ("model", pa.string()), ("method", pa.string())]
@@ -149,6 +152,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         + [(name, pa.float64()) for name in FAITHFULNESS_AUCS]
         + [(name, pa.list_(pa.float32())) for name in FAITHFULNESS_CURVES]
     ),
+    "sanity": _schema(  # model-parameter randomisation of a method's fused map (vitattn.sanity), one row per step
+        [*_KEYS, ("layer", pa.int32()), ("order", pa.string()), ("step", pa.int32()), ("stage", pa.string())]
+        + [(name, pa.float64()) for name in SANITY_SIMILARITIES]
+        + [*_GRID, ("values", pa.list_(pa.float16()))]  # the map at that step, gh * gw row-major
+    ),
 }
 SORT_KEYS = {
     "images": ("image_id",),
@@ -160,6 +168,7 @@ SORT_KEYS = {
     "predictions": ("image_id", "rank"),
     "headstats": ("image_id", "layer", "head"),
     "faithfulness": ("image_id", "method", "layer"),
+    "sanity": ("image_id", "method", "step"),
 }
 FEATURE_SCHEMAS = {  # float16, or int8 (raw bytes: Parquet has no 8-bit type) with a float32 scale per token
     "float16": SCHEMAS["features"],

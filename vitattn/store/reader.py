@@ -226,6 +226,18 @@ class Store:
         self._has(model, "faithfulness", "faithfulness curves (made with --faithfulness-layers none?)")
         return self._whole("faithfulness", model)
 
+    def sanity(self, model: str) -> dict[str, np.ndarray]:
+        """Model-parameter randomisation curves (`vitattn.sanity.model_randomization`, top-down) of the fused map of
+        each method at its last layer on the set's first images, one row per (image, method, step): ``image_id,
+        model, method, layer, order, step, stage`` (``"none"`` at step 0: the intact model), ``spearman,
+        spearman_abs, ssim, hog_similarity``, ``grid_h, grid_w`` and ``values`` (the map at that step, float16).
+
+        Raises:
+            StoreError: unknown model, or one stored without them (``--sanity-images 0``, or an older store).
+        """
+        self._has(model, "sanity", "randomisation curves (made with --sanity-images 0, or before they existed)")
+        return self._whole("sanity", model)
+
     # ----------------------------------------------------------------------------------------------- checks
 
     def _has(self, model: str, table: str, what: str) -> None:

@@ -25,6 +25,7 @@ from vitattn.store.layout import (
     FEATURE_SCHEMAS,
     METADATA_KEY,
     ROW_GROUP_KEYS,
+    SANITY_SIMILARITIES,
     SCHEMAS,
     SORT_KEYS,
 )
@@ -196,6 +197,25 @@ def faithfulness_table(model: str, rows: Sequence[tuple[str, str, int, object]])
     for name in FAITHFULNESS_CURVES:
         data[name] = [np.asarray(getattr(r[3], name), dtype=np.float32) for r in rows]
     return _table("faithfulness", {**data, "model": [model] * len(rows)})
+
+
+def sanity_table(model: str, rows: Sequence[tuple[str, str, int, Sequence[Mapping]]]) -> pa.Table:
+    """``(image_id, method, layer, steps)`` with ``steps`` the rows of `vitattn.sanity.model_randomization`."""
+    data: dict[str, list] = {c: [] for c in SCHEMAS["sanity"].names}
+    for image_id, method, layer, steps in rows:
+        for s in steps:
+            gh, gw = s["map"].shape
+            data["image_id"].append(image_id)
+            data["method"].append(method)
+            data["layer"].append(int(layer))
+            for name in ("order", "step", "stage"):
+                data[name].append(s[name])
+            for name in SANITY_SIMILARITIES:  # undefined (a constant map): null, NaN when read
+                data[name].append(None if np.isnan(s[name]) else float(s[name]))
+            data["grid_h"].append(gh)
+            data["grid_w"].append(gw)
+            data["values"].append(to_float16(np.ravel(s["map"]), f"sanity map {model}/{method}/{s['stage']}"))
+    return _table("sanity", {**data, "model": [model] * len(data["image_id"])})
 
 
 def images_table(records: Sequence[tuple[str, bytes, int, int, Sequence[LabeledBox], Mapping]]) -> pa.Table:
