@@ -130,6 +130,23 @@ def describe(config: Config, images: dict[str, int], device: str, rate: float) -
     )
 
 
+def sanity_clause(config: Config, images: dict[str, int], device: str, rate: float) -> str:
+    """What the randomisation curves add: each is one analyze of the intact model and one per stage (vitattn.sanity's
+    stages: the blocks, head, norm and patch embedding of a ViT; a ResNet's stages, fc and stem) for each method on
+    each of the set's first ``sanity_images`` images."""
+    if not config.sanity_images:
+        why = " (the default on a CPU)" if device.startswith("cpu") else ""
+        return f"; sanity curves off{why}: --sanity-images 8 adds them on the first 8 images"
+    total = 0.0
+    for m, n in images.items():
+        cost, spec = model_cost(config, m), get_spec(m)
+        stages = config.num_layers(m) + (3 if spec.family == "vit" else 2)  # + head, norm, patch_embed / fc, stem
+        curves = min(n, config.sanity_images) * len(config.methods_of(m))
+        total += curves * (stages + 1) * cost.passes * cost.flops / (rate * FORWARD_EFFICIENCY)
+    n = config.sanity_images
+    return f"; sanity curves on the first {n} images about {_duration(total)}: --sanity-images 0 skips them"
+
+
 def cost_line(config: Config, todo) -> str | None:
     """``describe`` for the model units still to do (None when there are none)."""
     images: dict[str, int] = {}
@@ -139,4 +156,5 @@ def cost_line(config: Config, todo) -> str | None:
     if not images:
         return None
     device = config.resolved_device()
-    return describe(config, images, device, device_rate(device))
+    rate = device_rate(device)
+    return describe(config, images, device, rate) + sanity_clause(config, images, device, rate)

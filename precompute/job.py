@@ -61,7 +61,9 @@ def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dic
     if config.progress and (line := cost_line(config, todo)):
         print(line, file=sys.stderr, flush=True)
     n_images = sum(len(u.ids) for u in todo if u.model is not None)  # the bar counts images of model units
-    with tqdm(total=n_images, unit="img", disable=not config.progress, desc="precompute") as bar:
+    # Drawn at every analysed batch (miniters=1, mininterval=0): a batch is seconds of work, never too often to draw.
+    bar = tqdm(total=n_images, unit="img", disable=not config.progress, desc="precompute", miniters=1, mininterval=0)
+    with bar:
         if config.engine == "ray":
             from precompute.ray_engine import compute_on_ray
 

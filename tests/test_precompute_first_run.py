@@ -11,7 +11,7 @@ from small_models import noise_image, small_model, small_overrides
 import vitattn
 from precompute import Config
 from precompute.__main__ import main
-from precompute.estimate import FAITHFULNESS_PASSES, describe, model_cost
+from precompute.estimate import FAITHFULNESS_PASSES, FORWARD_EFFICIENCY, describe, model_cost, sanity_clause
 from vitattn.store.writer import map_rows
 
 
@@ -42,6 +42,19 @@ def test_the_line_says_the_cost_and_the_flag():
     on = describe(Config(models=("vit",), random_weights=True, faithfulness_layers="-1"), {"vit": 7}, "cuda", 1e14)
     passes = 7 * len(Config(models=("vit",)).methods_of("vit")) * FAITHFULNESS_PASSES
     assert f"faithfulness ({passes:,} forward passes, 78 per map)" in on and "--faithfulness-layers none skips it" in on
+
+
+def test_the_line_says_what_the_sanity_curves_cost_and_the_flag():
+    off = Config(models=("vit",), random_weights=True, sanity_images="auto", device="cpu")
+    assert off.sanity_images == 0
+    assert "sanity curves off (the default on a CPU): --sanity-images 8 adds them" in sanity_clause(
+        off, {"vit": 7}, "cpu", 1e11
+    )
+    on = Config(models=("vit",), random_weights=True, sanity_images=2, methods=("cls",))
+    line = sanity_clause(on, {"vit": 7}, "cpu", 1e11)
+    # 2 images x 1 method x (the intact model, then 12 blocks, head, norm and patch embedding reset) analyze passes
+    seconds = 2 * 1 * 16 * model_cost(on, "vit").passes * model_cost(on, "vit").flops / (1e11 * FORWARD_EFFICIENCY)
+    assert f"sanity curves on the first 2 images about {seconds:.0f} s: --sanity-images 0 skips them" in line
 
 
 def test_the_command_prints_the_line_then_a_bar_of_images(tmp_path, capsys):

@@ -113,7 +113,9 @@ def test_command_line_flags(tmp_path, capsys):
     assert (parsed.flow_layers, parsed.sanity_images) == ("0,-1", 3)
     assert parsed.methods_of("vit")[-1] == "flow" and "flow" not in parsed.methods_of("resnet50")
     assert parsed.flow_layers_of("vit") == (0, 11)
-    assert Config.from_args([]).sanity_images == 8 and Config.from_args([]).flow_layers == "none"
+    default = Config.from_args([])  # auto: curves on a GPU only (seconds per method and image on a CPU)
+    assert default.sanity_images == (8 if default.resolved_device().startswith("cuda") else 0)
+    assert default.flow_layers == "none" and Config.from_args(["--device", "cuda"]).sanity_images == 8
     for argv, message in (
         (["--sanity-images", "-1"], "--sanity-images"),
         (["--flow-layers", "12"], "flow layers must be in -12..11"),
