@@ -12,8 +12,7 @@ def imagenet80() -> tuple[str, ...]:
     as open_clip ships them (``open_clip.zero_shot_metadata.OPENAI_IMAGENET_TEMPLATES``), with ``{}`` for the class."""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
-    marker = "\x00"
-    return tuple(t(marker).replace("{}", "{{}}").replace(marker, "{}") for t in OPENAI_IMAGENET_TEMPLATES)
+    return tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
 
 
 def resolve(templates: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -27,7 +26,7 @@ def resolve(templates: str | Sequence[str] | None) -> tuple[str, ...]:
     if isinstance(templates, str):
         if templates not in TEMPLATE_SETS:
             raise ValueError(
-                f"templates {templates!r}: expected None, one of {', '.join(TEMPLATE_SETS)}, or a list of strings with {{}}"
+                f"templates {templates!r}: expected None, {', '.join(TEMPLATE_SETS)}, or a list of strings with {{}}"
             )
         return imagenet80()
     out = tuple(templates)
