@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 import vitattn
+from precompute import text as text_job
 from precompute.config import Config, parse_layers
 from vitattn.datasets import AnnotatedImage, load_annotated
 from vitattn.metrics import FUSED_HEAD, METRIC_NAMES
@@ -55,6 +57,7 @@ class Unit:
     chunk: int
     ids: tuple[str, ...]
     faithfulness: bool = False  # a model unit with a faithfulness table (--faithfulness-layers is not none)
+    text: bool = False  # a model unit with text maps of the box labels (precompute/text.py)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -66,6 +69,7 @@ class Unit:
             + (CLASSIFIER_TABLES if spec.classifier else ())
             + (("headstats",) if spec.family == "vit" else ())
             + (("faithfulness",) if self.faithfulness else ())
+            + (("textmaps",) if self.text else ())
         )
 
     @property
@@ -116,6 +120,7 @@ def settings(config: Config, name: str) -> dict:
         "resolution": config.resolution,
         "metrics": list(METRIC_NAMES),  # a metric added to vitattn redoes the units
         **_variant_settings(config, name),
+        **text_job.settings(config, name),
     }
 
 
@@ -172,6 +177,8 @@ def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dic
         "images": sorted(inputs.records),
         "images_digest": inputs.images_digest(),
     }
+    if any(config.text_methods_of(m) for m in config.models):  # the labels text maps are computed for
+        base["text_vocabulary"] = text_job.vocabulary(inputs.records.values())
     old = _read_manifest(config.output, inputs, base, config.chunk_size)
     merge_models(old, {**base, "models": {}}, str(config.output))  # refuses a folder holding another image set
     _clean_temporary(config.output)
@@ -195,7 +202,11 @@ def plan(config: Config, image_ids: list[str]) -> list[Unit]:
     if not mine:
         warnings.warn(f"shard {i}/{n} has no chunks: the set has {len(all_chunks)}", stacklevel=3)
     faithful = config.faithfulness_layers != "none"
-    return [Unit(m, c, all_chunks[c], m is not None and faithful) for m in (None, *config.models) for c in mine]
+    return [
+        Unit(m, c, all_chunks[c], m is not None and faithful, m is not None and bool(config.text_methods_of(m)))
+        for m in (None, *config.models)
+        for c in mine
+    ]
 
 
 def _write_manifest(config: Config, old: dict | None, base: dict) -> dict:
@@ -304,6 +315,11 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     }
     if stats:
         tables["headstats"] = writer.headstats_table(name, ids, analyses)
+    if unit.text:  # text maps of the box labels, their metrics and baselines beside the image maps' ones
+        text = text_job.text_tables(config, model, records, rgbs, [tuple(a.grid) for a in analyses])
+        tables["textmaps"] = text["textmaps"]
+        for table in ("metrics", "baselines"):
+            tables[table] = pa.concat_tables([tables[table], text[table]])
     model_settings = settings(config, name)
     if unit.faithfulness:
         tables["faithfulness"] = _faithfulness(config, model, ids, rgbs, rows, model_settings["faithfulness"])
@@ -383,6 +399,8 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "headstats": model_settings["headstats"],  # a headstats table (per-head statistics) in the model's folder
         "faithfulness": model_settings["faithfulness"] is not None,  # a faithfulness table
         "faithfulness_layers": (model_settings["faithfulness"] or {}).get("layers", []),
+        "textmaps": "text" in model_settings,  # a textmaps table; its metrics rows carry the label as prompt
+        **({"text": model_settings["text"]} if "text" in model_settings else {}),
         "resolution": model_settings["resolution"],
         "metrics": model_settings["metrics"],
         "settings_digest": digest(model_settings),

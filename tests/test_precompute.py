@@ -55,7 +55,8 @@ class Stop(Exception):
 
 def test_config_from_the_command_line():
     default = Config.from_args([])
-    assert default == Config() and default.models[0] == "dinov2" and default.methods is None
+    assert default == Config(text_methods=("naclip", "legrad"))  # the job's text maps by default (precompute/text.py)
+    assert default.models[0] == "dinov2" and default.methods is None
     args = "--source x.json --models vit,clip --methods cls,rollout --feature-layers 0,-1 --batch-size 4 --device cpu"
     args += " --output out --chunk-size 8 --shard 1/4 --push-to-hub ns/name --private --random-weights --seed 3 --quiet"
     c = Config.from_args(args.split())

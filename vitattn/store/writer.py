@@ -101,9 +101,17 @@ def features_table(
 
 
 def score_tables(
-    model: str, image_ids: Sequence[str], rows: Sequence[Sequence[tuple]], boxes: Sequence, resolution: int
+    model: str,
+    image_ids: Sequence[str],
+    rows: Sequence[Sequence[tuple]],
+    boxes: Sequence,
+    resolution: int,
+    *,
+    prompt: str = "",
 ) -> tuple[pa.Table, pa.Table]:
     """The metrics table (every metric of every map) and the per-box table of some images.
+
+    ``prompt``: the metrics table's prompt column (the label of text maps scored against that label's boxes).
 
     Maps are scored as stored (float16), grouped by grid, ``SCORE_BATCH`` at a time with ``score_batch``.
     """
@@ -120,6 +128,7 @@ def score_tables(
                     per_box[k] += [v] * len(labels)
                 for name in METRIC_NAMES:
                     metrics[name].append(float(scores.metrics[name][j]))
+                metrics["prompt"].append(prompt)
                 per_box["box"] += range(len(labels))
                 per_box["label"] += labels
                 per_box["iou"] += scores.box_iou[j].tolist()
@@ -140,10 +149,11 @@ def baseline_rows(image_id: str, boxes: Sequence, rgb: np.ndarray, grid: tuple[i
     return [(image_id, *grid, name, *(values[m] for m in METRIC_NAMES)) for name, values in sorted(scores.items())]
 
 
-def baselines_table(model: str, rows: Sequence[tuple]) -> pa.Table:
+def baselines_table(model: str, rows: Sequence[tuple], *, prompt: str = "") -> pa.Table:
+    """``prompt``: the label whose boxes the rows were computed on ("" for all boxes of the image)."""
     columns = ("image_id", "grid_h", "grid_w", "baseline", *METRIC_NAMES)
     data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
-    return _table("baselines", {**data, "model": [model] * len(rows)})
+    return _table("baselines", {**data, "model": [model] * len(rows), "prompt": [prompt] * len(rows)})
 
 
 def predictions_table(model: str, image_ids: Sequence[str], analyses: Sequence[Analysis]) -> pa.Table:
