@@ -80,7 +80,8 @@ def test_every_label_of_every_image_has_its_maps_and_the_manifest_says_how(store
             for r in pq.read_table(t, columns=["image_id", "prompt"]).to_pylist()}  # fmt: skip
     assert rows == {(r.id, label) for r in records for label in labels_of(r)}
     reader = open_store(str(store))
-    prompts = reader.metrics("clip")["prompt"]
+    prompts = reader.metrics("clip", text=True)["prompt"]
+    assert set(reader.metrics("clip")["prompt"]) == {""} and set(reader.baselines("clip")["prompt"]) == {""}
     assert set(prompts) - {""} == set(manifest["text_vocabulary"]) and "" in set(prompts)
 
 
@@ -102,3 +103,26 @@ def test_options_are_checked_and_parsed():
         Config(text_methods=("cls",))
     with pytest.raises(SystemExit):
         Config.from_args(["--templates", "imagenet81"])
+
+
+def test_per_label_table_on_paper_and_on_the_store(store, capsys):
+    from vitattn.text.table import main, per_label
+
+    metrics = {
+        "model": np.array(["clip"] * 5), "method": np.array(["naclip", "naclip", "legrad", "legrad", "cls"]),
+        "layer": np.array([1, 1, 0, 1, 1]), "prompt": np.array(["portal", "portal", "portal", "portal", ""]),
+        "iou_90": np.array([0.2, 0.4, 0.9, 0.1, 0.7]),
+    }  # fmt: skip
+    baselines = {
+        "model": np.array(["clip"] * 3), "baseline": np.array(["random", "random", "center"]),
+        "prompt": np.array(["portal", "portal", ""]), "iou_90": np.array([0.1, 0.2, 0.5]),
+    }  # fmt: skip
+    rows = per_label(metrics, baselines, "iou_90")  # legrad at its last layer (1) only; cls is no text map
+    assert [(r["method"], r["layer"], r["images"]) for r in rows] == [("naclip", 1, 2), ("legrad", 1, 1)]
+    assert rows[0]["mean"] == pytest.approx(0.3) and rows[1]["mean"] == pytest.approx(0.1)
+    assert rows[0]["random"] == pytest.approx(0.15) and "center" not in rows[0]
+    main([str(store), "--metric", "coverage"])
+    out = capsys.readouterr().out
+    assert out.startswith("| label | model | method | layer | images | coverage | center | random | saliency |")
+    labels = sorted({b.label for r in load_annotated("examples") for b in r.boxes if b.label})
+    assert len(out.strip().splitlines()) == 2 + 2 * len(labels)  # naclip and legrad per label
