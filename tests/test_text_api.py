@@ -110,3 +110,11 @@ def test_errors_are_one_line_and_name_what_is_valid(call, message):
     with pytest.raises(ValueError) as err:
         call(model, a)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_text_package_and_analysis_import_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, vitattn, vitattn.text, vitattn.analysis; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,7 @@ import json
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from vitattn.text.tower import TOWERS
+from vitattn.text import TOWERS
 
 WORDS = ("a", "an", "the", "of", "photo", "church", "rose", "window", "portal", "tower", "tracery", "nave", "apse")
 

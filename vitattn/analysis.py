@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .text.maps import TEXT_METHODS, TextMaps, no_text_error
+from .text.maps import TextMaps, no_text_error
+from .text.specs import TEXT_METHODS
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..text.specs import DENSE_METHODS
 from ..tokens import patch_tokens
 
-DENSE_METHODS = ("maskclip", "sclip", "clearclip", "naclip")
 NACLIP_STD = 5.0  # patches (NACLIP, sec. 4.1 "we set the standard deviation to 5")
 
 

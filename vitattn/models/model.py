@@ -120,7 +120,7 @@ class Model:
         Raises:
             ValueError: a model without a text tower (naming those with one), or bad prompts or templates.
         """
-        from ..text.tower import check_text
+        from ..text.specs import check_text
 
         check_text(self.spec.name)
         return self.text_tower.encode(prompts, templates).numpy().astype(np.float32)
@@ -136,8 +136,8 @@ class Model:
 
     def _check_text(self, prompts, templates, text_methods) -> tuple:
         from ..text.compute import check_methods
+        from ..text.specs import check_prompts, check_text
         from ..text.templates import resolve
-        from ..text.tower import check_prompts, check_text
 
         check_text(self.spec.name)
         resolve(templates)

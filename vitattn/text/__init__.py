@@ -1,5 +1,7 @@
 """Text-prompted maps for language-supervised models (CLIP, SigLIP, SigLIP 2): their text towers, prompt
-templates, and the text methods (`TEXT_METHODS`) that `Model.analyze(image, prompts=[...])` computes."""
+templates, and the text methods (`TEXT_METHODS`) that `Model.analyze(image, prompts=[...])` computes.
+
+Importing this package does not import torch (`vitattn.text.tower` and `vitattn.text.compute` do)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .maps import GRADIENT_TEXT_METHODS, TEXT_METHODS, TextMaps
+from .maps import TextMaps
+from .specs import DENSE_METHODS, GRADIENT_TEXT_METHODS, TEXT_METHODS, TOWERS, has_text
 from .templates import TEMPLATE_SETS, imagenet80
-from .tower import TOWERS, TextTower, has_text
 
 DESCRIPTIONS = {
     "maskclip": "MaskCLIP (Zhou et al. 2022): last block's values, cosine with the prompt",
@@ -41,8 +43,8 @@ __all__ = [
     "DESCRIPTIONS",
     "TOWERS",
     "TEMPLATE_SETS",
+    "DENSE_METHODS",
     "TextMaps",
-    "TextTower",
     "caption_ranks",
     "has_text",
     "imagenet80",

@@ -12,10 +12,11 @@ import torch.nn.functional as F
 from ..analysis import readonly
 from ..methods.gae import relevance_matrices
 from ..methods.legrad import EMPTY_PROMPT, legrad_clip, legrad_siglip, pool_with_attention
-from ..methods.text_dense import DENSE_METHODS, patch_embeddings
+from ..methods.text_dense import patch_embeddings
 from ..tokens import patch_values
 from . import forward
-from .maps import TEXT_METHODS, TextMaps
+from .maps import TextMaps
+from .specs import DENSE_METHODS, TEXT_METHODS
 from .templates import resolve
 
 

@@ -7,11 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..methods.text_dense import DENSE_METHODS
-
-GRADIENT_TEXT_METHODS = ("legrad", "gae")
-TEXT_METHODS = DENSE_METHODS + GRADIENT_TEXT_METHODS
-
 
 @dataclass(frozen=True, eq=False)
 class TextMaps:
@@ -56,7 +51,7 @@ class TextMaps:
 
 def no_text_error(method: str) -> ValueError:
     """The error for a text method asked of an analysis without prompts."""
-    from .tower import TOWERS
+    from .specs import TOWERS
 
     return ValueError(
         f"{method!r} with a prompt needs an analysis with prompts: model.analyze(image, prompts=[...]) "

@@ -21,46 +21,19 @@ caption first (`vitattn.text.caption_ranks`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .specs import check_prompts, check_text
 from .templates import expand
 
 SEED = 0  # random text towers (pretrained=False) are built under this seed, whatever the global RNG holds
 BATCH = 256  # texts per forward of the text tower
 
 
-@dataclass(frozen=True)
-class TowerSpec:
-    """Where a model's text tower comes from."""
-
-    open_clip_name: str  # open_clip model config
-    pretrained_tag: str  # open_clip pretrained tag (the checkpoint shared with the timm image tower)
-    hf_hub: str  # the Hub repo open_clip reads the weights (and a SentencePiece tokenizer) from
-
-
-TOWERS: dict[str, TowerSpec] = {
-    "clip": TowerSpec("ViT-B-16-quickgelu", "openai", "timm/vit_base_patch16_clip_224.openai"),
-    "siglip": TowerSpec("ViT-B-16-SigLIP", "webli", "timm/ViT-B-16-SigLIP"),
-    "siglip2": TowerSpec("ViT-B-16-SigLIP2", "webli", "timm/ViT-B-16-SigLIP2"),
-}
-
 # open_clip builds a whole CLIP; the random text towers get this tiny image tower, dropped right after.
 _TINY_VISION = {"image_size": 32, "layers": 1, "width": 32, "head_width": 32, "patch_size": 16}
-
-
-def has_text(name: str) -> bool:
-    """Whether model ``name`` has a text tower (variants do not: a fine-tuned image tower left the joint space)."""
-    return name in TOWERS
-
-
-def check_text(name: str) -> TowerSpec:
-    """The tower spec of model ``name``; a one-line ValueError naming the models with one."""
-    if name not in TOWERS:
-        raise ValueError(f"model {name!r} has no text tower; models with one: {', '.join(TOWERS)}")
-    return TOWERS[name]
 
 
 class TextTower:
@@ -99,14 +72,6 @@ class TextTower:
                 self._cache[key] = F.normalize(emb[start : start + n].mean(0), dim=-1)  # (D,)
                 start += n
         return torch.stack([self._cache[(p, t)] for p, t in zip(prompts, texts, strict=True)])  # (P, D)
-
-
-def check_prompts(prompts: str | Sequence[str]) -> list[str]:
-    """A list of non-empty prompt strings (a single string is one prompt); a one-line ValueError otherwise."""
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts) if prompts is not None else []
-    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ValueError(f"prompts must be one or more non-empty strings, got {prompts!r}")
-    return prompts
 
 
 def load_tower(name: str, *, pretrained: bool, embed_dim: int, shrink: dict | None, device: torch.device) -> TextTower:
