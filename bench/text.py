@@ -6,8 +6,9 @@ Full-size ViT-B/16 towers with random weights (speed does not depend on the valu
 timm ships it for inference (fused SDPA attention, no hooks, no_grad). Each text method is timed alone on one image
 (`vitattn.text.compute.text_maps`: one forward, then for LeGrad and GAE one backward per prompt and layer they need)
 with 1 and with ``--prompts`` prompts; the prompts' embeddings are cached by then, so the text tower is not in these
-figures. "per extra prompt" is ``(t(P) - t(1)) / (P - 1)``. The text tower is timed on its own: per prompt as given,
-and per prompt through the 80 ImageNet templates (80 texts each).
+figures. Each is timed alternately with the plain forward, and "x plain" is the median of the pairs' ratios (robust to
+a loaded machine); "per extra prompt" is ``(ratio(P) - ratio(1)) / (P - 1)``. The text tower is timed on its own:
+per prompt as given, and per prompt through the 80 ImageNet templates (80 texts each).
 
 SigLIP's tokenizers come from the Hub; ``--local-hub`` serves the tests' word-level tokenizer from a local Hub server
 (tests/hubserver.py), so that the towers run offline (tokenizing is then not SigLIP's SentencePiece, a negligible part).
@@ -51,6 +52,13 @@ def median(fn, repeats: int) -> float:
     return statistics.median(once(fn) for _ in range(repeats))
 
 
+def against(plain, fn, repeats: int) -> tuple[float, float]:
+    """Median time of ``fn`` and median ratio to ``plain``, run alternately so both see the same machine load."""
+    plain(), fn()  # warm-up
+    pairs = [(once(plain), once(fn)) for _ in range(repeats)]
+    return statistics.median(t for _, t in pairs), statistics.median(t / p for p, t in pairs)
+
+
 @contextlib.contextmanager
 def local_hub(enabled: bool):
     if not enabled:
@@ -81,14 +89,15 @@ def bench_model(name: str, args) -> None:
 
     t_plain = median(run_plain, args.repeats)
     print(f"\n{name} ({model.spec.timm_id}), device {model.device}: plain forward {t_plain * 1000:.0f} ms")
-    print("| method | 1 prompt (ms) | x plain | per extra prompt (ms) |")
-    print("|---|---|---|---|")
-    prompts = WORDS[: args.prompts]
+    n = args.prompts
+    print(f"| method | 1 prompt (ms) | x plain | {n} prompts (ms) | x plain | per extra prompt (x plain) |")
+    print("|---|---|---|---|---|---|")
+    prompts = WORDS[:n]
     for method in TEXT_METHODS:
-        t1 = median(lambda m=method: text_maps(model, x, prompts[:1], None, (m,)), args.repeats)
-        tp = median(lambda m=method: text_maps(model, x, prompts, None, (m,)), args.repeats)
-        extra = (tp - t1) / max(len(prompts) - 1, 1)
-        print(f"| {method} | {t1 * 1000:.0f} | {t1 / t_plain:.2f} | {extra * 1000:.1f} |")
+        t1, r1 = against(run_plain, lambda m=method: text_maps(model, x, prompts[:1], None, (m,)), args.repeats)
+        tp, rp = against(run_plain, lambda m=method: text_maps(model, x, prompts, None, (m,)), args.repeats)
+        extra = (rp - r1) / max(n - 1, 1)
+        print(f"| {method} | {t1 * 1000:.0f} | {r1:.2f} | {tp * 1000:.0f} | {rp:.2f} | {extra:.2f} |")
     tower = model.text_tower
     texts = [f"{w} {i}" for i in range(8) for w in WORDS][:64]
     t_texts = median(lambda: tower.encode_texts(texts), args.repeats) / len(texts)
