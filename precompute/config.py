@@ -15,8 +15,10 @@ from typing import Any
 from vitattn.hub import REPO_ID
 from vitattn.specs import ALL_METHODS, MODELS, get_spec
 from vitattn.store.quantize import FEATURE_DTYPES
+from vitattn.text import TEMPLATE_SETS, TEXT_METHODS, has_text
 
 ENGINES = ("local", "ray")
+TEXT_DEFAULT = "naclip,legrad"  # --text-methods
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class Config:
     # Randomisation curves (vitattn.sanity) of the fused maps on the first images; 0: none; "auto": 8 on a GPU, none
     # on a CPU, where one ViT-B/16 curve costs seconds per method and image (the command's default).
     sanity_images: int | str = 8
+    # text maps of each box label (models with a text tower); the command line's default is TEXT_DEFAULT, this one
+    # () so that code building stores of random-weight SigLIPs needs no Hub for their tokenizers unless it asks
+    text_methods: tuple[str, ...] = ()
+    templates: str = "imagenet80"  # prompt templates of the labels: "imagenet80" or "none" (the label as given)
     batch_size: int = 8  # images per forward pass
     device: str | None = None  # "cuda", "cpu", ...; None: CUDA when available
     output: Path = Path("store")  # the store folder; also where an interrupted run is resumed from
@@ -76,6 +82,7 @@ class Config:
             raise ValueError(f"overrides for models not in the run: {sorted(unknown)}")
         self._check_variants()
         self._check_models()
+        self._check_text()
         i, n = self.shard
         if not 0 <= i < n:
             raise ValueError(f"shard {i}/{n}: need 0 <= i < n")
@@ -88,6 +95,18 @@ class Config:
         if self.feature_dtype not in FEATURE_DTYPES:
             raise ValueError(f"--feature-dtype {self.feature_dtype!r}: expected one of {', '.join(FEATURE_DTYPES)}")
         self._check_engine()
+
+    def _check_text(self) -> None:
+        object.__setattr__(self, "text_methods", tuple(self.text_methods))
+        bad = [m for m in self.text_methods if m not in TEXT_METHODS]
+        if bad or len(set(self.text_methods)) != len(self.text_methods):
+            raise ValueError(f"--text-methods {','.join(self.text_methods)}: valid: none or {', '.join(TEXT_METHODS)}")
+        if self.templates not in (*TEMPLATE_SETS, "none"):
+            raise ValueError(f"--templates {self.templates!r}: expected none or {', '.join(TEMPLATE_SETS)}")
+
+    def text_methods_of(self, name: str) -> tuple[str, ...]:
+        """The text methods computed for a model: those asked, if it has a text tower (variants have none)."""
+        return self.text_methods if has_text(name) else ()
 
     def _check_engine(self) -> None:
         if self.engine not in ENGINES:
@@ -184,6 +203,8 @@ class Config:
                 faithfulness_layers=args.faithfulness_layers,
                 flow_layers=args.flow_layers,
                 sanity_images=args.sanity_images,
+                text_methods=() if args.text_methods == "none" else _names(args.text_methods, TEXT_METHODS),
+                templates=args.templates,
                 batch_size=args.batch_size,
                 device=args.device,
                 output=Path(args.output),
@@ -262,6 +283,18 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="model-parameter randomisation curves of each method's fused map at the last layer on the first N "
         "images of the set (0: none; default auto: 8 on a GPU, none on a CPU, where a curve takes seconds)",
+    )
+    p.add_argument(
+        "--text-methods",
+        default=TEXT_DEFAULT,
+        help=f"text maps of every box label for models with a text tower: 'none', 'all' or comma-separated "
+        f"({', '.join(TEXT_METHODS)}; default naclip,legrad)",
+    )
+    p.add_argument(
+        "--templates",
+        default="imagenet80",
+        choices=(*TEMPLATE_SETS, "none"),
+        help="prompt templates the labels go through (default imagenet80: OpenAI's 80 ImageNet templates)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")

@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 import vitattn
+from precompute import text as text_job
 from precompute.config import Config
 from precompute.estimate import cost_line
 from precompute.unit import Inputs, Unit, _complete, _expected, load_model, settings, write_unit
@@ -54,6 +55,8 @@ def run(config: Config, *, on_unit: Callable[[Unit], None] | None = None) -> dic
         "images": sorted(inputs.records),
         "images_digest": inputs.images_digest(),
     }
+    if any(config.text_methods_of(m) for m in config.models):  # the labels text maps are computed for
+        base["text_vocabulary"] = text_job.vocabulary(inputs.records.values())
     old = _read_manifest(config.output, inputs, base, config.chunk_size)
     merge_models(old, {**base, "models": {}}, str(config.output))  # refuses a folder holding another image set
     _clean_temporary(config.output)
@@ -84,7 +87,14 @@ def plan(config: Config, image_ids: list[str]) -> list[Unit]:
     faithful = config.faithfulness_layers != "none"
     sanity = config.sanity_images > 0
     return [
-        Unit(m, c, all_chunks[c], m is not None and faithful, m is not None and sanity)
+        Unit(
+            m,
+            c,
+            all_chunks[c],
+            m is not None and faithful,
+            m is not None and sanity,
+            bool(m and config.text_methods_of(m)),
+        )
         for m in (None, *config.models)
         for c in mine
     ]

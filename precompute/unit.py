@@ -16,8 +16,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 import vitattn
+from precompute import text as text_job
 from precompute.config import Config, parse_layers
 from vitattn.datasets import AnnotatedImage
 from vitattn.metrics import FUSED_HEAD, METRIC_NAMES
@@ -40,6 +42,7 @@ class Unit:
     ids: tuple[str, ...]
     faithfulness: bool = False  # a model unit with a faithfulness table (--faithfulness-layers is not none)
     sanity: bool = False  # a model unit with a sanity table (--sanity-images is not 0; rows for the first images only)
+    text: bool = False  # a model unit with text maps of the box labels (precompute/text.py)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -52,6 +55,7 @@ class Unit:
             + (("headstats",) if spec.family == "vit" else ())
             + (("faithfulness",) if self.faithfulness else ())
             + (("sanity",) if self.sanity else ())
+            + (("textmaps",) if self.text else ())
         )
 
     @property
@@ -104,6 +108,7 @@ def settings(config: Config, name: str) -> dict:
         "resolution": config.resolution,
         "metrics": list(METRIC_NAMES),  # a metric added to vitattn redoes the units
         **_variant_settings(config, name),
+        **text_job.settings(config, name),
     }
 
 
@@ -232,6 +237,11 @@ def _model_tables(config: Config, model, inputs: Inputs, unit: Unit, expected: d
     model_settings = settings(config, name)
     if unit.faithfulness:
         tables["faithfulness"] = _faithfulness(config, model, ids, rgbs, rows, model_settings["faithfulness"])
+    if unit.text:  # text maps of the box labels, their metrics and baselines beside the image maps' ones
+        text = text_job.text_tables(config, model, records, rgbs, [tuple(a.grid) for a in analyses])
+        tables["textmaps"] = text["textmaps"]
+        for table in ("metrics", "baselines"):
+            tables[table] = pa.concat_tables([tables[table], text[table]])
     if unit.sanity:
         first = max(0, model_settings["sanity"]["images"] - unit.chunk * config.chunk_size)  # the set's first N
         tables["sanity"] = _sanity(model, ids[:first], rgbs[:first], methods, model_settings["sanity"])
@@ -332,6 +342,8 @@ def model_info(spec, analysis, layers: tuple[int, ...], model_settings: dict) ->
         "headstats": model_settings["headstats"],  # a headstats table (per-head statistics) in the model's folder
         "faithfulness": model_settings["faithfulness"] is not None,  # a faithfulness table
         "faithfulness_layers": (model_settings["faithfulness"] or {}).get("layers", []),
+        "textmaps": "text" in model_settings,  # a textmaps table; its metrics rows carry the label as prompt
+        **({"text": model_settings["text"]} if "text" in model_settings else {}),
         "sanity": "sanity" in model_settings,  # a sanity table (randomisation curves of the first images)
         "sanity_images": model_settings.get("sanity", {}).get("images", 0),
         "resolution": model_settings["resolution"],

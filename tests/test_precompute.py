@@ -55,7 +55,10 @@ class Stop(Exception):
 
 def test_config_from_the_command_line():
     default = Config.from_args(["--device", "cpu"])
-    assert default == Config(device="cpu", faithfulness_layers="none")  # faithfulness: off by default on a CPU
+    # faithfulness off by default on a CPU; the job's text maps by default (precompute/text.py)
+    assert default == Config(
+        device="cpu", faithfulness_layers="none", sanity_images=0, text_methods=("naclip", "legrad")
+    )
     assert default.models[0] == "dinov2" and default.methods is None
     args = "--source x.json --models vit,clip --methods cls,rollout --feature-layers 0,-1 --batch-size 4 --device cpu"
     args += " --output out --chunk-size 8 --shard 1/4 --push-to-hub ns/name --private --random-weights --seed 3 --quiet"

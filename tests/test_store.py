@@ -156,7 +156,7 @@ def test_metrics_table_equals_score_batch_of_the_stored_maps(store, records):
 
 def test_baselines_on_each_models_grid(store, records):
     table = store.baselines()
-    assert {"image_id", "model", "grid_h", "grid_w", "baseline", *METRIC_NAMES} == set(table)
+    assert {"image_id", "model", "grid_h", "grid_w", "baseline", *METRIC_NAMES, "prompt"} == set(table)
     assert len(table["image_id"]) == len(BASELINE_NAMES) * len(records) * len(MODELS)
     for model in ("vit", "resnet50"):
         rows = store.baselines(model)

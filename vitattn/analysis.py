@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .text.maps import TextMaps, no_text_error
+from .text.specs import TEXT_METHODS
+
 
 @dataclass(frozen=True)
 class LayerMaps:
@@ -32,6 +35,7 @@ class Analysis:
     predictions: tuple[tuple[str, float], ...] | None = None  # top-5 (ImageNet label, probability)
     target: int | None = None  # class index explained by gradient methods
     head_stats: Mapping[str, np.ndarray] | None = None  # "distance_px", "entropy", "prefix_share" -> (L, H) float32
+    text: TextMaps | None = None  # text-prompted maps (`Model.analyze(..., prompts=[...])`)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -44,12 +48,19 @@ class Analysis:
     def has_heads(self, method: str) -> bool:
         return next(iter(self._method(method).values())).heads is not None
 
-    def map(self, method: str, layer: int | None = None, head: int | None = None) -> np.ndarray:
+    def map(
+        self, method: str, layer: int | None = None, head: int | None = None, *, prompt: str | None = None
+    ) -> np.ndarray:
         """The ``(gh, gw)`` float32 map of ``method`` at ``layer`` (default: the last) for ``head`` (None = fused).
 
+        With ``prompt``, the map of a text method (`vitattn.text.TEXT_METHODS`) for that prompt; ``gae`` is both an
+        image method (no prompt) and a text method (a prompt as its target).
+
         Raises:
-            ValueError: naming the valid methods, layers or heads.
+            ValueError: naming the valid methods, layers, heads or prompts.
         """
+        if prompt is not None or (method in TEXT_METHODS and method not in self.maps):
+            return self._text_map(method, layer, head, prompt)
         per_layer = self._method(method)
         layer = self._layer(method, per_layer, layer)
         maps = per_layer[layer]
@@ -60,6 +71,24 @@ class Analysis:
         if isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 0 <= head < maps.heads.shape[0]:
             raise ValueError(f"head {head!r} out of range for {self.model}: valid heads 0..{maps.heads.shape[0] - 1}")
         return maps.heads[head]
+
+    def patch_embeddings(self, method: str) -> np.ndarray:
+        """Joint-space patch embeddings ``(gh * gw, D)`` float32 of a dense text method (not normalised); the
+        method's map for a prompt is their cosine with ``Model.encode_text(prompt)``."""
+        if self.text is None:
+            raise no_text_error(method)
+        return self.text.patch_embeddings(method)
+
+    def _text_map(self, method: str, layer: int | None, head: int | None, prompt: str | None) -> np.ndarray:
+        if method not in TEXT_METHODS:
+            raise ValueError(f"method {method!r} takes no prompt; text methods: {', '.join(TEXT_METHODS)}")
+        if self.text is None:
+            raise no_text_error(method)
+        if prompt is None:
+            raise ValueError(f"text method {method!r} needs a prompt: one of {list(self.text.prompts)}")
+        if head is not None:
+            raise ValueError(f"text method {method!r} fuses all heads; use head=None")
+        return self.text.map(method, layer, prompt)
 
     def heads(self, method: str, layer: int | None = None) -> np.ndarray:
         """All heads of a layer, ``(H, gh, gw)``."""

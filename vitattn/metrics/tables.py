@@ -3,7 +3,7 @@
 A table is a ``Mapping[str, np.ndarray]`` of equal-length columns (e.g. ``{c: t[c].to_numpy() for c in
 t.column_names}`` for a pyarrow table), so this package needs neither pandas nor pyarrow.
 
-- metrics table: ``KEY_COLUMNS + METRIC_NAMES``, one row per (image, model, method, layer, head);
+- metrics table: ``KEY_COLUMNS + METRIC_NAMES + prompt``, one row per (image, model, method, layer, head, prompt);
   ``head == FUSED_HEAD`` (-1) is the map with all heads fused.
 - per-box table: ``BOX_COLUMNS``, one row per box of each of those maps, ``iou`` = ``per_box_iou`` at 90.
 """
@@ -20,7 +20,7 @@ from vitattn.metrics.scores import METRIC_NAMES, BoxList, per_box_iou
 Table = Mapping[str, np.ndarray]
 
 KEY_COLUMNS = ("image_id", "model", "method", "layer", "head")
-METRICS_COLUMNS = (*KEY_COLUMNS, *METRIC_NAMES)
+METRICS_COLUMNS = (*KEY_COLUMNS, *METRIC_NAMES, "prompt")  # prompt: a text map's box label, "" for image maps
 BOX_COLUMNS = (*KEY_COLUMNS, "box", "label", "iou")
 FUSED_HEAD = -1
 

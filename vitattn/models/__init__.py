@@ -64,7 +64,7 @@ def load_model(
     actual = _actual_spec(spec, module, adapter, overrides)
     cfg = module.pretrained_cfg
     transform = Transform(actual.img_size, cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"))
-    return Model(actual, module, adapter, transform, device)
+    return Model(actual, module, adapter, transform, device, pretrained=pretrained, overrides=overrides)
 
 
 def build_module(spec: ModelSpec, pretrained: bool, overrides: dict) -> torch.nn.Module:

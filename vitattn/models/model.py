@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,12 +21,25 @@ from .transform import Transform
 class Model:
     """A model ready to analyze images. ``module`` and ``transform`` are exposed for use with other tools."""
 
-    def __init__(self, spec: ModelSpec, module: torch.nn.Module, adapter, transform: Transform, device: torch.device):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        module: torch.nn.Module,
+        adapter,
+        transform: Transform,
+        device: torch.device,
+        *,
+        pretrained: bool = True,
+        overrides: dict | None = None,
+    ):
         self.spec = spec
         self.module = module
         self.adapter = adapter
         self.transform = transform
         self.device = device
+        self.pretrained = pretrained  # public weights (the text tower, loaded on demand, follows)
+        self.overrides = dict(overrides or {})  # timm keyword arguments the module was built with (tests)
+        self._text_tower = None
 
     def __repr__(self) -> str:
         return f"Model({self.spec.name!r}, {self.spec.timm_id}, grid={self.spec.grid}, device={self.device})"
@@ -40,6 +54,9 @@ class Model:
         batch_size: int = 8,
         stats: bool = False,
         flow_layers: Sequence[int] | None = None,
+        prompts: str | Sequence[str] | None = None,
+        templates: str | Sequence[str] | None = None,
+        text_methods: Sequence[str] | None = None,
     ) -> Analysis | list[Analysis]:
         """Every map (all methods, layers, heads) and feature of one image, or of a list of images in batches.
 
@@ -55,13 +72,18 @@ class Model:
             stats: also compute the per-head attention statistics (`vitattn.headstats`) into
                 ``Analysis.head_stats``; ViTs only.
             flow_layers: the layers ``flow`` is computed at (negative: from the end; default: the last).
+            prompts: text prompts (models with a text tower: `vitattn.text.TOWERS`); their maps are read with
+                ``a.map(method, layer, prompt=p)``. With prompts, ``methods=()`` computes the text maps only.
+            templates: prompt templates (`encode_text`).
+            text_methods: subset of `vitattn.text.TEXT_METHODS` (default: all) computed for the prompts.
 
         Returns:
             One `Analysis` for an image, a list for a list.
         """
         single = isinstance(images, Image.Image)
         batch = [images] if single else list(images)
-        methods = self._check_methods(methods)
+        text = None if prompts is None else self._check_text(prompts, templates, text_methods)
+        methods = () if text is not None and methods is not None and len(methods) == 0 else self._check_methods(methods)
         targets = self._check_targets(target, len(batch))
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -71,8 +93,66 @@ class Model:
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
             tgt = None if targets is None else targets[start : start + batch_size]
-            out.extend(self._analyze_batch(chunk, methods, tgt, features, stats, flow_layers))
+            done = self._analyze_batch(chunk, methods, tgt, features, stats, flow_layers)
+            if text is not None:
+                done = self._add_text(chunk, done, *text)
+            out.extend(done)
         return out[0] if single else out
+
+    @property
+    def text_tower(self):
+        """The text tower of the same checkpoint (`vitattn.text.tower`), loaded on first use."""
+        if self._text_tower is None:
+            from ..text.tower import load_tower
+
+            width = {"layers": "depth", "width": "embed_dim", "heads": "num_heads"}
+            shrink = {k: int(self.overrides[v]) for k, v in width.items() if v in self.overrides} or None
+            joint = int(getattr(self.module, "num_classes", 0) or self.module.num_features)
+            self._text_tower = load_tower(
+                self.spec.name, pretrained=self.pretrained, embed_dim=joint, shrink=shrink, device=self.device
+            )
+        return self._text_tower
+
+    def encode_text(self, prompts: str | Sequence[str], templates: str | Sequence[str] | None = None) -> np.ndarray:
+        """L2-normalised embeddings ``(P, D)`` float32 of prompts in the model's joint image-text space.
+
+        Args:
+            prompts: one string or a list of them.
+            templates: None (prompts as given), ``"imagenet80"`` (OpenAI's 80 ImageNet templates) or a list of
+                strings with one ``{}`` each; each prompt's templated embeddings are averaged and renormalised.
+
+        Raises:
+            ValueError: a model without a text tower (naming those with one), or bad prompts or templates.
+        """
+        from ..text.specs import check_text
+
+        check_text(self.spec.name)
+        return self.text_tower.encode(prompts, templates).numpy().astype(np.float32)
+
+    def image_embeddings(self, images: Image.Image | Sequence[Image.Image]) -> np.ndarray:
+        """L2-normalised image embeddings ``(N, D)`` float32: the timm module's own output (for CLIP the projected CLS
+        token, for SigLIP the attention-pooled token), the space `encode_text` embeds text in."""
+        batch = [images] if isinstance(images, Image.Image) else list(images)
+        x = torch.stack([self.transform(im) for im in batch]).to(self.device)  # (N, 3, S, S)
+        with torch.no_grad():
+            out = self.module.forward_head(self.module.forward_features(x))  # (N, D)
+        return torch.nn.functional.normalize(out.float(), dim=-1).cpu().numpy()
+
+    def _check_text(self, prompts, templates, text_methods) -> tuple:
+        from ..text.compute import check_methods
+        from ..text.specs import check_prompts, check_text
+        from ..text.templates import resolve
+
+        check_text(self.spec.name)
+        resolve(templates)
+        return check_prompts(prompts), templates, check_methods(text_methods)
+
+    def _add_text(self, images, analyses: list[Analysis], prompts, templates, methods) -> list[Analysis]:
+        from ..text.compute import text_maps
+
+        x = torch.stack([self.transform(im) for im in images]).to(self.device)  # (B, 3, S, S)
+        maps = text_maps(self, x, prompts, templates, methods)
+        return [dataclasses.replace(a, text=t) for a, t in zip(analyses, maps, strict=True)]
 
     def _analyze_batch(self, images, methods, targets, features, stats, flow_layers=None) -> list[Analysis]:
         x = torch.stack([self.transform(im) for im in images]).to(self.device)  # (B, 3, S, S)

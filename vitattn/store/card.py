@@ -15,14 +15,18 @@ DESCRIPTIONS = {
     "maps": "image_id, model, method, layer, head (-1: all heads fused), grid_h, grid_w, values (float16, row-major)",
     "features": "image_id, model, layer, grid_h, grid_w, dim, values (patch tokens (grid_h * grid_w) x dim: float16, "
     "or int8 bytes times scale, one per token)",
-    "metrics": "image_id, model, method, layer, head and every alignment metric of that map with the boxes",
+    "metrics": "image_id, model, method, layer, head and every alignment metric of that map with the boxes; prompt: "
+    "a text map's box label, scored against that label's boxes only (empty for image maps)",
     "boxes": "image_id, model, method, layer, head, box, label, iou: each box alone against the map at 90th pct.",
-    "baselines": "image_id, model, grid_h, grid_w, baseline (random, center, saliency) and every metric",
+    "baselines": "image_id, model, grid_h, grid_w, baseline (random, center, saliency) and every metric; prompt: "
+    "a label's baselines on that label's boxes (empty: all boxes)",
     "predictions": "image_id, model, rank (0: top-1), label, prob, target (the class gradient methods explain)",
     "headstats": "image_id, model, layer, head, distance_px (mean attention distance), entropy, prefix_share (ViTs)",
     "faithfulness": "image_id, model, method, layer, deletion / insertion curves of the fused map, their AUCs, abpc",
     "sanity": "image_id, model, method, layer, order, step, stage (randomised down to), spearman, spearman_abs, ssim, "
     "hog_similarity against the intact map, grid_h, grid_w, values (the map at that step; first images only)",
+    "textmaps": "image_id, model, method, layer, prompt (a box label, through the manifest's templates), grid_h, "
+    "grid_w, values (float16, row-major)",
 }
 
 

@@ -15,6 +15,7 @@ A store is a folder (or a Hugging Face dataset repo holding the same files)::
     models/<model>/faithfulness-00000.parquet  deletion / insertion curves of fused maps (--faithfulness-layers)
     models/<model>/sanity-00000.parquet        randomisation curves of the set's first images (--sanity-images; the
                                                files of later chunks hold no rows)
+    models/<model>/textmaps-00000.parquet      text maps of each image's box labels (models with a text tower)
 
 Images are split into chunks of ``chunk_size`` consecutive ids (sorted); a chunk of one model is the unit of work
 of the precompute job, so a file is either complete or absent, and adding a model adds its own folder only.
@@ -40,7 +41,7 @@ CARD = "README.md"
 METADATA_KEY = b"vitattn"  # Parquet key-value metadata of every data file: which unit of work wrote it
 MODEL_TABLES = ("maps", "features", "metrics", "boxes", "baselines")  # every model has these
 CLASSIFIER_TABLES = ("predictions",)  # models with an ImageNet head (manifest entry: "predictions": true) also these
-OPTIONAL_TABLES = ("headstats", "faithfulness", "sanity")  # a model has one when its manifest entry says so
+OPTIONAL_TABLES = ("headstats", "faithfulness", "sanity", "textmaps")  # a model has one when its manifest entry says so
 TABLES = ("images", *MODEL_TABLES, *CLASSIFIER_TABLES, *OPTIONAL_TABLES)
 FLOAT16_MAX = 65504.0
 _FILE = re.compile(
@@ -134,10 +135,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("image_id", pa.string()), ("model", pa.string()), ("layer", pa.int32()), *_GRID]
         + [("dim", pa.int32()), ("values", pa.list_(pa.float16()))]  # values: (gh * gw) * dim, row-major
     ),
-    "metrics": _schema([*_KEYS, *_LAYER_HEAD, *_METRICS]),
+    # prompt: the box label a text map was asked for (vitattn.text), scored against that label's boxes; "" for an
+    # image map (null in files written before text maps existed)
+    "metrics": _schema([*_KEYS, *_LAYER_HEAD, *_METRICS, ("prompt", pa.string())]),
     "boxes": _schema([*_KEYS, *_LAYER_HEAD, ("box", pa.int32()), ("label", pa.string()), ("iou", pa.float64())]),
-    "baselines": _schema(
-        [("image_id", pa.string()), ("model", pa.string()), *_GRID, ("baseline", pa.string())] + _METRICS
+    "baselines": _schema(  # prompt: a label's baselines, on that label's boxes only; "" for all the image's boxes
+        [("image_id", pa.string()), ("model", pa.string()), *_GRID, ("baseline", pa.string())]
+        + _METRICS
+        + [("prompt", pa.string())]
     ),
     "predictions": _schema(  # rank 0 is the top-1; target: the class gradient methods explain (null: none computed)
         [("image_id", pa.string()), ("model", pa.string()), ("rank", pa.int32()), ("label", pa.string())]
@@ -157,18 +162,22 @@ SCHEMAS: dict[str, pa.Schema] = {
         + [(name, pa.float64()) for name in SANITY_SIMILARITIES]
         + [*_GRID, ("values", pa.list_(pa.float16()))]  # the map at that step, gh * gw row-major
     ),
+    "textmaps": _schema(  # values: gh * gw float16, row-major; head fused (vitattn.text)
+        [*_KEYS, ("layer", pa.int32()), ("prompt", pa.string()), *_GRID, ("values", pa.list_(pa.float16()))]
+    ),
 }
 SORT_KEYS = {
     "images": ("image_id",),
     "maps": ("image_id", "method", "layer", "head"),
     "features": ("image_id", "layer"),
-    "metrics": ("image_id", "method", "layer", "head"),
+    "metrics": ("image_id", "method", "layer", "head", "prompt"),
     "boxes": ("image_id", "method", "layer", "head", "box"),
-    "baselines": ("image_id", "baseline"),
+    "baselines": ("image_id", "baseline", "prompt"),
     "predictions": ("image_id", "rank"),
     "headstats": ("image_id", "layer", "head"),
     "faithfulness": ("image_id", "method", "layer"),
     "sanity": ("image_id", "method", "step"),
+    "textmaps": ("image_id", "method", "layer", "prompt"),
 }
 FEATURE_SCHEMAS = {  # float16, or int8 (raw bytes: Parquet has no 8-bit type) with a float32 scale per token
     "float16": SCHEMAS["features"],
@@ -177,4 +186,9 @@ FEATURE_SCHEMAS = {  # float16, or int8 (raw bytes: Parquet has no 8-bit type) w
         + [("values", pa.binary()), ("scale", pa.list_(pa.float32()))]  # values: int8 bytes, (gh * gw) x dim
     ),
 }
-ROW_GROUP_KEYS = {"images": ("image_id",), "maps": ("image_id",), "features": ("image_id", "layer")}  # else one group
+ROW_GROUP_KEYS = {
+    "images": ("image_id",),
+    "maps": ("image_id",),
+    "features": ("image_id", "layer"),
+    "textmaps": ("image_id",),
+}  # else one group

@@ -189,20 +189,25 @@ class Store:
         rows = [r for r in table.to_pylist() if r["image_id"] == image_id]
         return [(r["label"], float(r["prob"])) for r in sorted(rows, key=lambda r: r["rank"])]
 
-    def metrics(self, model: str | None = None) -> dict[str, np.ndarray]:
-        """The metrics table (``METRICS_COLUMNS``) of one model or of all, as columns."""
-        return self._whole("metrics", model)
+    def metrics(self, model: str | None = None, *, text: bool = False) -> dict[str, np.ndarray]:
+        """The metrics table (``METRICS_COLUMNS``) of one model or of all, as columns.
+
+        ``text``: also the rows of text maps (``prompt`` a box label, scored against that label's boxes only);
+        by default only image maps' rows, as in stores made before text maps.
+        """
+        return _image_rows(self._whole("metrics", model), text)
 
     def box_metrics(self, model: str | None = None) -> dict[str, np.ndarray]:
         """The per-box table (``BOX_COLUMNS``: IoU of each box alone, with its label)."""
         return self._whole("boxes", model)
 
-    def baselines(self, model: str | None = None) -> dict[str, np.ndarray]:
+    def baselines(self, model: str | None = None, *, text: bool = False) -> dict[str, np.ndarray]:
         """Baseline metrics per image: ``image_id, model, grid_h, grid_w, baseline`` and every metric.
 
         Baselines are scored on each model's grid (coarseness alone changes IoU); pass ``model`` for its rows only.
+        ``text``: also each label's baselines on that label's boxes (``prompt`` the label).
         """
-        return self._whole("baselines", model)
+        return _image_rows(self._whole("baselines", model), text)
 
     def head_stats(self, model: str) -> dict[str, np.ndarray]:
         """Per-head statistics of a ViT, one row per (image, layer, head): ``image_id, model, layer, head,
@@ -417,3 +422,11 @@ def open_store(
             StoreError) when the Hub cannot be reached.
     """
     return Store(open_files(location, token, timeout), str(location), cache_bytes)
+
+
+def _image_rows(cols: dict[str, np.ndarray], text: bool) -> dict[str, np.ndarray]:
+    """``cols`` less the rows of text maps (a non-empty ``prompt``) unless ``text``."""
+    if text or "prompt" not in cols:
+        return cols
+    keep = np.array([p is None or p == "" for p in cols["prompt"]], dtype=bool)
+    return cols if keep.all() else {k: v[keep] for k, v in cols.items()}

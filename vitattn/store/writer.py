@@ -108,12 +108,15 @@ def score_tables(
     boxes: Sequence,
     resolution: int,
     scorer: Callable = score_batch,
+    *,
+    prompt: str = "",
 ) -> tuple[pa.Table, pa.Table]:
     """The metrics table (every metric of every map) and the per-box table of some images.
 
     Maps are scored as stored (float16), grouped by grid, ``SCORE_BATCH`` at a time with ``scorer``: the numpy
     reference ``score_batch``, or the batched torch scorer (``vitattn.metrics.batched.score_maps`` on a device;
-    the precompute job's) that computes the same numbers.
+    the precompute job's) that computes the same numbers. ``prompt``: the metrics table's prompt column (the label
+    of text maps scored against that label's boxes).
     """
     metrics: dict[str, list] = {c: [] for c in SCHEMAS["metrics"].names}
     per_box: dict[str, list] = {c: [] for c in SCHEMAS["boxes"].names}
@@ -128,6 +131,7 @@ def score_tables(
                     per_box[k] += [v] * len(labels)
                 for name in METRIC_NAMES:
                     metrics[name].append(float(scores.metrics[name][j]))
+                metrics["prompt"].append(prompt)
                 per_box["box"] += range(len(labels))
                 per_box["label"] += labels
                 per_box["iou"] += scores.box_iou[j].tolist()
@@ -155,10 +159,11 @@ def baseline_rows(
     return [(image_id, *grid, name, *(values[m] for m in METRIC_NAMES)) for name, values in sorted(scores.items())]
 
 
-def baselines_table(model: str, rows: Sequence[tuple]) -> pa.Table:
+def baselines_table(model: str, rows: Sequence[tuple], *, prompt: str = "") -> pa.Table:
+    """``prompt``: the label whose boxes the rows were computed on ("" for all boxes of the image)."""
     columns = ("image_id", "grid_h", "grid_w", "baseline", *METRIC_NAMES)
     data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
-    return _table("baselines", {**data, "model": [model] * len(rows)})
+    return _table("baselines", {**data, "model": [model] * len(rows), "prompt": [prompt] * len(rows)})
 
 
 def predictions_table(model: str, image_ids: Sequence[str], analyses: Sequence[Analysis]) -> pa.Table:
