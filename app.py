@@ -25,9 +25,18 @@ import pandas as pd
 from PIL import Image
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui import AppConfig, Explorer, api, compare_tab, export, iou, more_tabs, page, query_tab, views, wiring
-from vitattn.ui.catalog import FUSED, format_boxes, parse_boxes
-from vitattn.ui.config import (
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.shell import api
+from vitattn.ui.tabs import compare as compare_tab
+from vitattn.ui.actions import export
+from vitattn.ui.actions import iou
+from vitattn.ui.tabs import more as more_tabs
+from vitattn.ui.actions import page
+from vitattn.ui.tabs import query as query_tab
+from vitattn.ui.actions import views
+from vitattn.ui.shell import wiring
+from vitattn.ui.data.catalog import FUSED, format_boxes, parse_boxes
+from vitattn.ui.data.config import (
     LIVE_WORKERS,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
@@ -35,9 +44,9 @@ from vitattn.ui.config import (
     TEMP_FILES,
     VIEW_WORKERS,
 )
-from vitattn.ui.errors import guard, warn
-from vitattn.ui.page import CLICK_MODES
-from vitattn.ui.views import TOP1
+from vitattn.ui.data.errors import guard, warn
+from vitattn.ui.actions.page import CLICK_MODES
+from vitattn.ui.actions.views import TOP1
 
 TITLE = "vitattn · where do vision models look?"
 INTRO = "## Where do vision models look, and do they look where experts do?"

@@ -20,9 +20,10 @@ from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.metrics import METRIC_NAMES
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer, LiveModels, page
-from vitattn.ui.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
-from vitattn.ui.live import on_gpu
+from vitattn.ui import AppConfig, Explorer, LiveModels
+from vitattn.ui.actions import page
+from vitattn.ui.data.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
+from vitattn.ui.data.live import on_gpu
 
 MODEL_METHODS = [(m, meth) for m, spec in vitattn.MODELS.items() for meth in spec.methods]
 

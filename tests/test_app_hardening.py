@@ -25,8 +25,9 @@ from PIL import Image
 from small_models import noise_image
 
 import app
-from vitattn.ui import AppConfig, Explorer, page
-from vitattn.ui.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import page
+from vitattn.ui.data.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 
 # -- inputs -----------------------------------------------------------------------------------------------------------
 
@@ -395,7 +396,7 @@ SECRET = "hf_hardeningSecret0123456789"
 
 
 def test_a_token_in_an_error_warning_or_status_is_hidden(handlers, explorer, monkeypatch):
-    from vitattn.ui.errors import redact
+    from vitattn.ui.data.errors import redact
 
     monkeypatch.setenv("HF_TOKEN", SECRET)
     assert (

@@ -16,8 +16,9 @@ from gradio_client import Client, handle_file
 from small_models import noise_image
 
 import app
-from vitattn.ui import AppConfig, Explorer, live
-from vitattn.ui.config import LIVE_WORKERS
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.data import live
+from vitattn.ui.data.config import LIVE_WORKERS
 
 USERS = 6
 ROUNDS = 2

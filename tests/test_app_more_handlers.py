@@ -18,8 +18,11 @@ from vitattn import variants
 from vitattn.datasets import load_examples
 from vitattn.metrics import all_metrics, head_exemplars, head_feature_matrix, head_ranking, upsample
 from vitattn.pca import joint_pca
-from vitattn.ui import AppConfig, Explorer, features_view, heads, variants_view
-from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import features as features_view
+from vitattn.ui.actions import heads
+from vitattn.ui.actions import variants as variants_view
+from vitattn.ui.actions.common import RANDOM_WEIGHTS, all_models, attention_link
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +193,7 @@ def test_head_stats_are_the_stored_means_over_images(ex):
 
 
 def test_the_dots_picture_has_one_dot_per_row_each_found_by_a_click_on_it(ex):
-    from vitattn import render_extra
+    from vitattn import render
 
     frame, _, _ = features_view.head_stats(ex, ["dinov2", "siglip", "vit"], "astronaut", "distance_px")
     picture, dots = features_view.dots_picture(ex, frame, "distance_px")
@@ -200,9 +203,9 @@ def test_the_dots_picture_has_one_dot_per_row_each_found_by_a_click_on_it(ex):
         dot = got[(row.model, row.layer, row.head)]
         assert dot.value == pytest.approx(row.distance_px)
         assert 0 <= dot.x < picture.width and 0 <= dot.y < picture.height
-        assert render_extra.dot_at(dots, dot.x, dot.y) == dot  # every head has its own place
-    band = render_extra.text_band(picture.width, RANDOM_WEIGHTS).height  # random weights: the label
-    red = np.abs(np.asarray(picture)[:band].astype(int) - render_extra.WARNING_RED).sum(axis=2) < 60
+        assert render.dot_at(dots, dot.x, dot.y) == dot  # every head has its own place
+    band = render.text_band(picture.width, RANDOM_WEIGHTS).height  # random weights: the label
+    red = np.abs(np.asarray(picture)[:band].astype(int) - render.WARNING_RED).sum(axis=2) < 60
     assert red.any()
     y_vit = [d.y for d in dots if d.model == "vit"]  # a larger mean distance is drawn higher
     v_vit = [d.value for d in dots if d.model == "vit"]

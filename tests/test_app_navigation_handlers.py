@@ -11,8 +11,9 @@ from app_support import store_dir
 import app
 from vitattn import render
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer, page
-from vitattn.ui.catalog import FUSED
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import page
+from vitattn.ui.data.catalog import FUSED
 
 
 @pytest.fixture(scope="module")

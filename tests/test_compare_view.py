@@ -17,8 +17,9 @@ from PIL import Image
 
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, upsample
 from vitattn.render_extra import WARNING_RED
-from vitattn.ui import AppConfig, Explorer, compare_view
-from vitattn.ui.compare_view import NORMALISED, RAW, Side
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import compare as compare_view
+from vitattn.ui.actions.compare import NORMALISED, RAW, Side
 
 gradio_client = pytest.importorskip("gradio_client")
 

@@ -18,7 +18,8 @@ import pytest
 from app_support import ARTIFACTS, free_port, store_dir
 
 from vitattn.metrics import BASELINE_NAMES
-from vitattn.ui import AppConfig, Explorer, iou
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import iou
 
 MODELS = ("dinov2", "siglip", "resnet50")
 N_BOOT = 1000

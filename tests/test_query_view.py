@@ -1,4 +1,4 @@
-"""The Query tab's handlers (``vitattn.ui.query_view``) in process, and ``/query_attention`` on the launched app.
+"""The Query tab's handlers (``vitattn.ui.actions.query``) in process, and ``/query_attention`` on the launched app.
 
 On a random-weight store of the tiny dinov2 (CLS + 4 registers), siglip (no prefix), vit and resnet50 (no
 attention) (``app_support.store_dir``). The attention a handler returns is checked against softmax(q k^T / sqrt d)
@@ -19,8 +19,10 @@ from PIL import Image
 from small_models import small_model
 from test_query import reference_attention
 
-from vitattn.ui import AppConfig, Explorer, query_view, views
-from vitattn.ui.catalog import FUSED
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import query as query_view
+from vitattn.ui.actions import views
+from vitattn.ui.data.catalog import FUSED
 
 IMAGE = "astronaut"
 

@@ -21,8 +21,9 @@ from vitattn import render
 from vitattn.labels import imagenet_labels
 from vitattn.metrics import all_metrics
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer, views
-from vitattn.ui.catalog import FUSED
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import views
+from vitattn.ui.data.catalog import FUSED
 
 # (model, method, head) of every gradient method of a classifier: agcam per head too, gae and gradcam fused only.
 EXPLAINED = [("vit", "agcam", None), ("vit", "agcam", 1), ("vit", "gae", None), ("resnet50", "gradcam", None)]

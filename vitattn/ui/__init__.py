@@ -9,8 +9,8 @@
 - ``errors.py``: what a client sees when something fails: one ``gr.Error`` line, tokens hidden.
 """
 
-from vitattn.ui.config import AppConfig
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.live import LiveModels, Variant
+from vitattn.ui.data.config import AppConfig
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.data.live import LiveModels, Variant
 
 __all__ = ["AppConfig", "Explorer", "LiveModels", "Variant"]

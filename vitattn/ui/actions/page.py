@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from vitattn.boxes import LabeledBox
 from vitattn.render import fit, table_cell_at, tile_at
-from vitattn.ui.catalog import FUSED, ModelInfo
-from vitattn.ui.errors import redact
-from vitattn.ui.explorer import Explorer
+from vitattn.ui.data.catalog import FUSED, ModelInfo
+from vitattn.ui.data.errors import redact
+from vitattn.ui.data.explorer import Explorer
 
 CLICK_MODES = ("expert box", "point", "box (two clicks)")
 DECIMALS = 3  # of clicked coordinates

@@ -12,7 +12,7 @@
 - ``faithfulness``: deletion and insertion curves of a map (Petsiuk et al. 2018) beside a random cell order, with
   their areas (``vitattn.faithfulness``); forward passes, so computed live (cached) on request.
 
-No numerics here; pictures are drawn by ``vitattn.render_extra``.
+No numerics here; pictures are drawn by ``vitattn.render``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vitattn import render_extra
+from vitattn import render
 from vitattn.headstats import head_diversity
 from vitattn.pca import joint_pca
-from vitattn.ui.catalog import ModelInfo
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import check_layer, family, integer, warning
+from vitattn.ui.data.catalog import ModelInfo
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import check_layer, family, integer, warning
 
 MAX_IMAGES = 6
 PCA_SIDE = 224
@@ -135,7 +135,7 @@ def pca(
     how = "one joint PCA over all images" if joint and len(items) > 1 else "one PCA per image"
     where = f"{model} · layer {layer}" if family(model_info) != "resnet" else f"{model} · stage {layer + 1}"
     note = f"{where}: PC1, PC2, PC3 as R, G, B ({how})" + ("; black: background" if back is not None else "")
-    picture = render_extra.rgb_tiles(
+    picture = render.rgb_tiles(
         [item.picture for item in items], rgbs, ids, side=PCA_SIDE, warning=warning(ex, model), note=note
     )
     data = {
@@ -247,8 +247,8 @@ DOTS_TITLE = "Per head and layer: one dot per head (click a dot: open that head 
 
 
 def dots_picture(ex: Explorer, heads: pd.DataFrame, stat: str) -> tuple[Image.Image | None, list]:
-    """``head_stats``' rows as the ViT paper's plot, a picture (``render_extra.head_dots``) and where its dots are
-    (``render_extra.Dot``, for ``render_extra.dot_at``); ``(None, [])`` without rows. Random weights: the red label."""
+    """``head_stats``' rows as the ViT paper's plot, a picture (``render.head_dots``) and where its dots are
+    (``render.Dot``, for ``render.dot_at``); ``(None, [])`` without rows. Random weights: the red label."""
     if stat not in STATS:
         raise fail(f"stat must be one of {', '.join(STATS)}, got {brief(stat)}")
     if heads.empty:
@@ -258,7 +258,7 @@ def dots_picture(ex: Explorer, heads: pd.DataFrame, stat: str) -> tuple[Image.Im
         for m, layer, h, v in zip(heads["model"], heads["layer"], heads["head"], heads[stat], strict=True)
     ]
     label = next((w for m in dict.fromkeys(heads["model"]) if (w := warning(ex, str(m)))), "")
-    return render_extra.head_dots(points, y_title=STAT_TITLES[stat], title=DOTS_TITLE, warning=label)
+    return render.head_dots(points, y_title=STAT_TITLES[stat], title=DOTS_TITLE, warning=label)
 
 
 def _stat_grid(ex: Explorer, item, model: str, stat: str) -> tuple[np.ndarray, str]:

@@ -23,11 +23,11 @@ from vitattn import render
 from vitattn.cache import LRU
 from vitattn.query import AttentionRows, QueryAttention, attention_rows, query_cell
 from vitattn.similarity import check_region, feature_grid
-from vitattn.ui import views
-from vitattn.ui.catalog import FUSED, ModelInfo
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import integer
+from vitattn.ui.actions import views
+from vitattn.ui.data.catalog import FUSED, ModelInfo
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import integer
 
 ROWS_KEPT = 4  # images x models whose attention is kept ([L, H, T, T] float32: about 40 MB for a ViT-B at 224 px)
 GRID_COLOR = (255, 255, 255, 70)  # the patch grid over the click surface
@@ -327,7 +327,7 @@ def tab_controls(ex: Explorer, model: str, layer: object, head: object) -> tuple
 
 def click(ex: Explorer, image_id: str, index: Sequence[float]) -> tuple[float, float] | None:
     """A click at pixel ``index`` of the surface as a normalized point of the image; None on its title band."""
-    from vitattn.ui.page import picture_point
+    from vitattn.ui.actions.page import picture_point
 
     size = ex.item(image_id).picture.size
     top = render.banner(size[0], surface_title((1, 1), (0, 0))).height  # one line: the same height for any text

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vitattn.ui.catalog import FUSED, ModelInfo
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
+from vitattn.ui.data.catalog import FUSED, ModelInfo
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
 
 RANDOM_WEIGHTS = "random weights: not a result"
 

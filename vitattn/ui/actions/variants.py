@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vitattn import render_extra, variants
+from vitattn import render, variants
 from vitattn.boxes import LabeledBox
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, all_metrics, upsample
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import all_models, check_head, check_layer, info, integer, layer_name, warning
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import all_models, check_head, check_layer, info, integer, layer_name, warning
 
 WHOLE_IMAGE = -1  # the "box" value that scores against every expert box of the image
 SHIFT_SIDE = 384  # long side of the shift map's picture (a click on it is mapped back through this)
@@ -115,7 +115,7 @@ def compare(
     boxes, scope = _scope(item, box)
     where = f"{method} · {layer_name(infos[0], layer)}" + ("" if head is None else f" · head {head}")
     mark = warning(ex, model_a) or warning(ex, model_b)
-    pair = render_extra.compare_maps(
+    pair = render.compare_maps(
         item.picture,
         [a, b],
         [f"A: {model_a} · {where}", f"B: {model_b} · {where}"],
@@ -127,7 +127,7 @@ def compare(
     if a.shape != b.shape:  # other grids: both upsampled to one square, as the metrics see them
         a, b = upsample(a, COMMON_SIDE), upsample(b, COMMON_SIDE)
     diff, limit = variants.shift_map(b, a)
-    shift = render_extra.shift_view(
+    shift = render.shift_view(
         item.picture,
         diff,
         limit,

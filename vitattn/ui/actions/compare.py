@@ -3,8 +3,8 @@ side by side on one colour scale, their difference ``B - A`` on a symmetric dive
 both with its delta.
 
 Plain functions of the `Explorer` (no Gradio layout; ``compare_tab.py`` builds the page). The drawing reuses the
-Variants tab's pieces: ``render_extra.compare_maps`` (panels on one shared range, one colour bar),
-``variants.shift_map`` (``B - A`` and its symmetric limit ``max |B - A|``) and ``render_extra.shift_view`` (diverging
+Variants tab's pieces: ``render.compare_maps`` (panels on one shared range, one colour bar),
+``variants.shift_map`` (``B - A`` and its symmetric limit ``max |B - A|``) and ``render.shift_view`` (diverging
 colours on ``[-limit, limit]``).
 
 Two representations of the maps (``SCALES``):
@@ -31,14 +31,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vitattn import render, render_extra, variants
+from vitattn import render, variants
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES
-from vitattn.ui.catalog import FUSED, ModelInfo
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import all_models, check_head, check_layer, info
-from vitattn.ui.page import Controls, controls
-from vitattn.ui.views import RANDOM_LABEL, head_name, numbers
+from vitattn.ui.data.catalog import FUSED, ModelInfo
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import all_models, check_head, check_layer, info
+from vitattn.ui.actions.page import Controls, controls
+from vitattn.ui.actions.views import RANDOM_LABEL, head_name, numbers
 
 SCALES = ("shared raw scale", "each normalised to [0, 1]")
 RAW, NORMALISED = SCALES
@@ -249,7 +249,7 @@ def scale_note(scale: str, methods: tuple[str, str] = ("", "")) -> str:
 def _picture(item, maps, diff, limit, titles, scale, note, random, opacity) -> Image.Image:
     boxes = tuple(item.boxes)
     what = "raw map values" if scale == RAW else "each map min-max normalised to [0, 1]"
-    pair = render_extra.compare_maps(
+    pair = render.compare_maps(
         item.picture,
         maps,
         titles,
@@ -258,7 +258,7 @@ def _picture(item, maps, diff, limit, titles, scale, note, random, opacity) -> I
         side=SIDE,
         bar_label=f"{what}, one colour scale for A and B",
     )
-    shift = render_extra.shift_view(
+    shift = render.shift_view(
         item.picture,
         diff,
         limit,
@@ -267,12 +267,12 @@ def _picture(item, maps, diff, limit, titles, scale, note, random, opacity) -> I
         opacity=opacity,
         side=SIDE,
     )
-    row = render_extra.side_by_side([pair, shift], gap=GAP)
-    out = render.stack([row, render_extra.text_band(row.width, note, (60, 60, 60))])
+    row = render.side_by_side([pair, shift], gap=GAP)
+    out = render.stack([row, render.text_band(row.width, note, (60, 60, 60))])
     if any(random):
         which = "A and B" if all(random) else ("A" if random[0] else "B")
         warning = f"{RANDOM_LABEL}: {which} from untrained networks; not a result"
-        out = render_extra.stack_warning(out, warning)
+        out = render.stack_warning(out, warning)
     return out
 
 

@@ -36,8 +36,8 @@ from vitattn.metrics import (
     select,
     summarize,
 )
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
 
 BEST = "best"
 N_BOOT = 1000

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import gradio as gr
 
-from vitattn.ui.errors import guard, warn
+from vitattn.ui.data.errors import guard, warn
 
 View = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 

@@ -36,10 +36,10 @@ from vitattn.datasets import load_examples
 from vitattn.labels import NUM_CLASSES, imagenet_labels, label_indexes
 from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
 from vitattn.specs import GRADIENT_METHODS, MODELS, get_spec
-from vitattn.ui.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
-from vitattn.ui.config import AppConfig
-from vitattn.ui.errors import brief, fail, redact, warn
-from vitattn.ui.live import LiveModels, Variant, content_key
+from vitattn.ui.data.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
+from vitattn.ui.data.config import AppConfig
+from vitattn.ui.data.errors import brief, fail, redact, warn
+from vitattn.ui.data.live import LiveModels, Variant, content_key
 
 log = logging.getLogger(__name__)
 Table = dict[str, np.ndarray]

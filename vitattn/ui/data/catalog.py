@@ -16,7 +16,7 @@ from vitattn.boxes import LabeledBox, check_box
 from vitattn.images import MAX_PIXELS, open_image
 from vitattn.render import MAX_SIDE, MIN_SIDE, fit
 from vitattn.specs import ModelSpec, get_spec
-from vitattn.ui.errors import brief, fail
+from vitattn.ui.data.errors import brief, fail
 
 FUSED = -1  # the head value meaning "all heads fused", as in the metrics tables
 HEADLESS_METHODS = ("rollout", "gradcam", "gae")  # fuse heads by definition: no per-head maps

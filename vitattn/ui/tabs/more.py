@@ -24,16 +24,19 @@ from collections.abc import Callable
 import gradio as gr
 import pandas as pd
 
-from vitattn import render_extra
+from vitattn import render
 from vitattn.metrics import METRIC_NAMES
 from vitattn.specs import get_spec
-from vitattn.ui import export, features_view, heads, variants_view
-from vitattn.ui.catalog import FUSED
-from vitattn.ui.config import LIVE_WORKERS, VIEW_WORKERS
-from vitattn.ui.errors import guard
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link, info, warning
-from vitattn.ui.wiring import safe
+from vitattn.ui.actions import export
+from vitattn.ui.actions import features as features_view
+from vitattn.ui.actions import heads
+from vitattn.ui.actions import variants as variants_view
+from vitattn.ui.data.catalog import FUSED
+from vitattn.ui.data.config import LIVE_WORKERS, VIEW_WORKERS
+from vitattn.ui.data.errors import guard
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import RANDOM_WEIGHTS, all_models, attention_link, info, warning
+from vitattn.ui.shell.wiring import safe
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
@@ -77,7 +80,7 @@ def _doc(fn: Callable) -> str:
 
 def _link_updates(ex: Explorer, image_id, model: str, method: str, layer: int, head: int) -> tuple:
     """Updates of (tabs, image_id, model, method, layer, head) that open one head's map in the Attention tab."""
-    from vitattn.ui.page import controls as page_controls
+    from vitattn.ui.actions.page import controls as page_controls
 
     link = attention_link(ex, image_id, model, method, layer, head)
     c = page_controls(ex.info(link.model), link.method, link.layer, link.head)
@@ -390,7 +393,7 @@ def _click_on_shift(size: tuple[int, int], index, warned: bool) -> tuple[float, 
     from vitattn.render import banner, fit
 
     w, h = fit(Image.new("RGB", size), variants_view.SHIFT_SIDE).size
-    top = banner(w, "shift").height + (render_extra.text_band(w, RANDOM_WEIGHTS).height if warned else 0)
+    top = banner(w, "shift").height + (render.text_band(w, RANDOM_WEIGHTS).height if warned else 0)
     x, y = float(index[0]), float(index[1]) - top
     return min(max(x / w, 0.0), 1.0), min(max(y / h, 0.0), 1.0)
 
@@ -444,7 +447,7 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
                 elem_id="head-diversity-plot",
                 show_label=False,
             )
-        dot_places = gr.State([])  # where the picture's dots are (render_extra.Dot), for a click
+        dot_places = gr.State([])  # where the picture's dots are (render.Dot), for a click
         picked = gr.State()  # the head a click on the picture picked
         stat_table = gr.Dataframe(
             label="Per head (click a row: open that head in the Attention tab)",
@@ -512,7 +515,7 @@ def _features_tab(ex: Explorer, controls: dict) -> None:
 
     def on_dot(places, evt: gr.SelectData):
         """A click on the picture: the nearest dot within a few pixels, else nothing at all (no link, no request)."""
-        dot = render_extra.dot_at(places or [], float(evt.index[0]), float(evt.index[1]))
+        dot = render.dot_at(places or [], float(evt.index[0]), float(evt.index[1]))
         if dot is None:
             return gr.skip()
         return {"model": dot.model, "layer": dot.layer, "head": dot.head, "click": time.monotonic_ns()}  # a new

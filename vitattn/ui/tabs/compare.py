@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui import api, compare_view, export
-from vitattn.ui.catalog import FUSED
-from vitattn.ui.compare_view import SCALES, Side
-from vitattn.ui.config import VIEW_WORKERS
-from vitattn.ui.errors import guard
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import all_models
-from vitattn.ui.wiring import safe
+from vitattn.ui.shell import api
+from vitattn.ui.actions import compare as compare_view
+from vitattn.ui.actions import export
+from vitattn.ui.data.catalog import FUSED
+from vitattn.ui.actions.compare import SCALES, Side
+from vitattn.ui.data.config import VIEW_WORKERS
+from vitattn.ui.data.errors import guard
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import all_models
+from vitattn.ui.shell.wiring import safe
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
 PRIVATE = {"api_visibility": "private", "trigger_mode": "always_last"}

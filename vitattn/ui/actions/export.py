@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vitattn.ui.config import TEMP_FILES
+from vitattn.ui.data.config import TEMP_FILES
 
 FOLDER = Path(tempfile.gettempdir()) / f"vitattn-export-{os.getpid()}"
 

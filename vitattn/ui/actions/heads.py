@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from vitattn import render_extra
+from vitattn import render
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, head_exemplars, head_feature_matrix, head_ranking
-from vitattn.ui.catalog import ModelInfo
-from vitattn.ui.errors import brief, fail
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_common import check_layer, info, integer, warning
+from vitattn.ui.data.catalog import ModelInfo
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.actions.common import check_layer, info, integer, warning
 
 MAX_FEATURES = 30  # feature types (rows) drawn in the heat table: those with the most boxes
 MAX_HEADS = 48  # heads (columns) drawn: with more, the 48 of the highest mean over feature types
@@ -182,7 +182,7 @@ def _matrix(ex: Explorer, model: str, method: str, first: object, last: object) 
         parts.append(f"the {len(cols)} best of {len(result.heads)} heads")
     if len(rows) < len(result.features):
         parts.append(f"{len(rows)} of {len(result.features)} feature types (most boxes)")
-    picture = render_extra.heat_table(
+    picture = render.feature_table(
         values,
         counts,
         [f"{result.features[f]} ({int(boxes[f])})" for f in rows],
@@ -192,7 +192,7 @@ def _matrix(ex: Explorer, model: str, method: str, first: object, last: object) 
         best=marked,
     )
     if warning(ex, model):
-        picture = render_extra.stack_warning(picture, warning(ex, model))
+        picture = render.stack_warning(picture, warning(ex, model))
     return picture, best.round(4)
 
 
@@ -221,15 +221,15 @@ def exemplars(
         item = ex.item(str(r["image_id"]))
         heatmap, _ = ex.map(item, model, method, layer, head)
         boxes = [b for b in item.boxes if b.label == feature]
-        lo, hi = render_extra.shared_range([heatmap])
-        picture = render_extra.compare_maps(
+        lo, hi = render.shared_range([heatmap])
+        picture = render.compare_maps(
             item.picture,
             [heatmap],
             [f"{item.id} · IoU {r['iou']:.3g}"],
             boxes=boxes,
             side=EXEMPLAR_SIDE,
             warning=warning(ex, model),
-            bar_label=f"L{layer} h{head} map, {render_extra.number(lo)}..{render_extra.number(hi)}",
+            bar_label=f"L{layer} h{head} map, {render.number(lo)}..{render.number(hi)}",
         )
         gallery.append((picture, f"{item.id}: IoU {r['iou']:.3g} ({r['n_boxes']} {feature})"))
     frame = pd.DataFrame(

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui import api, query_view, views
-from vitattn.ui.catalog import FUSED
-from vitattn.ui.errors import guard
-from vitattn.ui.explorer import Explorer
-from vitattn.ui.more_tabs import PRIVATE, VIEWS
-from vitattn.ui.wiring import safe
+from vitattn.ui.shell import api
+from vitattn.ui.actions import query as query_view
+from vitattn.ui.actions import views
+from vitattn.ui.data.catalog import FUSED
+from vitattn.ui.data.errors import guard
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.tabs.more import PRIVATE, VIEWS
+from vitattn.ui.shell.wiring import safe
 
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}
 BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band (a label would cover it)
