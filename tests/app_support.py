@@ -8,6 +8,7 @@ process id. Both are cached per test process, so the handler, client and browser
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import urllib.request
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
 from small_models import small_overrides
 
@@ -284,3 +286,19 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
         finally:
             print("\n".join(w.log))
             browser.close()
+
+
+def bound_handlers(explorer) -> SimpleNamespace:
+    """Every function of the app's tabs and header whose first parameter is the Explorer, bound to ``explorer``
+    the way the page binds them (``vitattn.ui.shell.api.bind``): ``handlers.attention(image_id, model, ...)``."""
+    from vitattn.ui.demo import TABS
+    from vitattn.ui.shell import api, header
+
+    bound: dict = {}
+    for module in (header, *reversed(TABS)):  # the Attention tab's names win (``heads``, ``compare``: the endpoints)
+        for name, fn in vars(module).items():
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__:
+                params = list(inspect.signature(fn).parameters)
+                if params and params[0] == "ex":
+                    bound[name] = api.bind(fn, explorer)
+    return SimpleNamespace(**bound, PLAY=header.PLAY, PAUSE=header.PAUSE, STEPS=header.STEPS)

@@ -10,11 +10,10 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import store_dir
+from app_support import bound_handlers, store_dir
 from PIL import Image
 from small_models import noise_image, small_model
 
-import app
 import vitattn
 from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
@@ -24,6 +23,12 @@ from vitattn.ui import AppConfig, Explorer, LiveModels
 from vitattn.ui.actions import page
 from vitattn.ui.data.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
 from vitattn.ui.data.live import on_gpu
+from vitattn.ui.demo import build_demo
+
+
+def demo_image_list(demo: gr.Blocks) -> int:
+    """The id of the header's image list (elem_id "image-id")."""
+    return next(i for i, c in demo.blocks.items() if getattr(c, "elem_id", None) == "image-id")
 
 MODEL_METHODS = [(m, meth) for m, spec in vitattn.MODELS.items() for meth in spec.methods]
 
@@ -33,16 +38,8 @@ def store() -> Path:
     return store_dir()
 
 
-@pytest.fixture(scope="module")
-def explorer(store) -> Explorer:
-    return Explorer.open(AppConfig(store=str(store)))
 
 
-@pytest.fixture
-def handlers(explorer, monkeypatch):
-    """``app`` with its handlers reading the test store."""
-    monkeypatch.setattr(app, "EXPLORER", explorer)
-    return app
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -59,8 +56,6 @@ def upload_file(tmp_path) -> str:
 
 
 def test_start_up_reads_the_manifest_and_nothing_else(store, monkeypatch):
-    import importlib
-
     from vitattn.store import Store
 
     def untouchable(*args, **kwargs):
@@ -69,8 +64,10 @@ def test_start_up_reads_the_manifest_and_nothing_else(store, monkeypatch):
     for name in ("map", "features", "metrics", "box_metrics", "baselines", "image"):
         monkeypatch.setattr(Store, name, untouchable)
     monkeypatch.setenv("VITATTN_STORE", str(store))
-    started = importlib.reload(app)  # builds the whole page
-    assert started.EXPLORER.mode == "store" and open_store(store).image_ids() == started.IDS
+    explorer = Explorer.open(AppConfig.from_env())
+    demo = build_demo(explorer)  # builds the whole page
+    assert explorer.mode == "store" and isinstance(demo, gr.Blocks)
+    assert demo.get_component(demo_image_list(demo)).choices == [(i, i) for i in open_store(store).image_ids()]
 
 
 # -- Attention ------------------------------------------------------------------------------------------------------
@@ -292,7 +289,7 @@ class Tables:
 
 def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
     from vitattn.metrics import best_layers
-    from vitattn.ui import iou
+    from vitattn.ui.actions import iou
 
     rng = np.random.default_rng(0)
     rows = [
@@ -320,7 +317,7 @@ def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
 def test_the_leaderboard_page_says_how_the_best_layer_was_chosen(handlers):
     board = handlers.leaderboard(90, "best")
     assert "p_best" in board.columns and board["p_best"].dropna().between(0, 1).all()
-    from vitattn.ui import iou
+    from vitattn.ui.actions import iou
 
     assert "optimistic" in iou.SELECTION_NOTE and "resample" in iou.SELECTION_NOTE
 
@@ -363,8 +360,8 @@ def live_explorer() -> Explorer:
     return Explorer.open(AppConfig(store=None, weights="small"))
 
 
-def test_without_a_store_the_examples_run_live_and_the_iou_tab_says_it_needs_one(live_explorer, monkeypatch):
-    monkeypatch.setattr(app, "EXPLORER", live_explorer)
+def test_without_a_store_the_examples_run_live_and_the_iou_tab_says_it_needs_one(live_explorer):
+    app = bound_handlers(live_explorer)
     assert live_explorer.mode == "live" and "astronaut" in live_explorer.image_ids()
     picture, table, data = app.attention("astronaut", "dinov2", "cls", 1, -1, 0.6)
     assert data["source"] == "live" and len(table) == len(METRIC_NAMES)  # against the examples' expert boxes
@@ -400,13 +397,13 @@ def test_a_damaged_store_falls_back_to_live_inference_and_says_so(store, tmp_pat
 
 
 def _attention(ex, *args):
-    from vitattn.ui import views
+    from vitattn.ui.actions import views
 
     return views.attention(ex, *args, 0.6)
 
 
 def _similarity(ex, image_id, model, layer):
-    from vitattn.ui import views
+    from vitattn.ui.actions import views
 
     return views.similarity(ex, image_id, model, layer, 0.1, 0.1, 0.4, 0.4, 0.6)[1]
 

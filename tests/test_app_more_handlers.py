@@ -24,10 +24,7 @@ from vitattn.ui.actions import heads
 from vitattn.ui.actions import variants as variants_view
 from vitattn.ui.actions.common import RANDOM_WEIGHTS, all_models, attention_link
 
-
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(more_store()), weights="small"))
+EXPLORER_STORE = more_store  # the explorer fixture (conftest.py) opens this store
 
 
 def test_models_include_the_stored_variant(ex):
@@ -256,21 +253,16 @@ def test_links_to_the_attention_view(ex):
     assert attention_link(ex, None, "resnet50", "gradcam", 2, -1).head == -1
 
 
-def test_the_tabs_build_without_a_store_and_say_what_needs_one():
-    """Live mode (the bundled examples, no store): the tabs build; Heads says it needs a store; no variant pairs."""
-    from vitattn.ui import more_tabs
+def test_the_page_builds_without_a_store_and_says_what_needs_one():
+    """Live mode (the bundled examples, no store): the whole page builds around the Explorer; Heads says it needs a
+    store; no variant pairs; every endpoint is there."""
+    from vitattn.ui.demo import build_demo
 
     live = Explorer(AppConfig(weights="random"), examples=load_examples())
-    with gr.Blocks() as demo:
-        header = {k: gr.Dropdown(label=k) for k in ("image_id", "model", "method", "head")}
-        header["layer"] = gr.Slider(0, 11, step=1, label="layer")
-        with gr.Tabs() as tabs:
-            more_tabs.build(live, {"tabs": tabs, **header})
+    demo = build_demo(live)
     notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and isinstance(b.value, str)]
     assert any(n.startswith("The Heads tab needs a store") for n in notes)
     assert variants_view.NO_VARIANTS in notes and variants_view.pairs(live) == []
     api = {d.api_name for d in demo.fns.values() if d.api_name}
     assert {"head_ranking", "head_matrix", "head_exemplars", "variant_compare", "variant_table", "pca"} <= api
-    assert {"head_stats", "faithfulness"} <= api
-    with pytest.raises(ValueError, match="needs the app's components"), gr.Blocks():
-        more_tabs.build(live, {"tabs": None})
+    assert {"head_stats", "faithfulness", "attention", "query_attention", "compare_maps"} <= api

@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from app_support import store_dir
 
-import app
 from vitattn import render
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer
 from vitattn.ui.actions import page
 from vitattn.ui.data.catalog import FUSED
 
 
-@pytest.fixture(scope="module")
-def explorer() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir())))
-
-
-@pytest.fixture
-def handlers(explorer, monkeypatch):
-    monkeypatch.setattr(app, "EXPLORER", explorer)
-    return app
-
-
-def test_step_layer_stops_at_the_ends():
+def test_step_layer_stops_at_the_ends(handlers):
     layers = (0, 1, 2, 3)
-    assert [page.step_layer(layers, 2, how) for how in app.STEPS] == [0, 1, 3, 3]
+    assert [page.step_layer(layers, 2, how) for how in handlers.STEPS] == [0, 1, 3, 3]
     assert page.step_layer(layers, 3, "next") == 3 and page.step_layer(layers, 0, "previous") == 0
     assert page.step_layer((11,), 11, "next") == 11  # one layer (pool)
     assert page.step_layer(layers, 7, "previous") == 2  # a stale value counts as the last layer
@@ -38,9 +24,9 @@ def test_step_layer_stops_at_the_ends():
 def test_playback_restarts_at_the_first_layer_and_stops_at_the_last(handlers, explorer):
     last = explorer.info("dinov2").layers["cls"][-1]
     playing, timer, button, start = handlers.on_play("dinov2", "cls", last, False)
-    assert playing is True and timer.active is True and button["value"] == app.PAUSE and start["value"] == 0
+    assert playing is True and timer.active is True and button["value"] == handlers.PAUSE and start["value"] == 0
     layer, playing, timer, button = handlers.on_tick("dinov2", "cls", 0, True)
-    assert layer["value"] == 1 == last and playing is False and timer.active is False and button["value"] == app.PLAY
+    assert layer["value"] == 1 == last and playing is False and timer.active is False and button["value"] == handlers.PLAY
     paused = handlers.on_play("dinov2", "siglip" and "cls", 0, True)
     assert paused[0] is False and paused[1].active is False
     one_layer = handlers.on_play("siglip", "pool", 1, False)  # nothing to play

@@ -10,6 +10,7 @@ chromium and reads the hover tooltips of a band and of a chance line.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -18,16 +19,14 @@ import pytest
 from app_support import ARTIFACTS, free_port, store_dir
 
 from vitattn.metrics import BASELINE_NAMES
-from vitattn.ui import AppConfig, Explorer
+from vitattn.ui import Explorer
 from vitattn.ui.actions import iou
 
 MODELS = ("dinov2", "siglip", "resnet50")
 N_BOOT = 1000
 
 
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir(MODELS))))
+EXPLORER_STORE = partial(store_dir, MODELS)  # the explorer fixture (conftest.py) opens this store
 
 
 def numpy_bootstrap(values: np.ndarray, image_ids: np.ndarray, n_boot: int = N_BOOT, seed: int = 0):

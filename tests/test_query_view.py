@@ -10,6 +10,7 @@ Similarity tab's own view of the same point, and its selected patch is the query
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 from small_models import small_model
 from test_query import reference_attention
 
-from vitattn.ui import AppConfig, Explorer
+from vitattn.ui import Explorer
 from vitattn.ui.actions import query as query_view
 from vitattn.ui.actions import views
 from vitattn.ui.data.catalog import FUSED
@@ -27,9 +28,7 @@ from vitattn.ui.data.catalog import FUSED
 IMAGE = "astronaut"
 
 
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir(KINDS)), weights="small"))
+EXPLORER_STORE = partial(store_dir, KINDS)  # the explorer fixture (conftest.py) opens this store
 
 
 def reference(ex: Explorer, model: str, layer: int, token: int) -> np.ndarray:

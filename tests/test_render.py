@@ -5,8 +5,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vitattn import LabeledBox, render
-from vitattn.render import overlays
 from vitattn.metrics import upsample
+from vitattn.render import overlays
 
 
 def gray(w=40, h=20, value=128) -> Image.Image:

@@ -35,9 +35,6 @@ def store() -> Path:
     return store_dir()
 
 
-@pytest.fixture(scope="module")
-def ex(store) -> Explorer:
-    return Explorer.open(AppConfig(store=str(store)))
 
 
 def reference_logits(model: str, image) -> torch.Tensor:

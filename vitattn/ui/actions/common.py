@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vitattn.specs import get_spec
 from vitattn.ui.data.catalog import FUSED, ModelInfo
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
@@ -112,3 +113,19 @@ def attention_link(ex: Explorer, image_id: str | None, model: str, method: str, 
     if image_id is not None:
         ex.item(image_id)
     return Link(image_id, model, method, layer, FUSED if fused is None else fused)
+
+
+def deepest(ex: Explorer, models: list[str]) -> int:
+    """The deepest layer of any of ``models`` (at least 1): one slider range for all of them."""
+    if ex.store is None:  # live: the specs (reading a live model's layout would load its network)
+        return max([1, *(get_spec(m).num_layers - 1 for m in models)])
+    return max([1, *(info(ex, m).num_layers - 1 for m in models)])
+
+
+def nearest(valid: tuple[int, ...] | list[int], value, default: int) -> int:
+    """The layer of ``valid`` nearest to ``value`` (a slider's float), or ``default`` without a value."""
+    if value is None:
+        return default
+    return min(valid, key=lambda v: (abs(v - float(value)), v))
+
+

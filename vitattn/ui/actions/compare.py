@@ -33,12 +33,12 @@ from PIL import Image
 
 from vitattn import render, variants
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES
-from vitattn.ui.data.catalog import FUSED, ModelInfo
-from vitattn.ui.data.errors import brief, fail
-from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.actions.common import all_models, check_head, check_layer, info
 from vitattn.ui.actions.page import Controls, controls
 from vitattn.ui.actions.views import RANDOM_LABEL, head_name, numbers
+from vitattn.ui.data.catalog import FUSED, ModelInfo
+from vitattn.ui.data.errors import brief, fail
+from vitattn.ui.data.explorer import Explorer
 
 SCALES = ("shared raw scale", "each normalised to [0, 1]")
 RAW, NORMALISED = SCALES

@@ -28,10 +28,10 @@ from PIL import Image
 from vitattn import render
 from vitattn.headstats import head_diversity
 from vitattn.pca import joint_pca
+from vitattn.ui.actions.common import check_layer, family, integer, warning
 from vitattn.ui.data.catalog import ModelInfo
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
-from vitattn.ui.actions.common import check_layer, family, integer, warning
 
 MAX_IMAGES = 6
 PCA_SIDE = 224

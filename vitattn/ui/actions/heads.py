@@ -16,10 +16,10 @@ from PIL import Image
 
 from vitattn import render
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, head_exemplars, head_feature_matrix, head_ranking
+from vitattn.ui.actions.common import check_layer, info, integer, warning
 from vitattn.ui.data.catalog import ModelInfo
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
-from vitattn.ui.actions.common import check_layer, info, integer, warning
 
 MAX_FEATURES = 30  # feature types (rows) drawn in the heat table: those with the most boxes
 MAX_HEADS = 48  # heads (columns) drawn: with more, the 48 of the highest mean over feature types

@@ -24,10 +24,10 @@ from vitattn.cache import LRU
 from vitattn.query import AttentionRows, QueryAttention, attention_rows, query_cell
 from vitattn.similarity import check_region, feature_grid
 from vitattn.ui.actions import views
+from vitattn.ui.actions.common import integer
 from vitattn.ui.data.catalog import FUSED, ModelInfo
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
-from vitattn.ui.actions.common import integer
 
 ROWS_KEPT = 4  # images x models whose attention is kept ([L, H, T, T] float32: about 40 MB for a ViT-B at 224 px)
 GRID_COLOR = (255, 255, 255, 70)  # the patch grid over the click surface

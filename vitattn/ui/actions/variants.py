@@ -19,9 +19,9 @@ from PIL import Image
 from vitattn import render, variants
 from vitattn.boxes import LabeledBox
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, all_metrics, upsample
+from vitattn.ui.actions.common import all_models, check_head, check_layer, info, integer, layer_name, warning
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
-from vitattn.ui.actions.common import all_models, check_head, check_layer, info, integer, layer_name, warning
 
 WHOLE_IMAGE = -1  # the "box" value that scores against every expert box of the image
 SHIFT_SIDE = 384  # long side of the shift map's picture (a click on it is mapped back through this)

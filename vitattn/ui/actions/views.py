@@ -26,11 +26,11 @@ from vitattn.labels import NUM_CLASSES, alphabetical, short_label
 from vitattn.metrics import BASELINE_NAMES, LOWER_IS_BETTER, PERCENTILES
 from vitattn.similarity import check_region, similarity_map
 from vitattn.specs import GRADIENT_METHODS
+from vitattn.ui.actions.page import box_at, picture_point
 from vitattn.ui.data.catalog import FUSED, ModelInfo, parse_boxes
 from vitattn.ui.data.config import MAX_UPLOAD_BYTES
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import ClassScore, Explorer
-from vitattn.ui.actions.page import box_at, picture_point
 
 RANDOM_LABEL = "RANDOM WEIGHTS"
 ALL_BOXES = -1  # the box value meaning "every expert box"

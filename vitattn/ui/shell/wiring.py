@@ -16,10 +16,10 @@ import gradio as gr
 
 from vitattn.ui.data.errors import guard, warn
 
-View = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
+Step = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 
 
-def combine(views: Sequence[View]) -> View:
+def combine(views: Sequence[Step]) -> Step:
     """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn.
 
     The handler is a generator: the first view's outputs go to the page as soon as they are ready (the picture a
@@ -38,14 +38,14 @@ def combine(views: Sequence[View]) -> View:
         for k, (fn, ins, outs) in enumerate(views):
             out += _outputs(fn, [given[id(c)] for c in (ins or [])], len(outs))
             if k == 0 and len(views) > 1:
-                yield out + [gr.skip()] * (len(outputs) - len(out))
-        yield out  # all of them again: a tab not yet shown takes only the last answer of a generator
+                yield _answer(out + [gr.skip()] * (len(outputs) - len(out)))
+        yield _answer(out)  # all of them again: a tab not yet shown takes only the last answer of a generator
 
     run.__name__ = "+".join(fn.__name__ for fn, _, _ in views)
     return run, inputs, outputs
 
 
-def after_step(step: View, views: Sequence[View]) -> View:
+def after_step(step: Step, views: Sequence[Step]) -> Step:
     """One handler that runs ``step`` (a page step that sets controls, e.g. a new image's boxes), then ``views`` on
     the values it set: one request where a ``.then`` would take two. The step's outputs and the first view's go to
     the page first (``combine``). A step that returns None has nothing to do: no output changes."""
@@ -62,7 +62,7 @@ def after_step(step: View, views: Sequence[View]) -> View:
             warn(e.message)
             result = [gr.skip()] * len(outs)
         if result is None:
-            yield [gr.skip()] * (len(outs) + len(views_out))
+            yield _answer([gr.skip()] * (len(outs) + len(views_out)))
             return
         set_by_step = [result] if len(outs) == 1 else list(result)
         for c, v in zip(outs, set_by_step, strict=True):
@@ -71,10 +71,17 @@ def after_step(step: View, views: Sequence[View]) -> View:
             elif "value" in v:  # an update that sets a value
                 given[id(c)] = v["value"]
         for answer in views_fn(*(given[id(c)] for c in views_in)):
-            yield [*set_by_step, *answer]
+            yield _answer([*set_by_step, *(answer if len(views_out) > 1 else [answer])])
 
     run.__name__ = f"{fn.__name__}+{views_fn.__name__}"
     return run, inputs, [*outs, *views_out]
+
+
+def _answer(values: list):
+    """A handler's answer for its outputs: the value itself for one output (Gradio wraps a single output's answer
+    in a list itself; a list of one would reach the component as its value: a table showed ``[DataFrame]`` as one
+    column of text, a skip as ``[object Object]``), else the list."""
+    return values[0] if len(values) == 1 else values
 
 
 def _outputs(fn: Callable, args: list, n: int) -> list:
@@ -102,3 +109,8 @@ def safe(n: int) -> Callable:
         return run
 
     return wrap
+
+
+def skips(n: int) -> tuple:
+    """``n`` outputs left as they are."""
+    return tuple(gr.skip() for _ in range(n))

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui.shell import api
 from vitattn.ui.actions import compare as compare_view
 from vitattn.ui.actions import export
-from vitattn.ui.data.catalog import FUSED
+from vitattn.ui.actions.common import all_models
 from vitattn.ui.actions.compare import SCALES, Side
+from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.config import VIEW_WORKERS
 from vitattn.ui.data.errors import guard
 from vitattn.ui.data.explorer import Explorer
-from vitattn.ui.actions.common import all_models
+from vitattn.ui.shell import api
+from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.wiring import safe
 
 VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
@@ -69,7 +70,7 @@ def _valid(ex: Explorer, model, method, layer, head) -> Side:
     return Side(model, c.method, c.layer, c.head)
 
 
-def build(explorer: Explorer, controls: dict) -> None:
+def build(page: Page) -> None:
     """Adds the Compare tab and its endpoint ``/compare_maps``; call inside the app's open ``gr.Tabs()``.
 
     Args:
@@ -77,14 +78,11 @@ def build(explorer: Explorer, controls: dict) -> None:
         controls: the app's components ``image_id``, ``model``, ``method``, ``layer``, ``head`` (read when the tab
             opens) and optionally ``opacity`` (read with every view).
     """
-    missing = [k for k in ("image_id", "model", "method", "layer", "head") if k not in controls]
-    if missing:
-        raise ValueError(f"compare_tab.build needs the app's components {missing}")
-    ex = explorer
+    ex, h = page.explorer, page.header
     models = all_models(ex)
     start_a = _valid(ex, models[0], None, None, None)
     start_b = compare_view.contrast(ex, start_a)
-    opacity = controls.get("opacity")
+    opacity = h.opacity
 
     def side(name: str, start: Side) -> list:
         c = compare_view.side_controls(ex, start.model, start.method, start.layer, start.head)
@@ -120,13 +118,9 @@ def build(explorer: Explorer, controls: dict) -> None:
         )
         export.csv_button(table, "compare-metrics")
         chosen = gr.State(False)  # whether a person chose side B (then opening the tab keeps it)
-        if opacity is None:  # an app without the header's opacity slider
-            opacity = gr.State(OPACITY)
-        with gr.Column(visible=False):  # the public endpoint's typed inputs (inside a tab: Tabs hold tabs only)
-            _api(ex)
 
-    image_id = controls["image_id"]
-    header = [controls[k] for k in ("model", "method", "layer", "head")]
+    image_id = h.image_id
+    header = [h.model, h.method, h.layer, h.head]
     outputs = [*a_controls, *b_controls, chosen, picture, table]
     n = len(outputs)
 
@@ -175,8 +169,9 @@ def build(explorer: Explorer, controls: dict) -> None:
     tab.select(safe(n)(on_open), [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **PRIVATE, **VIEWS)
 
 
-def _api(ex: Explorer) -> None:
+def endpoints(page: Page, a=None) -> None:
     """``/compare_maps`` on hidden typed inputs (``view_api``: int layers and heads, the scale's choices)."""
+    ex = page.explorer
     models, ids = all_models(ex), ex.image_ids()
     inputs = [api.choice("image_id", "an image id from /info", ids, ids[0] if ids else None)]
     for name in ("a", "b"):
@@ -209,3 +204,7 @@ def _api(ex: Explorer) -> None:
 
     outputs = [api.picture("picture"), api.table("metrics"), api.data("data")]
     api.endpoint("compare_maps", guard(compare_maps), inputs, outputs, **VIEWS)
+
+
+def wire(page: Page, layout: None) -> None:
+    """Nothing left to wire: ``build`` wires the tab's events (closures over its components)."""

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui.shell import api
 from vitattn.ui.actions import query as query_view
 from vitattn.ui.actions import views
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.errors import guard
-from vitattn.ui.data.explorer import Explorer
-from vitattn.ui.tabs.more import PRIVATE, VIEWS
+from vitattn.ui.shell import api
+from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.wiring import safe
+from vitattn.ui.shell.presets import LAST, VIEWS
+
+PRIVATE = {"api_visibility": "private", **LAST}
 
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}
 BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band (a label would cover it)
@@ -34,8 +36,9 @@ INTRO = (
 )
 
 
-def _api(ex: Explorer) -> None:
+def endpoints(page: Page, a=None) -> None:
     """The public endpoint ``/query_attention``."""
+    ex = page.explorer
 
     def query_attention(
         image_id: str, model: str, layer: int, head: int = FUSED, x: float = 0.5, y: float = 0.5, opacity: float = 0.6
@@ -67,14 +70,10 @@ def _api(ex: Explorer) -> None:
     )
 
 
-def build(explorer: Explorer, controls: dict) -> None:
-    """Adds the Query tab; call inside the app's open ``gr.Tabs()`` (controls as for ``more_tabs.build``)."""
-    ex = explorer
-    missing = [k for k in ("image_id", "model", "layer", "head", "opacity") if k not in controls]
-    if missing:
-        raise ValueError(f"query_tab.build needs the app's components {missing}")
-    image_id, model, header_layer, header_head = (controls[k] for k in ("image_id", "model", "layer", "head"))
-    opacity = controls["opacity"]
+def build(page: Page) -> None:
+    """Lays out the Query tab and wires its events."""
+    ex, h = page.explorer, page.header
+    image_id, model, header_layer, header_head, opacity = h.image_id, h.model, h.layer, h.head, h.opacity
     deepest = max(1, ex.extent()[0] - 1)  # one range for every model (Gradio checks values against it)
     first = ex.models()[0]
     with gr.Tab("Query", id="query", elem_id="query-panel") as tab:
@@ -98,8 +97,6 @@ def build(explorer: Explorer, controls: dict) -> None:
         with gr.Accordion("Query attention (numbers)", open=False):
             data = gr.JSON(label="query attention", elem_id="query-data")
         point = gr.State(None)  # [x, y, image_id] of the query
-        with gr.Column(visible=False):  # the public endpoint's typed inputs and named outputs
-            _api(ex)
 
     outputs = [layer, head, point, note, surface, attention, similarity, strip, data]
 
@@ -146,3 +143,7 @@ def build(explorer: Explorer, controls: dict) -> None:
     for trigger in (layer.release, head.input, scale.input):
         trigger(safe(n)(on_query_controls), inputs, outputs, **PRIVATE, **VIEWS)
     surface.select(safe(n)(on_query_click), inputs, outputs, **PRIVATE, **VIEWS)
+
+
+def wire(page: Page, layout: None) -> None:
+    """Nothing left to wire: ``build`` wires the tab's events (closures over its components)."""

@@ -1,0 +1,338 @@
+"""The Attention tab: the map of (model, method, layer, head) over the image, its metrics beside the baselines, the
+same map at every layer (a strip) and every head of the layer (a grid); its public endpoints.
+
+Views (registered with the inputs they read, so every header control recomputes exactly the views that read it):
+``attention``, ``chart``, ``layers``, ``heads``, ``predictions``. A click on the map scopes the metrics to the box
+under it; a click on a strip tile or a grid tile shows that layer or head (the tile's place comes from the layout
+the renderer returned, kept in a ``gr.State``).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from vitattn.metrics import PERCENTILES
+from vitattn.ui.actions import export, views
+from vitattn.ui.actions import page as nav
+from vitattn.ui.data.catalog import FUSED
+from vitattn.ui.data.explorer import Explorer
+from vitattn.ui.shell import api
+from vitattn.ui.shell.page import Page
+from vitattn.ui.shell.presets import BANDED, LIVE, OPACITY, PICTURE, VIEWS, queue
+
+TOP1 = views.TOP1
+TOP1_CHOICE = ("top-1 class (default)", TOP1)
+
+ID = "attention"
+
+
+class Layout:
+    """The tab's components."""
+
+    def __init__(self, page: Page) -> None:
+        with gr.Tab("Attention", id=ID):
+            with gr.Row():
+                with gr.Column(scale=5):
+                    self.picture = gr.Image(label="Map over the image", elem_id="attention-map", **BANDED)
+                with gr.Column(scale=4, elem_id="attention-panel"):
+                    with gr.Row():
+                        self.percentile = gr.Dropdown(
+                            list(PERCENTILES), value=90, label="IoU percentile", elem_id="map-percentile", min_width=90
+                        )
+                        self.show_mask = gr.Checkbox(False, label="Outline the pixels IoU keeps", elem_id="show-mask")
+                        self.scope = gr.Dropdown(
+                            [("all expert boxes", views.ALL_BOXES)],
+                            value=views.ALL_BOXES,
+                            label="Score against (or click a box)",
+                            elem_id="scope",
+                        )
+                    self.explain = gr.Dropdown(
+                        [TOP1_CHOICE],
+                        value=TOP1,
+                        label="Explain class (gradient methods of classifiers; another class is computed live)",
+                        visible=False,
+                        filterable=True,
+                        elem_id="explain-class",
+                    )
+                    self.table = gr.Dataframe(
+                        label="Metrics against the boxes, with baselines", wrap=True, max_height=250, elem_id="metrics"
+                    )
+                    self.chart = gr.LinePlot(
+                        x="layer",
+                        y="value",
+                        color="series",
+                        title="This image at every layer",
+                        x_title="layer",
+                        y_title="score",
+                        color_title="",
+                        show_label=False,
+                        height=310,
+                        elem_id="layer-chart",
+                        tooltip="all",
+                    )
+                    self.chart_note = gr.Markdown(visible=False, elem_id="layer-chart-note")
+                    self.top5 = gr.Label(label="Top-5 ImageNet classes", num_top_classes=5, visible=False)
+            self.scale = gr.Radio(
+                list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip and the grid"
+            )
+            self.strip = gr.Image(label="The same map at every layer (click one)", elem_id="layer-strip", **PICTURE)
+            self.grid = gr.Image(label="Every head of this layer (click one)", elem_id="head-grid", **PICTURE)
+            with gr.Row():
+                self.export = gr.Button("Export this view: map .npy, tables .csv, picture .png", size="sm")
+                self.files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="export")
+            with gr.Accordion("Raw maps (numbers)", open=False):
+                self.data = gr.JSON(label="attention")
+                self.strip_data, self.grid_data = gr.JSON(label="layer maps"), gr.JSON(label="head maps")
+        page.header.explain = self.explain
+
+
+# -- endpoints ---------------------------------------------------------------------------------------------------
+
+
+def ping(ex: Explorer) -> str:
+    """A no-op that answers "pong": a health check, and the yardstick of Gradio's own latency."""
+    return "pong"
+
+
+def info(ex: Explorer) -> dict:
+    """What this app offers: store, image ids, and per model its methods, layers (with names) and heads, and
+    whether stored and live maps come from random weights."""
+    return views.info(ex)
+
+
+def image(ex: Explorer, image_id: str) -> tuple[Image.Image, dict]:
+    """An image with its expert boxes drawn, and the boxes (normalized x0, y0, x1, y1) with labels and metadata."""
+    return views.image(ex, image_id)
+
+
+def attention(
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    head: int | None = FUSED,
+    opacity: float = OPACITY,
+    mask: int = 0,
+    box: int = -1,
+    target: int = TOP1,
+) -> tuple[Image.Image, pd.DataFrame, dict]:
+    """The map of (model, method, layer, head) over the image with the expert boxes, its metrics beside the
+    baselines', and the raw map as numbers. head -1 (or None) fuses all heads; mask 90 outlines the top 10% of pixels
+    that IoU@90 keeps (0: no mask); box n scores expert box n alone (-1: all boxes); target is the ImageNet class
+    (0..999) a gradient method (gradcam, agcam, gae) of a classifier explains (-1: its top-1)."""
+    return views.attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
+
+
+def layer_metrics(
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    head: int | None = FUSED,
+    percentile: int = 90,
+    box: int = -1,
+    target: int = TOP1,
+) -> pd.DataFrame:
+    """IoU at the percentile and coverage of this image's map at every layer, the baselines as flat lines and the
+    current layer marked: rows (layer, value, series). target: as for /attention."""
+    return views.layer_chart(ex, image_id, model, method, layer, head, percentile, box, target)
+
+
+def layers(
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    head: int | None = FUSED,
+    opacity: float = OPACITY,
+    scale: str = "per map",
+    target: int = TOP1,
+) -> tuple[Image.Image, dict]:
+    """The same map at every layer, side by side (ResNet stages each on their own grid), with a colour bar (scale
+    "per map": each tile its own range; "shared": one range), and the maps as numbers. target: as for /attention."""
+    return views.layer_strip(ex, image_id, model, method, head, opacity, scale, target)
+
+
+def heads(
+    ex: Explorer,
+    image_id: str,
+    model: str,
+    method: str,
+    layer: int,
+    opacity: float = OPACITY,
+    scale: str = "per map",
+    target: int = TOP1,
+) -> tuple[Image.Image, dict]:
+    """Every head of one layer as a grid with a colour bar, and the maps as numbers. target: as for /attention."""
+    return views.head_grid(ex, image_id, model, method, layer, opacity, scale, target)
+
+
+def predictions(ex: Explorer, image_id: str, model: str) -> dict[str, float]:
+    """Top-5 ImageNet classes of a classifier model (empty for the others)."""
+    return views.predictions(ex, image_id, model)
+
+
+def endpoints(page: Page, a: api.Inputs) -> None:
+    """The endpoints of the Attention view: ping, info, image, attention, layer_metrics, layers, heads, predictions."""
+    ex = page.explorer
+    o_picture, o_map, o_data = api.picture("picture"), api.data("map"), api.data("data")
+    view = [a.image, a.model, a.method, a.layer, a.head]
+    api.endpoint("ping", api.bind(ping, ex), [], [api.plain("answer")], **VIEWS)
+    api.endpoint("info", api.bind(info, ex), [], [api.data("info")], **VIEWS)
+    api.endpoint("image", api.bind(image, ex), [a.image], [o_picture, o_data], **VIEWS)
+    maps = [o_picture, api.table("metrics"), o_map]
+    api.endpoint("attention", api.bind(attention, ex), [*view, a.opacity, a.mask, a.box, a.target], maps, **VIEWS)
+    rows = [api.table("rows")]
+    api.endpoint("layer_metrics", api.bind(layer_metrics, ex), [*view, a.percentile, a.box, a.target], rows, **VIEWS)
+    strip_in = [a.image, a.model, a.method, a.head, a.opacity, a.scale, a.target]
+    api.endpoint("layers", api.bind(layers, ex), strip_in, [o_picture, api.data("maps")])
+    grid_in = [a.image, a.model, a.method, a.layer, a.opacity, a.scale, a.target]
+    api.endpoint("heads", api.bind(heads, ex), grid_in, [o_picture, api.data("maps")])
+    live = not ex.predictions_stored
+    top5 = [api.classes("top5")]
+    api.endpoint("predictions", api.bind(predictions, ex), [a.image, a.model], top5, **(LIVE if live else VIEWS))
+
+
+# -- the page's views and steps ----------------------------------------------------------------------------------
+
+
+def _target(ex: Explorer, model: str, method: str, target) -> int:
+    """The class picker's value as a view's target: the top-1 where the picker does not apply (hidden, it keeps its
+    last value)."""
+    chosen = views.page_target(ex, model, method, target)
+    return TOP1 if chosen is None else chosen
+
+
+def page_attention(ex: Explorer, image_id, model, method, layer, head, opacity, percentile, show_mask, box, target):
+    mask = percentile if show_mask else 0
+    return attention(ex, image_id, model, method, layer, head, opacity, mask, box, _target(ex, model, method, target))
+
+
+def page_strip(ex: Explorer, image_id, model, method, head, opacity, scale, target):
+    return layers(ex, image_id, model, method, head, opacity, scale, _target(ex, model, method, target))
+
+
+def page_chart(ex: Explorer, image_id, model, method, layer, head, percentile, box, target) -> tuple:
+    """The per-layer chart, its x axis in depth order (the current layer in brackets); a method with one layer
+    (SigLIP's pool) has no chart to draw: one line says so instead."""
+    info = ex.info(model)
+    layer = info.check_layer(method, layer)
+    if len(info.layers[method]) < 2:
+        note = f"{method} has one layer ({info.layer_name(layer)}): no per-layer chart; its scores are in the table."
+        return gr.update(value=None, visible=False), gr.update(value=note, visible=True)
+    target = _target(ex, model, method, target)
+    rows = layer_metrics(ex, image_id, model, method, layer, head, percentile, box, target)
+    order = views.chart_order(info, method, layer)
+    title = f"This image at every layer (now: {info.layer_name(int(layer))})"
+    return gr.update(value=rows, sort=order, title=title, visible=True), gr.update(visible=False)
+
+
+def page_heads(ex: Explorer, image_id: str, model: str, method: str, layer: float, opacity: float, scale: str, target):
+    """The head grid, hidden where the method fuses heads by definition."""
+    if ex.info(model).heads.get(method, 0) == 0:
+        return gr.update(value=None, visible=False), None
+    picture, numbers = heads(ex, image_id, model, method, layer, opacity, scale, _target(ex, model, method, target))
+    return gr.update(value=picture, visible=True), numbers
+
+
+def page_predictions(ex: Explorer, image_id: str, model: str, method: str) -> tuple[dict, dict]:
+    """Top-5 classes, shown for classifiers only, and the classes the picker offers, shown for gradient methods of
+    classifiers (the value is kept: a class index means the same class under every ImageNet classifier)."""
+    if not ex.info(model).classifier:
+        return gr.update(value=None, visible=False), gr.update(choices=[TOP1_CHOICE], visible=False)
+    choices = [TOP1_CHOICE, *views.class_choices(ex, image_id, model)]
+    shown = views.target_applies(ex, model, method)
+    return gr.update(value=predictions(ex, image_id, model), visible=True), gr.update(choices=choices, visible=shown)
+
+
+def on_image(ex: Explorer, image_id: str) -> tuple:
+    """A new image: every expert box scored, the class picker at the top-1."""
+    boxes = ex.item(image_id).boxes
+    scope = gr.update(choices=[("all expert boxes", views.ALL_BOXES), *nav.box_choices(boxes)], value=views.ALL_BOXES)
+    return scope, gr.update(value=TOP1)
+
+
+def on_map_click(ex: Explorer, image_id, model, method, layer, head, box, target, evt: gr.SelectData) -> int:
+    """A click on the map scopes the metrics and the chart to the expert box under it (again: all boxes)."""
+    chosen = views.page_target(ex, model, method, target)
+    return views.attention_click(ex, image_id, model, method, layer, head, box, evt.index, chosen)
+
+
+def on_strip_click(ex: Explorer, image_id, model, method, head, scale, evt: gr.SelectData) -> dict:
+    """A click on a tile of the layer strip shows that layer."""
+    shared = scale == views.SCALES[1]
+    layer = nav.strip_layer(ex, image_id, model, method, head, shared, evt.index)
+    return gr.skip() if layer is None else gr.update(value=layer)
+
+
+def on_grid_click(ex: Explorer, image_id, model, method, layer, scale, evt: gr.SelectData) -> dict:
+    """A click on a tile of the head grid shows that head."""
+    head = nav.grid_head(ex, image_id, model, method, layer, scale == views.SCALES[1], evt.index)
+    return gr.skip() if head is None else gr.update(value=head)
+
+
+def export_view(ex: Explorer, image_id, model, method, layer, head, opacity, percentile, show_mask, box, target):
+    """The Attention view as files: the map (float32 .npy, on the model's grid), its metrics and the per-layer chart
+    (CSV), the picture (PNG)."""
+    target = _target(ex, model, method, target)
+    chosen = None if target == TOP1 else target
+    mask = percentile if show_mask else 0
+    picture, table, _ = attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
+    rows = layer_metrics(ex, image_id, model, method, layer, head, percentile, box, target)
+    info = ex.info(model)
+    layer = info.check_layer(method, layer)
+    fused = head is None or int(head) == FUSED or info.heads.get(method, 0) == 0
+    heatmap, _ = ex.map(ex.item(image_id), model, method, layer, None if fused else int(head), target=chosen)
+    parts = ("fused" if fused else f"head{int(head)}", None if chosen is None else f"class{chosen}")
+    stem = export.name(image_id, model, method, f"layer{layer}", *parts)
+    return [
+        export.npy(stem, heatmap),
+        export.csv(f"{stem}_metrics", table),
+        export.csv(f"{stem}_per-layer", rows),
+        export.png(stem, picture),
+    ]
+
+
+def build(page: Page) -> Layout:
+    """Lays the tab out and registers its views."""
+    ex, h = page.explorer, page.header
+    t = Layout(page)
+    bind = api.bind
+    view = [h.image_id, h.model, h.method, h.layer, h.head]
+    inputs = [*view, h.opacity, t.percentile, t.show_mask, t.scope, t.explain]
+    page.views.add("attention", bind(page_attention, ex), inputs, [t.picture, t.table, t.data])
+    chart_in = [*view, t.percentile, t.scope, t.explain]
+    page.views.add("chart", bind(page_chart, ex), chart_in, [t.chart, t.chart_note])
+    strip_in = [h.image_id, h.model, h.method, h.head, h.opacity, t.scale, t.explain]
+    page.views.add("layers", bind(page_strip, ex), strip_in, [t.strip, t.strip_data])
+    grid_in = [h.image_id, h.model, h.method, h.layer, h.opacity, t.scale, t.explain]
+    page.views.add("heads", bind(page_heads, ex), grid_in, [t.grid, t.grid_data])
+    live = not ex.predictions_stored
+    predicted = [h.image_id, h.model, h.method]
+    page.views.add("predictions", bind(page_predictions, ex), predicted, [t.top5, t.explain], live=live)
+    page.image_steps.append((bind(on_image, ex), [h.image_id], [t.scope, t.explain]))
+    page.files.append(t.files)
+    return t
+
+
+def wire(page: Page, t: Layout) -> None:
+    """The tab's own events: its controls, clicks on its pictures, the export."""
+    ex, h, v = page.explorer, page.header, page.views
+    bind = api.bind
+    v.on([t.percentile.select], t.percentile)
+    v.on([t.show_mask.input], t.show_mask)
+    v.on([t.scale.input], t.scale)
+    v.on([t.explain.select], t.explain, live=True)  # another class: live inference
+    v.after(t.scope.select(lambda b: b, t.scope, t.scope, **queue(False)).then, t.scope)
+    map_in = [*h.view, t.scope, t.explain]
+    v.after(t.picture.select(bind(on_map_click, ex), map_in, t.scope, **queue(False)).then, t.scope)
+    strip_in = [h.image_id, h.model, h.method, h.head, t.scale]
+    v.after(t.strip.select(bind(on_strip_click, ex), strip_in, h.layer, **queue(False)).then, h.layer)
+    grid_in = [h.image_id, h.model, h.method, h.layer, t.scale]
+    v.after(t.grid.select(bind(on_grid_click, ex), grid_in, h.head, **queue(False)).then, h.head)
+    view = [*h.view, h.opacity, t.percentile, t.show_mask, t.scope, t.explain]
+    t.export.click(bind(export_view, ex), view, t.files, **queue(False))
