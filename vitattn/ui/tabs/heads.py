@@ -141,7 +141,7 @@ def build(page: Page) -> None:
         return link_updates(ex, image_id, model_name, method_name, layer, head)
 
     n = len(panel)
-    for trigger in (tab.select, model.input, method.input, metric.input, first.release, last.release):
+    for trigger in (tab.select, model.input, method.input, metric.input, first.input, last.input):
         trigger(safe(n)(on_controls), main, panel, **PRIVATE, **VIEWS)
     ex_out = [which, gallery, shown]
     for trigger in (feature.input, which.input):

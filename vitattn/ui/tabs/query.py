@@ -140,7 +140,7 @@ def build(page: Page) -> None:
     tab_inputs = [image_id, model, header_layer, header_head, point, opacity, scale]
     tab.select(safe(n)(on_query_controls), tab_inputs, outputs, **PRIVATE, **VIEWS)
     inputs = [image_id, model, layer, head, point, opacity, scale]
-    for trigger in (layer.release, head.input, scale.input):
+    for trigger in (layer.input, head.input, scale.input):
         trigger(safe(n)(on_query_controls), inputs, outputs, **PRIVATE, **VIEWS)
     surface.select(safe(n)(on_query_click), inputs, outputs, **PRIVATE, **VIEWS)
 

@@ -126,7 +126,7 @@ def build(page: Page) -> None:
     n = len(pair_outputs)
     # The header's image is read when this tab opens and with each of its controls; listening to the header's own
     # events would start a second event beside the Attention tab's on every header change (a race on its method).
-    for trigger in (model_a.input, model_b.input, method.input, layer.release, head.input, box.input):
+    for trigger in (model_a.input, model_b.input, method.input, layer.input, head.input, box.input):
         trigger(safe(n)(pair_view), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     shift.select(safe(n)(on_shift), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
     t_inputs, t_outputs = [t_method, t_layer, t_metric], [table, summary]
