@@ -21,6 +21,7 @@ from vitattn.metrics import METRIC_NAMES
 from vitattn.store import open_store
 from vitattn.ui import AppConfig, Explorer, LiveModels
 from vitattn.ui.actions import page
+from vitattn.ui.actions import similarity as sim
 from vitattn.ui.data.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
 from vitattn.ui.data.live import on_gpu
 from vitattn.ui.demo import build_demo
@@ -403,9 +404,8 @@ def _attention(ex, *args):
 
 
 def _similarity(ex, image_id, model, layer):
-    from vitattn.ui.actions import views
 
-    return views.similarity(ex, image_id, model, layer, 0.1, 0.1, 0.4, 0.4, 0.6)[1]
+    return sim.similarity(ex, image_id, model, layer, 0.1, 0.1, 0.4, 0.4, 0.6)[1]
 
 
 def test_the_page_labels_a_random_weight_store(explorer):

@@ -1,9 +1,8 @@
 """The public app against bad input and a damaged store: every bad request is one clear error, and the app serves on.
 
-Each case runs twice: as a plain handler call (``handlers.<endpoint>``: conftest.py) and through ``gradio_client`` against the app
-launched once (``app_support.app_server``). Files the server must never hand out are asked for over HTTP; a store
-with a truncated file, a missing model and an unknown schema version is launched once.
-"""
+Each case runs twice: as a plain handler call (``handlers.<endpoint>``: conftest.py) and through ``gradio_client``
+against the app launched once (``app_support.app_server``). Files the server must never hand out are asked for over
+HTTP; a store with a truncated file, a missing model and an unknown schema version is launched once."""
 
 from __future__ import annotations
 

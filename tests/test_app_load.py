@@ -1,8 +1,8 @@
 """The app under concurrent users (a light version of ``python -m bench.load``): every request succeeds, live
 inference runs at most ``LIVE_WORKERS`` at a time, and a cached view is answered while a live analysis is running.
 
-The app is launched in this process (``app.serve(build_demo(explorer), block=False)``) so that a live analysis can be held at a gate:
-the checks are about order and completion, never about time.
+The app is launched in this process (``app.serve(build_demo(explorer), block=False)``) so that a live analysis can
+be held at a gate: the checks are about order and completion, never about time.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def test_playback_restarts_at_the_first_layer_and_stops_at_the_last(handlers, ex
     playing, timer, button, start = handlers.on_play("dinov2", "cls", last, False)
     assert playing is True and timer.active is True and button["value"] == handlers.PAUSE and start["value"] == 0
     layer, playing, timer, button = handlers.on_tick("dinov2", "cls", 0, True)
-    assert layer["value"] == 1 == last and playing is False and timer.active is False and button["value"] == handlers.PLAY
+    assert layer["value"] == 1 == last and playing is False and timer.active is False
+    assert button["value"] == handlers.PLAY
     paused = handlers.on_play("dinov2", "siglip" and "cls", 0, True)
     assert paused[0] is False and paused[1].active is False
     one_layer = handlers.on_play("siglip", "pool", 1, False)  # nothing to play

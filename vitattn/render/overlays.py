@@ -16,8 +16,8 @@ from vitattn.render.colors import (
     LUTS,
     MARK_COLOR,
     MASK_COLOR,
-    hex_rgb,
     colorbar,
+    hex_rgb,
     normalize,
     value_range,
 )

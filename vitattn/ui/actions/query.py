@@ -3,11 +3,11 @@
 Plain functions of the `Explorer`: each checks its inputs (``gr.Error`` naming what is valid) and draws with
 ``vitattn.render``. The attention comes from ``vitattn.query`` (the store keeps CLS-derived maps only, so this is
 live inference: one forward pass per image and model, every layer, head and query kept in a small LRU); the
-similarity is the Similarity tab's own view (``views.similarity``) with a point region, so the query patch and the
-similarity's selected patch are the same cell (``vitattn.query.query_cell`` follows ``similarity.region_cells``).
+similarity is the Similarity tab's own view (``actions.similarity.similarity``) with a point region, so the query
+patch and the similarity's selected patch are the same cell (``vitattn.query.query_cell`` follows
+``similarity.region_cells``).
 
-Live inference runs through ``LiveModels.run``: under the live workers' bound, and on the GPU of a ZeroGPU Space.
-"""
+Live inference runs through ``LiveModels.run``: under the live workers' bound, and on the GPU of a ZeroGPU Space."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from vitattn import render
 from vitattn.cache import LRU
 from vitattn.query import AttentionRows, QueryAttention, attention_rows, query_cell
 from vitattn.similarity import check_region, feature_grid
+from vitattn.ui.actions import similarity as sim
 from vitattn.ui.actions import views
 from vitattn.ui.actions.common import integer
 from vitattn.ui.data.catalog import FUSED, ModelInfo
@@ -244,7 +245,7 @@ def similarity(
 ) -> tuple[Image.Image, dict]:
     """The Similarity tab's view of the point ``(x, y)``: cosine similarity of every patch to the query patch."""
     x, y = check_point(x, y)
-    return views.similarity(ex, image_id, model, layer, x, y, x, y, opacity)
+    return sim.similarity(ex, image_id, model, layer, x, y, x, y, opacity)
 
 
 # -- the click surface --------------------------------------------------------------------------------------------

@@ -12,25 +12,29 @@ where a class can be chosen).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from vitattn import render
-from vitattn.boxes import LabeledBox
-from vitattn.labels import NUM_CLASSES, alphabetical, short_label
 from vitattn.metrics import BASELINE_NAMES, LOWER_IS_BETTER, PERCENTILES
-from vitattn.similarity import check_region, similarity_map
-from vitattn.specs import GRADIENT_METHODS
 from vitattn.ui.actions.page import box_at, picture_point
-from vitattn.ui.data.catalog import FUSED, ModelInfo, parse_boxes
-from vitattn.ui.data.config import MAX_UPLOAD_BYTES
+from vitattn.ui.actions.targets import (  # noqa: F401  (TOP1, DECIMALS, target_applies, ...: views' names)
+    DECIMALS,
+    TOP1,
+    _bands,
+    _class_data,
+    _class_score,
+    _with_class,
+    check_target,
+    class_choices,
+    page_target,
+    target_applies,
+)
+from vitattn.ui.data.catalog import FUSED, ModelInfo
 from vitattn.ui.data.errors import brief, fail
-from vitattn.ui.data.explorer import ClassScore, Explorer
+from vitattn.ui.data.explorer import Explorer
 
 RANDOM_LABEL = "RANDOM WEIGHTS"
 ALL_BOXES = -1  # the box value meaning "every expert box"
@@ -38,12 +42,10 @@ SCALES = ("per map", "shared")  # colour scale of strips and grids: each tile it
 # Colour scale of a similarity map: its own range (inferno), or cosine similarity's whole range -1..1 on a diverging
 # blue-white-red map (white: 0), the same colour for the same value in every picture.
 SIM_SCALES = ("per map", "fixed [-1, 1]")
-TOP1 = -1  # the target value meaning "the top-1 class"
 CHART_COLUMNS = ["layer", "value", "series"]
 BASELINES = BASELINE_NAMES  # random, center, saliency (spectral residual), sobel, saliency_prior
 # One row per metric: which way is better (mse, kl and emd: lower), the map, then each baseline beside it.
 METRIC_COLUMNS = ["metric", "better", "map", *BASELINES]
-DECIMALS = 6  # of the raw maps returned as numbers
 
 
 def numbers(values: np.ndarray) -> list:
@@ -150,97 +152,6 @@ def attention(
 
 
 # -- the class a gradient map explains --------------------------------------------------------------------------
-
-
-def target_applies(ex: Explorer, model: str, method: str) -> bool:
-    """Whether a class can be chosen for ``method`` under ``model``: a gradient method (gradcam, agcam, gae) of an
-    ImageNet classifier. The page shows its class picker where this holds."""
-    return ex.explains_class(model, method)
-
-
-def check_target(ex: Explorer, model: str, method: str, target: float | None) -> int | None:
-    """``target`` as a class index, or None for the top-1 class (``target`` None or -1)."""
-    if target is None or (isinstance(target, int | float) and not isinstance(target, bool) and target == TOP1):
-        return None
-    if isinstance(target, bool) or not isinstance(target, int | float | np.integer) or target != int(target):
-        raise fail(
-            f"target must be a whole number: an ImageNet class index 0..{NUM_CLASSES - 1}, or -1 for the top-1 class;"
-            f" got {brief(target)}"
-        )
-    if not ex.explains_class(model, method):
-        classifiers = ", ".join(m for m in ex.models() if ex.info(m).classifier) or "none here"
-        raise fail(
-            f"target applies only to the gradient methods ({', '.join(GRADIENT_METHODS)}) of ImageNet classifiers "
-            f"({classifiers}); {model}/{method} explains no chosen class: use target -1"
-        )
-    if not 0 <= target < NUM_CLASSES:
-        last = NUM_CLASSES - 1
-        raise fail(f"target {int(target)} out of range: valid ImageNet classes 0..{last}, or -1 for the top-1 class")
-    return int(target)
-
-
-def page_target(ex: Explorer, model: str, method: str, target: float | None) -> int | None:
-    """The page's class picker value as a view's ``target``: None where no class can be chosen (the picker is
-    hidden there but keeps its last value)."""
-    return check_target(ex, model, method, target) if target_applies(ex, model, method) else None
-
-
-def class_choices(ex: Explorer, image_id: str, model: str) -> list[tuple[str, int]]:
-    """The classes a page offers to explain, as ``(label, index)``: the classifier's top-5 with their probabilities
-    first ("1. church, church building · 0.41"), then every ImageNet class alphabetically ("church, church building
-    (497)"); empty for a model without an ImageNet head."""
-    item = ex.item(image_id)
-    if not ex.info(model).classifier:
-        return []
-    top = [(f"{rank}. {label} · {_probability(p)}", i) for rank, (i, label, p) in enumerate(ex.top5(item, model), 1)]
-    return top + [(f"{label} ({i})", i) for label, i in alphabetical()]
-
-
-def _probability(p: float) -> str:
-    return f"{p:.2f}" if p >= 0.005 else f"{p:.1e}"
-
-
-def _class_score(ex: Explorer, item, model: str, method: str, target: int | None) -> ClassScore | None:
-    return ex.class_score(item, model, target) if ex.explains_class(model, method) else None
-
-
-def explained_text(score: ClassScore, width: int | None = None) -> str:
-    """ "explaining 'church, church building' (top-1, p 0.412, logit 9.1)": the class's short name when the whole
-    description does not fit ``width`` pixels. No logit when only the store's probability is at hand."""
-    numbers_ = f"p {score.prob:.3g}" + ("" if score.logit is None else f", logit {score.logit:.3g}")
-    detail = f"({'top-1, ' if score.top1 else ''}{numbers_})"
-    text = f"explaining '{score.label}' {detail}"
-    if width is not None:
-        measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        if measure.textlength(text, font=render.font(14)) + 12 > width:
-            text = f"explaining '{short_label(score.label)}' {detail}"
-    return text
-
-
-def _bands(width: int, title: str, warning: str, score: ClassScore | None) -> list[Image.Image]:
-    """The title band and, for a gradient map of a classifier, a second band naming the explained class."""
-    bands = [render.banner(width, title, warning)] if title or warning else []
-    return bands + ([render.banner(width, explained_text(score, width))] if score is not None else [])
-
-
-def _class_data(score: ClassScore | None) -> dict:
-    """The explained class in a view's numbers (all None where no class is explained)."""
-    if score is None:
-        return {"target": None, "target_label": None, "target_prob": None, "target_logit": None, "target_top1": None}
-    return {
-        "target": score.index,
-        "target_label": score.label,
-        "target_prob": round(score.prob, DECIMALS),
-        "target_logit": None if score.logit is None else round(score.logit, DECIMALS),
-        "target_top1": score.top1,
-    }
-
-
-def _with_class(picture: Image.Image, score: ClassScore | None) -> Image.Image:
-    """A band naming the explained class below a picture of tiles (below: a click on a tile is found from the top)."""
-    if score is None:
-        return picture
-    return render.stack([picture, render.banner(picture.width, explained_text(score, picture.width))])
 
 
 def metrics_frame(
@@ -411,27 +322,6 @@ def image(ex: Explorer, image_id: str) -> tuple[Image.Image, dict]:
     return picture, {"image_id": item.id, "origin": item.origin, "boxes": boxes, "meta": _plain(item.meta)}
 
 
-def surface(
-    ex: Explorer, image_id: str, region: Sequence[float] | None = None, corner: Sequence[float] | None = None
-) -> Image.Image:
-    """The click surface of the Similarity tab: the expert boxes, the selected region (a box of yours outlined, a
-    point marked) and the first corner of a box being drawn."""
-    item = ex.item(image_id)
-    expert = [b.box for b in item.boxes]
-    boxes: list = list(item.boxes)
-    marks = []
-    if region is not None:
-        x0, y0, x1, y1 = (float(v) for v in region)
-        if (x0, y0) == (x1, y1):
-            marks.append((x0, y0))
-        elif (x0, y0, x1, y1) not in expert:
-            boxes.append(LabeledBox((x0, y0, x1, y1), "your box"))
-    if corner:
-        marks.append(tuple(float(v) for v in corner))
-    picture = render.draw_boxes(item.picture, boxes) if boxes else item.picture.copy()
-    return render.draw_marks(picture, marks) if marks else picture
-
-
 def attention_click(
     ex: Explorer,
     image_id: str,
@@ -469,181 +359,6 @@ def _plain(meta: dict) -> dict:
     return {
         str(k): v if isinstance(v, str | int | float | bool | list | type(None)) else str(v) for k, v in meta.items()
     }
-
-
-def similarity(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    layer: float,
-    x0: float,
-    y0: float,
-    x1: float,
-    y1: float,
-    opacity: float,
-    scale: str = SIM_SCALES[0],
-) -> tuple[Image.Image, dict]:
-    """Cosine similarity of every patch to the mean feature of the patches a box (or point) selects; ``scale``
-    "per map" colours the map's own range, "fixed [-1, 1]" cosine similarity's whole range on a diverging map."""
-    item = ex.item(image_id)
-    info = ex.info(model)
-    layer = info.check_feature_layer(layer)
-    opacity = _check_opacity(opacity)
-    if scale not in SIM_SCALES:
-        raise fail(f"scale must be one of {', '.join(map(repr, SIM_SCALES))}, got {brief(scale)}")
-    fixed = scale == SIM_SCALES[1]
-    try:
-        region = check_region((x0, y0, x1, y1))
-    except ValueError as e:
-        raise fail(f"bad box: {e}") from None
-    width, height = region[2] - region[0], region[3] - region[1]
-    if (width == 0) != (height == 0):
-        raise fail(
-            f"bad box: {region} has zero area; give a box with x0 < x1 and y0 < y1, or a point (x0 == x1, y0 == y1)"
-        )
-    features, origin = ex.features(item, model, layer)
-    sim, cells = similarity_map(features, info.grid, region)
-    is_box = region[2] > region[0] and region[3] > region[1]
-    what = "box" if is_box else "point"
-    picture = render.map_view(
-        item.picture,
-        sim,
-        opacity=opacity,
-        boxes=[region] if is_box else (),
-        labels=False,
-        cells=cells,
-        title=f"{item.id} · {model} · layer {layer} · similarity to the {what}",
-        warning=_warning(ex, origin, model),
-        bar_label="cosine similarity, fixed scale -1..1 (white: 0)" if fixed else "cosine similarity (its own range)",
-        scale=(-1.0, 1.0) if fixed else None,
-        cmap="diverging" if fixed else "inferno",
-    )
-    data = {
-        "image_id": item.id,
-        "model": model,
-        "layer": layer,
-        "region": list(region),
-        "scale": scale,
-        "range": [-1.0, 1.0] if fixed else [round(float(v), DECIMALS) for v in render.value_range(sim)],
-        "source": origin,
-        "random_weights": ex.random_weights(origin, model),
-        "grid": list(sim.shape),
-        "selected": [[int(r), int(c)] for r, c in zip(*np.nonzero(cells), strict=True)],
-        "similarity": numbers(sim),
-    }
-    return picture, data
-
-
-def upload_file(value: str | Path | dict | None) -> tuple[Path, bool]:
-    """The path of an uploaded file and whether it is the server's own copy (Gradio's upload folder).
-
-    ``value`` is a path (a plain call), or Gradio's file payload ``{"path": ...}`` when the event runs without
-    Gradio's image preprocessing (which would decode the image before any check of ours).
-    """
-    if isinstance(value, dict):
-        path = value.get("path")
-        if not isinstance(path, str) or not path:
-            raise fail("no image: upload one first")
-        return Path(path), _in_upload_folder(Path(path))
-    if not value:
-        raise fail("no image: upload one first")
-    if not isinstance(value, str | Path):
-        raise fail(f"the image must be an uploaded file, got {brief(value)}")
-    return Path(value), False
-
-
-def _in_upload_folder(path: Path) -> bool:
-    """Whether ``path`` lies in Gradio's upload folder (Gradio accepts no other path from a client)."""
-    try:
-        return path.resolve().is_relative_to(Path(gr.utils.get_upload_folder()).resolve())
-    except (OSError, ValueError):
-        return False
-
-
-def read_file(path: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
-    """The bytes of an uploaded file of at most ``max_bytes``."""
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise fail(f"the upload is {size / 2**20:.1f} MiB, over the limit of {max_bytes / 2**20:.0f} MiB")
-        return path.read_bytes()
-    except OSError as e:
-        raise fail(f"the upload cannot be read ({type(e).__name__}); upload the image again") from None
-
-
-def analyze(ex: Explorer, file: str | Path | dict | None, model: str, progress=None) -> tuple[str, Image.Image, dict]:
-    """Registers an uploaded image file, analyses it live with ``model`` and returns its id and last-layer map.
-
-    An upload that is refused (not an image, too large) is deleted at once when it is the server's own copy.
-    """
-    info = ex.info(model)
-    path, ours = upload_file(file)
-    try:
-        item = ex.upload(read_file(path))
-    except gr.Error:
-        if ours:
-            path.unlink(missing_ok=True)  # refused: nothing in it is kept
-        raise
-    if progress is not None and not ex.is_cached(item, model):
-        progress(0.1, desc=f"Loading {model}")
-        ex.live.load(model)
-        progress(0.5, desc=f"Analysing with {model}")
-    ex.analysis(item, model)
-    method = info.methods[0]
-    layer = info.layers[method][-1]
-    picture, _, data = attention(ex, item.id, model, method, layer, FUSED, 0.6)
-    return item.id, picture, data
-
-
-def _user_title(info: ModelInfo, item, method: str, layer: int, head: int | None, count: int) -> str:
-    return _describe(info, item.id, method, layer, head) + f" · your {count} box{'es' if count != 1 else ''}"
-
-
-def user_metrics(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    method: str,
-    layer: float,
-    head: float | None = FUSED,
-    boxes: str = "",
-    opacity: float = 0.6,
-    corner: Sequence[float] | None = None,
-) -> tuple[Image.Image, pd.DataFrame]:
-    """Your own boxes (typed ``x0 y0 x1 y1 [label]`` per line) over the map, and the map's metrics against them.
-
-    ``corner``: the first corner of a box being drawn (normalized x, y), marked on the picture.
-    """
-    item = ex.item(image_id)
-    info, layer, head = _view(ex, model, method, layer, head)
-    opacity = _check_opacity(opacity)
-    mine = parse_boxes(boxes)
-    heatmap, origin = ex.map(item, model, method, layer, head)
-    picture = render.map_view(
-        item.picture,
-        heatmap,
-        opacity=opacity,
-        boxes=mine,
-        title=_user_title(info, item, method, layer, head, len(mine)),
-        warning=_warning(ex, origin, model),
-        bar_label=f"{method} (scaled to its own range)",
-        marks=[tuple(corner)] if corner else (),
-    )
-    table = metrics_frame(ex, item, info, method, layer, head, mine) if mine else pd.DataFrame(columns=METRIC_COLUMNS)
-    return picture, table
-
-
-def user_banner(ex: Explorer, image_id: str, model: str, method: str, layer: float, head, boxes: str) -> int:
-    """The height of the title band of ``user_metrics``'s picture (a click on the picture lies that much lower)."""
-    item = ex.item(image_id)
-    info, layer, head = _view(ex, model, method, layer, head)
-    try:
-        count = len(parse_boxes(boxes))
-    except gr.Error:
-        count = 0
-    _, origin = ex.map(item, model, method, layer, head)
-    title = _user_title(info, item, method, layer, head, count)
-    return render.banner(item.picture.width, title, _warning(ex, origin, model)).height
 
 
 def info(ex: Explorer) -> dict:

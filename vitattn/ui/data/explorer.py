@@ -23,42 +23,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import gradio as gr
 import numpy as np
 
 from vitattn.analysis import Analysis
-from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.datasets import load_examples
-from vitattn.labels import NUM_CLASSES, imagenet_labels, label_indexes
-from vitattn.metrics import METRIC_NAMES, all_metrics, baseline_metrics
-from vitattn.specs import GRADIENT_METHODS, MODELS, get_spec
-from vitattn.ui.data.catalog import FUSED, Item, ModelInfo, display, read_upload, upload_item
+from vitattn.specs import MODELS
+from vitattn.ui.data.catalog import Item, ModelInfo, display, read_upload, upload_item
+from vitattn.ui.data.classes import ClassScores
 from vitattn.ui.data.config import AppConfig
 from vitattn.ui.data.errors import brief, fail, redact, warn
 from vitattn.ui.data.live import LiveModels, Variant, content_key
+from vitattn.ui.data.tables import StoredTables, Table, _known
 
 log = logging.getLogger(__name__)
-Table = dict[str, np.ndarray]
 UPLOAD_PREFIX = "upload-"
 STORE_RETRY_SECONDS = 60.0  # a stored part that failed is read live for this long before the store is tried again
 
 
-@dataclass(frozen=True)
-class ClassScore:
-    """The ImageNet class a gradient map explains and the classifier's score for it on the image."""
-
-    index: int  # 0..999
-    label: str  # the class description, e.g. "tabby, tabby cat"
-    prob: float  # softmax probability
-    logit: float | None  # the raw class score; None when only the store's probability is at hand
-    top1: bool  # the classifier's top-1 class (what the stored maps explain)
-
-
-class Explorer:
+class Explorer(ClassScores, StoredTables):
     """Everything the handlers read: the image list, models, maps, features, scores and the page status."""
 
     def __init__(
@@ -289,89 +275,6 @@ class Explorer:
 
     # -- the class a gradient map explains -------------------------------------------------------------------
 
-    def explains_class(self, model: str, method: str) -> bool:
-        """Whether ``method``'s maps under ``model`` explain a chosen ImageNet class: a gradient method of a
-        classifier (elsewhere there is no class to choose: attention maps do not depend on one, and a model without
-        an ImageNet head explains its own embedding or top class)."""
-        info = self.info(model)
-        return info.classifier and method in GRADIENT_METHODS and method in info.methods
-
-    def top_class(self, item: Item, model: str) -> int:
-        """The classifier's top-1 class index on the image: the class its stored maps (and ``target`` None) explain.
-
-        From a cached live analysis or logits when there is one, else the store's top-1 prediction (its label names
-        one class, except ImageNet's twice-used "crane"), else the live logits.
-        """
-        if not self.info(model).classifier:
-            raise fail(f"model {brief(model)} is not an ImageNet classifier; it has no top-1 class")
-
-        def find() -> int:
-            analysis = self.live.cached(item.key, model)
-            if analysis is not None and analysis.target is not None:
-                return int(analysis.target)
-            logits = self.live.cached_logits(item.key, model)
-            if logits is None:
-                top = self._stored_top5(item, model)
-                if top and len(label_indexes(top[0][0])) == 1:
-                    return label_indexes(top[0][0])[0]
-                logits = self.logits(item, model)
-            return int(np.argmax(logits))
-
-        return self._top.get_or_make((item.key, model), find)
-
-    def _stored_top5(self, item: Item, model: str) -> tuple[tuple[str, float], ...] | None:
-        if not (self._stored(item, model, "predictions") and hasattr(self.store, "predictions")):
-            return None
-        try:
-            stored = self.store.predictions(item.id, model)
-        except Exception as e:
-            self._store_failed(item, model, "predictions", e)
-            return None
-        return tuple((str(label), float(p)) for label, p in stored) if stored else None
-
-    def live_target(self, item: Item, model: str, method: str, target: int | None) -> int | None:
-        """The class whose maps must be computed live: None when the top-1 maps (stored or cached) serve, i.e. for
-        ``target`` None, the top-1 class itself, or a method whose maps do not depend on the class."""
-        if target is None or not self.explains_class(model, method):
-            return None
-        target = int(target)
-        if not 0 <= target < NUM_CLASSES:
-            raise fail(f"target {target} out of range: ImageNet classes are 0..{NUM_CLASSES - 1} (-1: the top-1 class)")
-        return None if target == self.top_class(item, model) else target
-
-    def class_score(self, item: Item, model: str, target: int | None = None) -> ClassScore:
-        """The explained class (``target``, default the top-1) with its softmax probability and logit.
-
-        The store's top-1 probability serves the top-1 class when no live logits are at hand (the store keeps no
-        logits): then ``logit`` is None and no network is loaded.
-        """
-        top = self.top_class(item, model)
-        index = top if target is None else int(target)
-        if not 0 <= index < NUM_CLASSES:
-            raise fail(f"target {index} out of range: ImageNet classes are 0..{NUM_CLASSES - 1} (-1: the top-1 class)")
-        label = imagenet_labels()[index]
-        logits = self.live.cached_logits(item.key, model)
-        if logits is None and index == top:
-            stored = self._stored_top5(item, model)
-            if stored and stored[0][0] == label:
-                return ClassScore(index, label, stored[0][1], None, True)
-        if logits is None:
-            logits = self.logits(item, model)
-        return ClassScore(index, label, float(_softmax(logits)[index]), float(logits[index]), index == top)
-
-    def top5(self, item: Item, model: str) -> list[tuple[int, str, float]]:
-        """The classifier's five best classes, best first: ``(index, label, probability)``."""
-        logits = self.live.cached_logits(item.key, model)
-        if logits is None:
-            top = self.predictions(item, model) or ()
-            indexes = [label_indexes(label) for label, _ in top]
-            if top and all(len(i) == 1 for i in indexes):
-                return [(i[0], label, p) for i, (label, p) in zip(indexes, top, strict=True)]
-            logits = self.logits(item, model)  # a label naming two classes ("crane"): the logits say which
-        probs = _softmax(logits)
-        best = np.argsort(-probs, kind="stable")[:5]
-        return [(int(i), imagenet_labels()[i], float(probs[i])) for i in best]
-
     def is_cached(self, item: Item, model: str) -> bool:
         """Whether a view needs no inference (stored maps, or a cached analysis)."""
         return (
@@ -427,108 +330,9 @@ class Explorer:
         except ValueError as e:  # the live network's layout differs from the store's (e.g. other weights)
             raise fail(f"live inference with {model} cannot give this view: {e}") from None
 
-    def predictions(self, item: Item, model: str) -> tuple[tuple[str, float], ...] | None:
-        """Top-5 ImageNet predictions of a classifier (stored, else live inference, cached); None for other models."""
-        if not self.info(model).classifier:
-            return None
-        if self._stored(item, model, "predictions") and hasattr(self.store, "predictions"):
-            try:
-                stored = self.store.predictions(item.id, model)
-                if stored:
-                    return tuple((str(label), float(p)) for label, p in stored)
-            except Exception as e:
-                self._store_failed(item, model, "predictions", e)
-        return self.analysis(item, model).predictions
-
-    @property
-    def predictions_stored(self) -> bool:
-        """Whether the store holds the predictions of every classifier it has (else they need live inference)."""
-        if self.store is None or not hasattr(self.store, "predictions"):
-            return False
-        entries = self.store.manifest["models"]
-        return all(entries[m].get("predictions") for m in self._models if self.info(m).classifier)
 
     # -- scores ----------------------------------------------------------------------------------------------
 
-    def scores(
-        self,
-        item: Item,
-        model: str,
-        method: str,
-        layer: int,
-        head: int | None,
-        boxes: Sequence[LabeledBox] = (),
-        target: int | None = None,
-    ) -> tuple[dict[str, float] | None, str]:
-        """Every metric of a view against ``boxes`` (default: the image's expert boxes) and where it came from.
-
-        Stored metrics are read for expert boxes and the top-1 class; others are computed
-        (``vitattn.metrics.all_metrics``).
-        """
-        chosen = self.live_target(item, model, method, target)
-        if not boxes and chosen is None and self._stored(item, model, "metrics"):
-            try:
-                row = self._stored_row("metrics", item.id, model, method=method, layer=layer, head=_head(head))
-                if row is not None:
-                    return row, "store"
-            except Exception as e:
-                self._store_failed(item, model, "metrics", e)
-        boxes = tuple(boxes) or item.boxes
-        if not boxes:
-            return None, "none"
-        heatmap, origin = self.map(item, model, method, layer, head, chosen)
-        key = (item.key, origin, model, method, layer, head, tuple(b.box for b in boxes), chosen)
-        return self._scores.get_or_make(key, lambda: all_metrics(heatmap, boxes)), "computed"
-
-    def baselines(self, item: Item, model: str, boxes: Sequence[LabeledBox] = ()) -> dict[str, dict[str, float]]:
-        """Baseline name -> metrics on the model's grid, against ``boxes`` (default: the expert boxes)."""
-        if not boxes and self._stored(item, model, "baselines"):
-            try:
-                rows = self._stored_rows("baselines", item.id, model)
-                if rows:
-                    return {str(r["baseline"]): _metric_values(r) for r in rows}
-            except Exception as e:
-                self._store_failed(item, model, "baselines", e)
-        boxes = tuple(boxes) or item.boxes
-        if not boxes:
-            return {}
-        grid = self.info(model).grid
-        key = (item.key, grid, tuple(b.box for b in boxes))
-        rgb = lambda: np.asarray(item.picture)  # noqa: E731  saliency works on a 64 px copy anyway
-        return self._baselines.get_or_make(key, lambda: baseline_metrics(boxes, rgb(), grid=grid))
-
-    def _index(self, table: str, model: str) -> tuple[Table, dict[str, np.ndarray]]:
-        """A stored table of one model and its rows grouped by image id (built once per table and model)."""
-
-        def build() -> tuple[Table, dict[str, np.ndarray]]:
-            data = self.store.metrics(model) if table == "metrics" else self._baseline_table(model)
-            data = {k: np.asarray(v) for k, v in data.items()}
-            ids = data["image_id"]
-            order = np.argsort(ids, kind="stable")
-            uniq, starts = np.unique(ids[order], return_index=True)
-            return data, dict(zip(uniq.tolist(), np.split(order, starts[1:]), strict=True))
-
-        return self._indexes.get_or_make((table, model), build)
-
-    def _baseline_table(self, model: str) -> Table:
-        data = self._table("baselines", lambda: self.store.baselines())
-        if "model" not in data:
-            return data
-        keep = np.asarray(data["model"]) == model
-        return {k: np.asarray(v)[keep] for k, v in data.items()}
-
-    def _stored_rows(self, table: str, image_id: str, model: str, **where: object) -> list[dict]:
-        data, index = self._index(table, model)
-        rows = index.get(image_id)
-        if rows is None:
-            return []
-        for column, value in where.items():
-            rows = rows[data[column][rows] == value]
-        return [{k: v[i] for k, v in data.items()} for i in rows]
-
-    def _stored_row(self, table: str, image_id: str, model: str, **where: object) -> dict[str, float] | None:
-        rows = self._stored_rows(table, image_id, model, **where)
-        return _metric_values(rows[0]) if rows else None
 
     # -- whole tables (IoU tab) ------------------------------------------------------------------------------
 
@@ -536,58 +340,6 @@ class Explorer:
         """A value derived from the stored tables, computed once per key (the tables do not change)."""
         return self._memo.get_or_make(key, make)
 
-    def _table(self, name: str, read):
-        with self._lock:
-            if name in self._tables:
-                return self._tables[name]
-        value = read()
-        with self._lock:
-            self._tables[name] = value
-        return value
-
-    def require_store(self, what: str) -> None:
-        if self.store is None:
-            raise fail(
-                f"{what} needs a store of precomputed metrics, and this app runs without one. Build one with "
-                "`python -m precompute --out store` and restart, or start with --store LOCATION."
-            )
-
-    def metrics_table(self) -> Table:
-        """The store's metrics table, every model (read once)."""
-        self.require_store("the IoU tab")
-        return self._table("metrics", lambda: _columns(self.store.metrics()))
-
-    def box_table(self) -> Table:
-        """The store's per-box IoU table, every model (read once)."""
-        self.require_store("the IoU tab")
-        return self._table("boxes", lambda: _columns(self.store.box_metrics()))
-
-    def baseline_table(self) -> Table:
-        self.require_store("the IoU tab")
-        return self._table("baselines", lambda: _columns(self.store.baselines()))
-
-    def image_meta(self) -> dict[str, dict]:
-        """Image id -> metadata of every stored image (``store.image_meta()``, without image bytes, where the store
-        has it; else every image is read once)."""
-        self.require_store("the IoU tab")
-        if hasattr(self.store, "image_meta"):
-            return self._table("meta", lambda: {str(i): dict(m) for i, m in self.store.image_meta().items()})
-        return self._table("meta", lambda: {i: dict(self.item(i).meta) for i in self._ids})
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
-def _metric_values(row: Mapping) -> dict[str, float]:
-    """The metric columns of a stored row (a store written by an older vitattn may lack newer metrics)."""
-    return {m: float(row[m]) for m in METRIC_NAMES if m in row}
-
-
-def _head(head: int | None) -> int:
-    return FUSED if head is None else head
 
 
 def _readonly(array) -> np.ndarray:
@@ -596,14 +348,4 @@ def _readonly(array) -> np.ndarray:
     return out
 
 
-def _columns(table: Mapping) -> Table:
-    return {k: np.asarray(v) for k, v in table.items()}
 
-
-def _known(name: str) -> bool:
-    """A model of ``vitattn.MODELS``, or a variant of one (``clip@lora``: fine-tuned weights, stored as a model)."""
-    try:
-        get_spec(name)
-    except ValueError:
-        return False
-    return True

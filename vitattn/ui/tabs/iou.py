@@ -8,7 +8,7 @@ import pandas as pd
 from PIL import Image
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui.actions import export, iou
+from vitattn.ui.actions import export, iou, iou_plot
 from vitattn.ui.actions import page as nav
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.errors import warn
@@ -42,7 +42,7 @@ class Layout:
                 label="Leaderboard: each model at its best layer (click a row to open it)", wrap=True, elem_id="board"
             )
             gr.Markdown(iou.SELECTION_NOTE)
-            self.curves = iou.curves_component(elem_id="layer-curves")  # bands and chance lines: Vega-Lite
+            self.curves = iou_plot.curves_component(elem_id="layer-curves")  # bands and chance lines: Vega-Lite
             gr.Markdown(iou.BANDS_NOTE)
             with gr.Row():
                 self.grid_model = gr.Dropdown(models, value=models[0], label="Model", elem_id="grid-model")
@@ -130,7 +130,7 @@ def endpoints(page: Page, a: api.Inputs) -> None:
 
 def page_curves(ex: Explorer, percentile: int, method: str):
     """The per-layer curves with their 95% bootstrap bands and the baselines as chance lines (hover: the numbers)."""
-    return iou.curves_plot(ex, percentile, method)
+    return iou_plot.curves_plot(ex, percentile, method)
 
 
 def on_grid_model(ex: Explorer, model: str, method: str) -> tuple[dict, dict]:

@@ -21,8 +21,8 @@ from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.errors import guard
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.wiring import safe
 from vitattn.ui.shell.presets import LAST, VIEWS
+from vitattn.ui.shell.wiring import safe
 
 PRIVATE = {"api_visibility": "private", **LAST}
 

@@ -7,6 +7,7 @@ import gradio as gr
 from PIL import Image
 
 from vitattn.ui.actions import page as nav
+from vitattn.ui.actions import similarity as sim
 from vitattn.ui.actions import views
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
@@ -60,7 +61,7 @@ def similarity(
     """Cosine similarity of every patch to the mean feature inside a box (x0, y0, x1, y1 normalized to [0, 1];
     x0 == x1 and y0 == y1 is a point) at a layer, with the selected patches outlined; scale "per map" (its own range)
     or "fixed [-1, 1]" (a diverging scale, white at 0)."""
-    return views.similarity(ex, image_id, model, layer, x0, y0, x1, y1, opacity, scale)
+    return sim.similarity(ex, image_id, model, layer, x0, y0, x1, y1, opacity, scale)
 
 
 def endpoints(page: Page, a: api.Inputs) -> None:
@@ -70,7 +71,7 @@ def endpoints(page: Page, a: api.Inputs) -> None:
 
 def page_surface(ex: Explorer, image_id: str, x0: float, y0: float, x1: float, y1: float, pending) -> Image.Image:
     """The click surface with the selected region and a pending first corner drawn."""
-    return views.surface(ex, image_id, (x0, y0, x1, y1), pending)
+    return sim.surface(ex, image_id, (x0, y0, x1, y1), pending)
 
 
 def on_image(ex: Explorer, image_id: str) -> tuple:

@@ -7,8 +7,9 @@ import gradio as gr
 import pandas as pd
 from PIL import Image
 
-from vitattn.ui.actions import export, views
+from vitattn.ui.actions import export
 from vitattn.ui.actions import page as nav
+from vitattn.ui.actions import upload as uploads
 from vitattn.ui.data.catalog import FUSED, format_boxes, parse_boxes
 from vitattn.ui.data.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 from vitattn.ui.data.errors import warn
@@ -69,7 +70,7 @@ class Layout:
 def analyze(ex: Explorer, image_file: str | dict, model: str, progress=gr.Progress()) -> tuple[str, Image.Image, dict]:  # noqa: B008
     """Analyses an uploaded image live (at most 20 MiB and 50 million pixels); returns its id (use it with every
     other endpoint) and its last-layer map."""
-    return views.analyze(ex, image_file, model, progress)
+    return uploads.analyze(ex, image_file, model, progress)
 
 
 def metrics(
@@ -84,7 +85,7 @@ def metrics(
 ) -> tuple[Image.Image, pd.DataFrame]:
     """Your own boxes (one per line: x0 y0 x1 y1 [label], normalized) over the map, and the map's metrics against
     them beside the baselines'."""
-    return views.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity)
+    return uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity)
 
 
 def endpoints(page: Page, a: api.Inputs) -> None:
@@ -103,7 +104,7 @@ def page_mine(ex: Explorer, image_id, model, method, layer, head, boxes, opacity
     except gr.Error as e:
         warn(f"your boxes are not scored: {e.message}")
         boxes = ""
-    return views.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity, corner)
+    return uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity, corner)
 
 
 def check_boxes(ex: Explorer, boxes: str) -> None:
@@ -114,7 +115,7 @@ def check_boxes(ex: Explorer, boxes: str) -> None:
 def on_draw_click(ex: Explorer, image_id, model, method, layer, head, pending, boxes: str, evt: gr.SelectData):
     """Two clicks on your picture add one box to your boxes; the first corner is drawn until the second click."""
     item = ex.item(image_id)
-    top = views.user_banner(ex, image_id, model, method, layer, head, boxes)
+    top = uploads.user_banner(ex, image_id, model, method, layer, head, boxes)
     point = nav.picture_point(evt.index, item.picture.size, top)
     if point is None:
         return boxes, pending
@@ -136,7 +137,7 @@ def after_upload(ex: Explorer, image_id: str) -> tuple[dict, str, None]:
 
 def export_mine(ex: Explorer, image_id, model, method, layer, head, boxes, opacity) -> list[str]:
     """Your boxes' view as files: the metrics (CSV) and the picture (PNG)."""
-    picture, table = views.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity)
+    picture, table = uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity)
     stem = export.name(image_id, model, method, f"layer{int(layer)}", "your-boxes")
     return [export.csv(f"{stem}_metrics", table), export.png(stem, picture)]
 
