@@ -96,3 +96,16 @@ def test_export_writes_the_stored_map_and_the_tables_shown(handlers, explorer, t
     board = pd.read_csv(next(f for f in iou_files if f.endswith("_leaderboard.csv")))
     assert board["model"].tolist() == handlers.leaderboard(90, "best")["model"].tolist()
     assert len(iou_files) == 5
+
+
+def test_a_model_pick_keeps_the_layers_relative_depth(handlers, explorer):
+    """Issue 20, problem 8: the layer index used to be kept (vit's last block 1 -> resnet50's stage 2 of 4); the
+    relative depth (layer + 1) / layers is kept instead, and the model shown is recorded."""
+    vit_last = explorer.info("vit").layers["cls"][-1]
+    resnet = explorer.info("resnet50")
+    method, layer, head, explain, shown = handlers.on_model_pick("resnet50", "cls", vit_last, -1, "vit")
+    assert layer["value"] == resnet.layers[method["value"]][-1] == resnet.num_layers - 1 and shown == "resnet50"
+    _, layer, _, _, _ = handlers.on_model_pick("vit", "gradcam", 1, -1, "resnet50")  # stage 2 of 4: depth 1/2
+    assert layer["value"] == round(0.5 * explorer.info("vit").num_layers) - 1
+    _, layer, _, _, _ = handlers.on_model_pick("vit", "cls", 0, -1, "vit")  # the same model: the layer stays
+    assert layer["value"] == 0

@@ -28,6 +28,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
     with gr.Blocks(title=TITLE, delete_cache=TEMP_FILES) as demo:
         h, playback = header.build(ex)
         page = Page(ex, h)
+        page.views.open_tab = gr.State(attention.ID)  # the tab shown: views bound to a tab run while it is open
         with gr.Tabs() as tabs:
             page.tabs = tabs
             built = [(tab, tab.build(page)) for tab in TABS]
@@ -40,6 +41,8 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                 tab.endpoints(page, inputs)
         for tab, layout in built:
             tab.wire(page, layout)
+        for tab in (c for c in tabs.children if isinstance(c, gr.Tab)):
+            page.views.on_open(tab, tab.id)
         _wire_header(demo, page, playback)
     return demo
 
@@ -52,11 +55,20 @@ def _wire_header(demo: gr.Blocks, page: Page, playback: header.Playback) -> None
     v.on([h.opacity.input], h.opacity)
     controls = [h.model, h.method, h.layer, h.head]
     steered = [h.method, h.layer, h.head, h.explain]
-    for pick in (h.model.select, h.method.select):
-        # Dropdowns fire "select" once per pick ("input" fires twice in Gradio 6). No preprocessing: a stale method
-        # of the model before reaches on_model, which fixes it, instead of Gradio refusing it against the new choices.
-        changed = pick(bind(header.on_model, ex), controls, steered, preprocess=False, **queue(False))
-        v.after(changed.then, *controls, h.explain, header=True)
+    h.shown_model = gr.State(ex.models()[0])
+    # Dropdowns fire "select" once per pick ("input" fires twice in Gradio 6). No preprocessing: a stale method of
+    # the model before reaches on_model, which fixes it, instead of Gradio refusing it against the new choices. A
+    # model pick keeps the layer's relative depth (resnet50's last stage -> a ViT's last block).
+    picked = h.model.select(
+        bind(header.on_model_pick, ex),
+        [*controls, h.shown_model],
+        [*steered, h.shown_model],
+        preprocess=False,
+        **queue(False),
+    )
+    v.after(picked.then, *controls, h.explain, header=True)
+    changed = h.method.select(bind(header.on_model, ex), controls, steered, preprocess=False, **queue(False))
+    v.after(changed.then, *controls, h.explain, header=True)
     for how, button in playback.buttons.items():
         v.after(
             button.click(bind(header.on_step, ex), [*controls[:3], gr.State(how)], h.layer, **queue(False)).then,
@@ -86,6 +98,7 @@ def _wire_header(demo: gr.Blocks, page: Page, playback: header.Playback) -> None
     h.image_id.change(fn, inputs, outputs, **kw, **LAST)
     for after in page.links:  # a link set the header (maybe the image): its resets first, then every view
         refreshed = after(step[0], [h.image_id, gr.State(None)], step[2], **queue(False))
+        refreshed.then(lambda m: m, h.model, h.shown_model, **queue(False))  # the model a link showed
         v.after(refreshed.then, h.image_id, *controls, h.explain, header=True)
 
     # On load: status line, gallery, valid controls, and every view of the first image.

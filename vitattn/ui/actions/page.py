@@ -254,3 +254,13 @@ def step_layer(layers: Sequence[int], layer: float, how: str) -> int:
     i = layers.index(int(layer)) if int(layer) in layers else len(layers) - 1
     j = {"first": 0, "previous": i - 1, "next": i + 1, "last": len(layers) - 1}[how]
     return layers[min(max(j, 0), len(layers) - 1)]
+
+
+def same_depth(before: ModelInfo, layer: float, after: ModelInfo, method: str) -> int:
+    """The layer of ``after`` (under ``method``) at the same relative depth as ``layer`` of ``before``: depth
+    ``(layer + 1) / num_layers`` (``ModelInfo.depth``: ViT blocks and ResNet stages on one axis), the nearest
+    layer ``method`` has. ResNet-50's last stage (index 3 of 4) becomes a 12-block ViT's layer 11, not its layer 3."""
+    depth = (int(layer) + 1) / before.num_layers
+    wanted = round(depth * after.num_layers) - 1
+    valid = after.layers[method if method in after.methods else after.methods[0]]
+    return min(valid, key=lambda v: (abs(v - wanted), -v))

@@ -90,6 +90,15 @@ def on_model(ex: Explorer, model: str, method: str, layer: float, head: int) -> 
     )
 
 
+def on_model_pick(ex: Explorer, model: str, method: str, layer: float, head: int, shown: str | None) -> tuple:
+    """``on_model`` for a model picked in the header: the layer keeps its relative depth (``page.same_depth``), not
+    its index; and the model now shown."""
+    if shown and shown != model and shown in ex.models():
+        c = nav.controls(ex.info(model), method, None, None)
+        layer = nav.same_depth(ex.info(shown), layer, ex.info(model), c.method)
+    return (*on_model(ex, model, method, layer, head), model)
+
+
 def open_view(ex: Explorer, model: str, method: str, layer: int, head: int) -> tuple:
     """Updates of (tabs, model, method, layer, head, class picker) that show one view in the Attention tab."""
     return gr.Tabs(selected="attention"), gr.update(value=model), *on_model(ex, model, method, layer, head)

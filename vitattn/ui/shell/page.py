@@ -29,6 +29,7 @@ class Header:
     opacity: gr.Slider
     status: gr.Markdown
     explain: gr.Dropdown | None = None  # the class a gradient method explains (set by the Attention tab)
+    shown_model: gr.State | None = None  # the model whose layers the layer slider shows (a pick keeps the depth)
 
     @property
     def view(self) -> list:

@@ -32,6 +32,8 @@ class View:
     outputs: tuple
     live: bool = False
     always: bool = False
+    tab: str | None = None  # computed only while this tab is open (and when it opens); None: always
+    on_open: bool = True  # computed when its tab opens (False: the tab's own select event computes it)
 
 
 def _contains(components: Sequence, c) -> bool:
@@ -43,11 +45,43 @@ class Registry:
 
     def __init__(self) -> None:
         self._views: dict[str, View] = {}
+        self.open_tab: gr.State | None = None  # the id of the tab shown (set by the page): tab-bound views read it
 
-    def add(self, name: str, fn: Callable, inputs: Sequence, outputs: Sequence, *, live=False, always=False) -> None:
+    def add(
+        self,
+        name: str,
+        fn: Callable,
+        inputs: Sequence,
+        outputs: Sequence,
+        *,
+        live=False,
+        always=False,
+        tab=None,
+        on_open=True,
+    ) -> None:
+        """Registers a view; ``tab``: compute it only while that tab is open (a view of a tab nobody looks at, e.g. the
+        Query tab's live inference, does not run on every header change; it runs when its tab opens)."""
         if name in self._views:
             raise ValueError(f"view {name!r} is registered twice")
-        self._views[name] = View(name, fn, tuple(inputs or ()), tuple(outputs), live, always)
+        self._views[name] = View(name, fn, tuple(inputs or ()), tuple(outputs), live, always, tab, on_open)
+
+    def of_tab(self, tab: str) -> tuple[str, ...]:
+        """The views bound to ``tab`` that run when it opens."""
+        return tuple(n for n, v in self._views.items() if v.tab == tab and v.on_open)
+
+    def _triple(self, v: View, opened: bool) -> wiring.Step:
+        """The view as (fn, inputs, outputs); a tab-bound one also reads the open tab and skips while it is closed
+        (``opened``: the event opens its tab, so it runs)."""
+        if v.tab is None or opened:
+            return v.fn, list(v.inputs), list(v.outputs)
+        if self.open_tab is None:
+            raise ValueError(f"view {v.name!r} is bound to tab {v.tab!r} but the page has no open-tab state")
+
+        def when_open(shown: str, *values):
+            return v.fn(*values) if shown == v.tab else wiring.skips(len(v.outputs))
+
+        when_open.__name__ = f"{v.fn.__name__}_if_open"
+        return when_open, [self.open_tab, *v.inputs], list(v.outputs)
 
     def __getitem__(self, name: str) -> View:
         return self._views[name]
@@ -65,10 +99,12 @@ class Registry:
                     out.append(n)
         return tuple(out)
 
-    def handler(self, names: Sequence[str], step: wiring.Step | None = None) -> tuple[wiring.Step, dict]:
+    def handler(
+        self, names: Sequence[str], step: wiring.Step | None = None, opened: bool = False
+    ) -> tuple[wiring.Step, dict]:
         """One handler for the views ``names`` (after ``step``, when given), and its queue options."""
         chosen = [self._views[n] for n in names]
-        triples = [(v.fn, list(v.inputs), list(v.outputs)) for v in chosen]
+        triples = [self._triple(v, opened) for v in chosen]
         fn = wiring.combine(triples) if step is None else wiring.after_step(step, triples)
         return fn, queue(any(v.live for v in chosen))
 
@@ -79,11 +115,17 @@ class Registry:
             kw = queue(live)
         gr.on(triggers, fn, inputs, outputs, **kw, **LAST)
 
-    def after(self, then: Callable, *targets, header: bool = False) -> None:
+    def after(self, then: Callable, *targets, header: bool = False, opened: bool = False) -> None:
         """``targets`` recomputed by one event after a step (``then``: the step's ``.then`` or ``.success``);
-        ``header``: also the views marked ``always``."""
+        ``header``: also the views marked ``always``; ``opened``: the step opened the views' tab."""
         names = self.names(targets)
         if header:
             names += tuple(n for n, v in self._views.items() if v.always and n not in names)
-        (fn, inputs, outputs), kw = self.handler(names)
+        (fn, inputs, outputs), kw = self.handler(names, opened=opened)
         then(fn, inputs, outputs, **kw)
+
+    def on_open(self, tab: gr.Tab, tab_id: str) -> None:
+        """When ``tab`` opens: the open-tab state is set in the browser (no request), then the tab's views run."""
+        opened = tab.select(None, None, self.open_tab, js=f"() => {tab_id!r}", **queue(False))
+        if self.of_tab(tab_id):
+            self.after(opened.then, *self.of_tab(tab_id), opened=True)

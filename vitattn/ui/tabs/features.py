@@ -39,7 +39,7 @@ def build(page: Page) -> None:
     ids = ex.image_ids()
     with_heads = [m for m in ex.models() if get_spec(m).family != "resnet"]  # the spec: no network loaded
     image_id, model, method, layer = controls.image_id, controls.model, controls.method, controls.layer
-    with gr.Tab("Features", id="features", elem_id="features-panel") as tab:
+    with gr.Tab("Features", id="features", elem_id="features-panel"):
         gr.Markdown(FEATURES_INTRO)
         gr.Markdown("### PCA feature maps (model and layer: the controls above)")
         with gr.Row():
@@ -170,11 +170,10 @@ def build(page: Page) -> None:
     wire(picked.change(safe(6)(on_picked), [image_id, picked], link_outputs, **PRIVATE, **VIEWS))
     run.click(safe(2)(on_run), [image_id, model, method, layer, mode], [curves, areas], **PRIVATE, **LIVE)
 
-    def on_tab(*values):
-        picture = safe(1)(on_pca)(*values[: len(pca_inputs)])
-        return (picture, *safe(5)(on_stats)(*values[len(pca_inputs) :]))
-
-    tab.select(on_tab, [*pca_inputs, *stat_inputs], [pca, *stat_outputs], **PRIVATE, **LIVE)
+    # Views of this tab (computed while it is open and when it opens): the PCA follows the header's image, model
+    # and layer; the statistics the header's image.
+    page.views.add("pca", on_pca, pca_inputs, [pca], tab="features")
+    page.views.add("head_stats", on_stats, stat_inputs, stat_outputs, tab="features", live=True)
 
 
 def _layer_tick(layer: int) -> str:

@@ -118,7 +118,11 @@ def build(page: Page) -> None:
             amap = numbers = row = None
             note, shown = gr.update(value=query_view.no_attention(model_name), visible=True), False
         return (
-            gr.update(value=lay, label=query_view.layer_label(ex, model_name)),
+            gr.update(
+                value=lay,
+                maximum=max(1, ex.info(model_name).num_layers - 1),  # a ResNet's 4 stages, a ViT's blocks
+                label=query_view.layer_label(ex, model_name),
+            ),
             gr.update(choices=choices, value=hd, interactive=len(choices) > 1),
             [x, y, image],
             note,
@@ -137,6 +141,16 @@ def build(page: Page) -> None:
         return everything(image, model_name, lay, hd, pt, opac, sc, clicked)
 
     n = len(outputs)
+    # While the tab is open its view follows the header's image and model (``tab="query"``); when it opens, layer and
+    # head start from the header's (its own select event, below).
+    page.views.add(
+        "query",
+        on_query_controls,
+        [image_id, model, layer, head, point, opacity, scale],
+        outputs,
+        tab="query",
+        on_open=False,
+    )
     tab_inputs = [image_id, model, header_layer, header_head, point, opacity, scale]
     tab.select(safe(n)(on_query_controls), tab_inputs, outputs, **PRIVATE, **VIEWS)
     inputs = [image_id, model, layer, head, point, opacity, scale]

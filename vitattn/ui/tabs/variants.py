@@ -53,7 +53,7 @@ def build(page: Page) -> None:
     _, methods0, method0, layers0, layer0, heads0, head0 = _pair_controls(ex, a0, b0, None, None, None)
     has_pairs = bool(variants_view.pairs(ex))
     image_id = controls.image_id
-    with gr.Tab("Variants", id="variants", elem_id="variants-panel") as tab:
+    with gr.Tab("Variants", id="variants", elem_id="variants-panel"):
         gr.Markdown(VARIANTS_INTRO)
         with gr.Row():
             model_a = gr.Dropdown(models, value=a0, label="A (e.g. frozen)")
@@ -135,14 +135,10 @@ def build(page: Page) -> None:
     row_inputs = [image_id, table, layer, head, box]
     table.select(safe(n + 2)(on_row), row_inputs, [model_a, model_b, *pair_outputs], **PRIVATE, **VIEWS)
 
-    def on_tab(*values):
-        first = safe(n)(pair_view)(*values[: len(pair_inputs)])
-        if not has_pairs:
-            return (*first, gr.skip(), gr.skip())
-        second = safe(2)(on_table)(*values[len(pair_inputs) :])
-        return (*first, *second)
-
-    tab.select(on_tab, [*pair_inputs, *t_inputs], [*pair_outputs, *t_outputs], **PRIVATE, **VIEWS)
+    # Views of this tab (computed while it is open and when it opens): the pair follows the header's image.
+    page.views.add("variant_pair", pair_view, pair_inputs, pair_outputs, tab="variants")
+    if has_pairs:
+        page.views.add("variant_table", on_table, t_inputs, t_outputs, tab="variants")
 
 
 def _click_on_shift(size: tuple[int, int], index, warned: bool) -> tuple[float, float]:
