@@ -370,6 +370,7 @@ def test_without_a_store_the_examples_run_live_and_the_iou_tab_says_it_needs_one
         app.leaderboard(90, "best")
     status = page.status(live_explorer)
     assert "No store" in status and "Random weights" in status
+    assert "download" not in status.replace("no download", "")  # issue 20, problem 10: nothing is downloaded
 
 
 def test_an_unreachable_store_still_starts_and_says_so(tmp_path):

@@ -175,6 +175,11 @@ def status(ex: Explorer) -> str:
             f"**Store** `{ex.config.store}`: {len(ex.image_ids())} images, {len(ex.models())} models (made {made}); "
             "stored images show precomputed maps, uploads are analysed live."
         ]
+    elif ex.random_weights("live"):  # nothing is downloaded: untrained networks are built on first use
+        lines = [
+            "**No store**: the bundled example images, analysed live by untrained networks built on first use (no "
+            "download). The IoU tab needs a store."
+        ]
     else:
         lines = [
             "**No store**: the bundled example images, analysed live (each model is downloaded and run on first "
