@@ -24,11 +24,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import gradio as gr
 import numpy as np
 
 from vitattn.analysis import Analysis
+from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.datasets import load_examples
 from vitattn.specs import MODELS
@@ -225,6 +227,15 @@ class Explorer(ClassScores, StoredTables):
         key = content_key(data)
         image_id = UPLOAD_PREFIX + key[:16]
         return self._uploads.get_or_make(image_id, lambda: upload_item(image_id, key, read_upload(data)))
+
+    def use_boxes(self, image_id: str, boxes: Sequence[LabeledBox]) -> bool:
+        """Your boxes become an upload's boxes (an upload has no expert boxes), so every tab (Attention, Compare,
+        Query, ...) scores and draws them; True for an upload. A stored or bundled image keeps its expert boxes."""
+        item = self.item(image_id)
+        if item.origin != "upload":
+            return False
+        self._uploads.put(image_id, replace(item, boxes=tuple(boxes)))
+        return True
 
     # -- maps, features, predictions -------------------------------------------------------------------------
 

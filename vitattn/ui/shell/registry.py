@@ -78,7 +78,9 @@ class Registry:
             raise ValueError(f"view {v.name!r} is bound to tab {v.tab!r} but the page has no open-tab state")
 
         def when_open(shown: str, *values):
-            return v.fn(*values) if shown == v.tab else wiring.skips(len(v.outputs))
+            if shown == v.tab:
+                return v.fn(*values)
+            return gr.skip() if len(v.outputs) == 1 else wiring.skips(len(v.outputs))
 
         when_open.__name__ = f"{v.fn.__name__}_if_open"
         return when_open, [self.open_tab, *v.inputs], list(v.outputs)

@@ -56,6 +56,7 @@ class Layout:
                         filterable=True,
                         elem_id="explain-class",
                     )
+                    self.metrics_note = gr.Markdown(visible=False, elem_id="metrics-note")
                     self.table = gr.Dataframe(
                         label="Metrics against the boxes, with baselines", wrap=True, max_height=250, elem_id="metrics"
                     )
@@ -207,9 +208,20 @@ def _target(ex: Explorer, model: str, method: str, target) -> int:
     return TOP1 if chosen is None else chosen
 
 
+NO_BOXES = (
+    "This image has no boxes to score against: draw or type yours on the **Your image** tab and press Score boxes "
+    "(an upload's boxes are then used by every tab)."
+)
+
+
 def page_attention(ex: Explorer, image_id, model, method, layer, head, opacity, percentile, show_mask, box, target):
+    """The map, and its metrics table, or one line where the image has no boxes (an upload before yours)."""
     mask = percentile if show_mask else 0
-    return attention(ex, image_id, model, method, layer, head, opacity, mask, box, _target(ex, model, method, target))
+    target = _target(ex, model, method, target)
+    picture, table, data = attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
+    boxed = bool(ex.item(image_id).boxes)
+    note = gr.update(value=None if boxed else NO_BOXES, visible=not boxed)
+    return picture, gr.update(value=table, visible=boxed), data, note
 
 
 def page_strip(ex: Explorer, image_id, model, method, head, opacity, scale, target):
@@ -224,6 +236,10 @@ def page_chart(ex: Explorer, image_id, model, method, layer, head, percentile, b
     if len(info.layers[method]) < 2:
         note = f"{method} has one layer ({info.layer_name(layer)}): no per-layer chart; its scores are in the table."
         return gr.update(value=None, visible=False), gr.update(value=note, visible=True)
+    if not ex.item(image_id).boxes:
+        return gr.update(value=None, visible=False), gr.update(
+            value=NO_BOXES.split(":")[0] + ": no per-layer chart.", visible=True
+        )
     target = _target(ex, model, method, target)
     rows = layer_metrics(ex, image_id, model, method, layer, head, percentile, box, target)
     order = views.chart_order(info, method, layer)
@@ -304,7 +320,7 @@ def build(page: Page) -> Layout:
     bind = api.bind
     view = [h.image_id, h.model, h.method, h.layer, h.head]
     inputs = [*view, h.opacity, t.percentile, t.show_mask, t.scope, t.explain]
-    page.views.add("attention", bind(page_attention, ex), inputs, [t.picture, t.table, t.data])
+    page.views.add("attention", bind(page_attention, ex), inputs, [t.picture, t.table, t.data, t.metrics_note])
     chart_in = [*view, t.percentile, t.scope, t.explain]
     page.views.add("chart", bind(page_chart, ex), chart_in, [t.chart, t.chart_note])
     strip_in = [h.image_id, h.model, h.method, h.head, h.opacity, t.scale, t.explain]

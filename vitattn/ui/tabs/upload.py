@@ -107,9 +107,10 @@ def page_mine(ex: Explorer, image_id, model, method, layer, head, boxes, opacity
     return uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity, corner)
 
 
-def check_boxes(ex: Explorer, boxes: str) -> None:
-    """Raises a clear error (a notice on the page) when your boxes do not parse."""
-    parse_boxes(boxes)
+def use_boxes(ex: Explorer, image_id: str, boxes: str) -> None:
+    """Your boxes, checked (a clear error, a notice on the page, when they do not parse); on an upload they become
+    the image's boxes, which every tab then scores and draws."""
+    ex.use_boxes(image_id, parse_boxes(boxes))
 
 
 def on_draw_click(ex: Explorer, image_id, model, method, layer, head, pending, boxes: str, evt: gr.SelectData):
@@ -161,8 +162,8 @@ def wire(page: Page, t: Layout) -> None:
     analysed.success(bind(after_upload, ex), t.upload_id, [h.image_id, t.boxes, t.corner], **queue(False))
     drawn = t.mine.select(bind(on_draw_click, ex), [*h.view, t.corner, t.boxes], [t.boxes, t.corner], **queue(False))
     v.after(drawn.then, "metrics")
-    v.after(t.score.click(bind(check_boxes, ex), t.boxes, None, **queue(False)).success, "metrics")
-    v.after(t.boxes.submit(bind(check_boxes, ex), t.boxes, None, **queue(False)).success, "metrics")
+    for trigger in (t.score.click, t.boxes.submit):  # then every view of the image: an upload's boxes changed
+        page.follow(trigger(bind(use_boxes, ex), [h.image_id, t.boxes], None, **queue(False)))
     v.after(t.clear.click(lambda: ("", None), None, [t.boxes, t.corner], **queue(False)).then, "metrics")
     mine_in = [*h.view, t.boxes, h.opacity]
     t.export.click(bind(export_mine, ex), mine_in, t.files, **queue(False))
