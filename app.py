@@ -29,6 +29,7 @@ from vitattn.ui import AppConfig, Explorer
 from vitattn.ui.data.config import MAX_UPLOAD_BYTES, QUEUE_SIZE, VIEW_WORKERS
 from vitattn.ui.demo import build_demo
 from vitattn.ui.shell.header import KEYS
+from vitattn.ui.shell.style import CSS
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -59,6 +60,7 @@ def serve(demo: gr.Blocks, host: str | None = None, port: int | None = None, *, 
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=VIEW_WORKERS)
     return demo.launch(
         js=KEYS,
+        css=CSS,
         server_name=host,
         server_port=port,
         show_error=True,

@@ -20,7 +20,7 @@ from vitattn.cache import LRU
 from vitattn.metrics import METRIC_NAMES
 from vitattn.store import open_store
 from vitattn.ui import AppConfig, Explorer, LiveModels
-from vitattn.ui.actions import page
+from vitattn.ui.actions import page, views
 from vitattn.ui.actions import similarity as sim
 from vitattn.ui.data.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
 from vitattn.ui.data.live import on_gpu
@@ -423,7 +423,7 @@ def test_controls_keep_what_stays_valid(explorer):
     c = page.controls(info, "pool", 0, 3)  # pool: last layer only
     assert c.layers == (1,) and c.layer == 1
     c = page.controls(explorer.info("resnet50"), "cls", 7, 2)
-    assert c.method == "gradcam" and c.layer == 3 and c.head == FUSED and c.heads == (("all heads fused", -1),)
+    assert c.method == "gradcam" and c.layer == 3 and c.head == FUSED and c.heads == (("whole stage (CNN)", -1),)
 
 
 def test_clicks_select_an_expert_box_a_point_or_two_corners():
@@ -487,3 +487,13 @@ def test_gpu_decorator_is_a_no_op_off_zerogpu(monkeypatch):
 
     assert on_gpu(f) is f
     assert not LiveModels("pretrained").random_weights() and LiveModels("small").random_weights("dinov2")
+
+
+def test_a_resnet_is_named_by_stage_and_never_by_heads(handlers, explorer):
+    """Issue 20, problem 8: titles said "layer 3" and "all heads fused" for a CNN stage."""
+    picture, _, data = handlers.attention("chelsea", "resnet50", "gradcam", 3, -1, 0.6)
+    title = views.view_name(explorer.info("resnet50"), "gradcam", 3, None)
+    assert title == "resnet50 · gradcam · stage 4 (layer4)" and "head" not in title
+    method, layer, head, _ = handlers.on_model("resnet50", "gradcam", 3, -1)
+    assert all("head" not in label for label, _ in head["choices"]) and "Stage" in layer["label"]
+    assert views.view_name(explorer.info("vit"), "cls", 1, None).endswith("layer 1 · all heads fused")

@@ -3,6 +3,9 @@ tests/test_app_navigate.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import gradio as gr
 import numpy as np
 import pandas as pd
 from app_support import store_dir
@@ -42,16 +45,24 @@ def test_the_layer_slider_names_resnet_stages(handlers):
     assert slider["label"] == "Layer" and explain["visible"] is False
 
 
-def test_strip_and_grid_clicks_name_the_tile_under_them(explorer):
+def test_strip_and_grid_clicks_read_the_layout_the_renderer_returned(handlers, explorer):
+    """A click on a strip or grid tile reads the layout kept with the picture (``render.tiles``: info["tiles"]),
+    which is where ``render.tile_boxes`` (the geometry alone) puts the tiles."""
     item = explorer.item(explorer.image_ids()[0])
     layers = explorer.info("resnet50").layers["gradcam"]
+    strip, _, layout, _ = handlers.page_strip(item.id, "resnet50", "gradcam", FUSED, 0.6, "per map", -1)
+    top = strip["value"].height - render.tile_boxes(item.picture.size, len(layers), warning=True)[-1][3]
+    assert layout["values"] == list(layers)
     boxes = render.tile_boxes(item.picture.size, len(layers), warning=True)
-    for i, b in enumerate(boxes):
-        at = page.strip_layer(explorer, item.id, "resnet50", "gradcam", FUSED, False, ((b[0] + b[2]) / 2, b[3] - 5))
-        assert at == layers[i]
+    assert [b[:2] for b in layout["boxes"]] == [list(b[:2]) for b in boxes] and top > 0  # the colour bar below
+    for b, layer in zip(layout["boxes"], layers, strict=True):
+        click = SimpleNamespace(index=[(b[0] + b[2]) / 2, b[3] - 5])
+        assert handlers.on_strip_click(layout, click)["value"] == layer
+    assert handlers.on_strip_click(layout, SimpleNamespace(index=[1, strip["value"].height - 2])) == gr.skip()
+    grid, _, grid_layout = handlers.page_heads(item.id, "vit", "cls", 1, 0.6, "shared", -1)
     heads = render.tile_boxes(item.picture.size, 4, shared=True, warning=True)
-    assert page.grid_head(explorer, item.id, "vit", "cls", 1, True, heads[3][:2]) == 3
-    assert page.grid_head(explorer, item.id, "resnet50", "gradcam", 1, True, heads[3][:2]) is None  # no heads
+    assert handlers.on_grid_click(grid_layout, SimpleNamespace(index=heads[3][:2]))["value"] == 3
+    assert handlers.page_heads(item.id, "resnet50", "gradcam", 1, 0.6, "shared", -1)[2] is None  # no heads
 
 
 def test_a_table_cell_opens_its_layer_and_head(handlers, explorer):

@@ -13,8 +13,8 @@ from vitattn.render.fonts import font
 
 MAX_SIDE = 768  # pictures are drawn at most this many pixels on their long side
 
-
 MIN_SIDE = 448  # and small images are enlarged to this, so titles and colour bars have room
+BUTTON_ROOM = 72  # right of a title band's warning: the page's download and fullscreen buttons cover the corner
 
 
 def fit(image: Image.Image, max_side: int = MAX_SIDE, min_side: int = 0) -> Image.Image:
@@ -58,23 +58,27 @@ def banner(width: int, text: str, warning: str = "") -> Image.Image:
     text_font = font(14)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     room = width - 12 - measure.textlength(text, font=text_font)
-    two_lines = bool(warning and text) and measure.textlength(warning, font=text_font) + 12 > room
+    right = BUTTON_ROOM if width >= 3 * BUTTON_ROOM else 6  # the page's download/fullscreen buttons sit there
+    two_lines = bool(warning and text) and measure.textlength(warning, font=text_font) + right + 6 > room
     band = Image.new("RGB", (width, 44 if two_lines else 24), (255, 255, 255))
     draw = ImageDraw.Draw(band)
     draw.text((6, 4), text, fill=(0, 0, 0), font=text_font)
     if warning:
-        x = max(6, width - 6 - draw.textlength(warning, font=text_font))
+        x = max(6, width - right - draw.textlength(warning, font=text_font))
         draw.text((x, 24 if two_lines else 4), warning, fill=hex_rgb(WARNING_COLOR), font=text_font)
     return band
 
 
 def stack(pictures: Sequence[Image.Image]) -> Image.Image:
-    """Pictures one above the other, left-aligned, on white."""
+    """Pictures one above the other, left-aligned, on white; a picture's tile layout (``info["tiles"]``, see
+    ``render.tiles``) is kept, moved down by what lies above it."""
     width = max(p.width for p in pictures)
     out = Image.new("RGB", (width, sum(p.height for p in pictures)), (255, 255, 255))
     y = 0
     for p in pictures:
         out.paste(p, (0, y))
+        if "tiles" in p.info:
+            out.info["tiles"] = [[x0, y0 + y, x1, y1 + y] for x0, y0, x1, y1 in p.info["tiles"]]
         y += p.height
     return out
 

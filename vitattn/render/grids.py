@@ -90,7 +90,8 @@ def tiles(
     each titled, with a colour bar below.
 
     Each map is scaled to its own range (the bar then reads 0..1 of each tile's range, and each title gives that
-    range), or with ``shared`` to the range of all of them (the bar gives the values).
+    range), or with ``shared`` to the range of all of them (the bar gives the values). The picture carries its
+    layout: ``picture.info["tiles"]`` holds each tile's pixel box ``[x0, y0, x1, y1]`` (title and map), in order.
     """
     maps = [np.asarray(m) for m in heatmaps]
     if not maps or len(maps) != len(titles) or any(m.ndim != 2 or m.size == 0 for m in maps):
@@ -119,7 +120,9 @@ def tiles(
         bar = colorbar(out.width, scale[0], scale[1], bar_label or "one scale for every tile")
     else:
         bar = colorbar(out.width, 0.0, 1.0, bar_label or "each tile scaled to its own range (given under its title)")
-    return stack([out, bar])
+    picture = stack([out, bar])
+    picture.info["tiles"] = [list(g.box(i)) for i in range(len(maps))]  # where each tile lies: clicks read this
+    return picture
 
 
 def _panel(

@@ -35,7 +35,7 @@ from vitattn import render, variants
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES
 from vitattn.ui.actions.common import all_models, check_head, check_layer, info
 from vitattn.ui.actions.page import Controls, controls
-from vitattn.ui.actions.views import RANDOM_LABEL, head_name, numbers
+from vitattn.ui.actions.views import RANDOM_LABEL, numbers, view_name
 from vitattn.ui.data.catalog import FUSED, ModelInfo
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
@@ -208,7 +208,7 @@ def compare_maps(
 
 
 def _describe(model_info: ModelInfo, method: str, layer: int, head: int | None) -> str:
-    return f"{model_info.name} · {method} · {model_info.layer_name(layer)} · {head_name(head)}"
+    return view_name(model_info, method, layer, head)
 
 
 def _side_data(side: tuple, origin: str, random: bool, raw: np.ndarray, shown: np.ndarray) -> dict:

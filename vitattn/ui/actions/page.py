@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vitattn.boxes import LabeledBox
-from vitattn.render import fit, table_cell_at, tile_at
+from vitattn.render import fit, table_cell_at
 from vitattn.ui.data.catalog import FUSED, ModelInfo
 from vitattn.ui.data.errors import redact
 from vitattn.ui.data.explorer import Explorer
@@ -40,7 +40,8 @@ def controls(info: ModelInfo, method: str | None, layer: float | None, head: flo
     layers = info.layers[method]
     layer = int(layer) if layer is not None and int(layer) in layers else layers[-1]
     n = info.heads[method]
-    heads = (("all heads fused", FUSED), *((f"head {h}", h) for h in range(n)))
+    fused = "whole stage (CNN)" if info.family == "resnet" else "all heads fused"  # a CNN has no heads
+    heads = ((fused, FUSED), *((f"head {h}", h) for h in range(n)))
     head = int(head) if head is not None and 0 <= int(head) < n else FUSED
     return Controls(info.methods, method, layers, layer, heads, head)
 
@@ -209,28 +210,6 @@ def status(ex: Explorer) -> str:
 # -- clicks on strips, grids and tables: which view a click opens ------------------------------------------------
 
 
-def strip_layer(
-    ex: Explorer, image_id: str, model: str, method: str, head: int | None, shared: bool, point: Sequence[float]
-) -> int | None:
-    """The layer whose tile of the layer strip (``views.layer_strip``) lies under pixel ``point``, or None."""
-    item, info = ex.item(image_id), ex.info(model)
-    layers = info.layers[method]
-    fused = head is None or head == FUSED or info.heads.get(method, 0) == 0
-    _, origin = ex.map(item, model, method, layers[0], None if fused else int(head))
-    at = tile_at(item.picture.size, len(layers), point, shared=shared, warning=ex.random_weights(origin, model))
-    return None if at is None else layers[at]
-
-
-def grid_head(
-    ex: Explorer, image_id: str, model: str, method: str, layer: int, shared: bool, point: Sequence[float]
-) -> int | None:
-    """The head whose tile of the head grid (``views.head_grid``) lies under pixel ``point``, or None."""
-    item, info = ex.item(image_id), ex.info(model)
-    n = info.heads.get(method, 0)
-    if n == 0:
-        return None
-    _, origin = ex.heads(item, model, method, info.check_layer(method, layer))
-    return tile_at(item.picture.size, n, point, shared=shared, warning=ex.random_weights(origin, model))
 
 
 def table_view(info: ModelInfo, method: str, point: Sequence[float]) -> tuple[int, int] | None:
@@ -269,3 +248,20 @@ def same_depth(before: ModelInfo, layer: float, after: ModelInfo, method: str) -
     wanted = round(depth * after.num_layers) - 1
     valid = after.layers[method if method in after.methods else after.methods[0]]
     return min(valid, key=lambda v: (abs(v - wanted), -v))
+
+
+def tile_layout(picture, values: Sequence) -> dict:
+    """What a click on a strip or grid needs, from the layout the renderer returned with the picture
+    (``render.tiles``: ``picture.info["tiles"]``): each tile's box and the value it stands for (a layer, a head)."""
+    return {"boxes": picture.info["tiles"], "values": [int(v) for v in values]}
+
+
+def tile_value(layout: dict | None, point: Sequence[float]) -> int | None:
+    """The value of the tile under pixel ``point`` (x, y) of the picture, from its kept layout; None off the tiles."""
+    if not layout:
+        return None
+    x, y = float(point[0]), float(point[1])
+    for (x0, y0, x1, y1), value in zip(layout["boxes"], layout["values"], strict=True):
+        if x0 <= x < x1 and y0 <= y < y1:
+            return value
+    return None

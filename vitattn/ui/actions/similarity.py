@@ -77,7 +77,7 @@ def similarity(
         boxes=[region] if is_box else (),
         labels=False,
         cells=cells,
-        title=f"{item.id} · {model} · layer {layer} · similarity to the {what}",
+        title=f"{item.id} · {model} · {info.layer_name(layer)} · similarity to the {what}",
         warning=_warning(ex, origin, model),
         bar_label="cosine similarity, fixed scale -1..1 (white: 0)" if fixed else "cosine similarity (its own range)",
         scale=(-1.0, 1.0) if fixed else None,

@@ -57,6 +57,15 @@ def head_name(head: int | None) -> str:
     return "all heads fused" if head is None else f"head {head}"
 
 
+def view_name(info: ModelInfo, method: str, layer: int, head: int | None) -> str:
+    """ "dinov2 · cls · layer 7 · head 3"; a method without heads (a ResNet stage, rollout, gradcam) names no head:
+    "resnet50 · gradcam · stage 4 (layer4)"."""
+    parts = [info.name, method, info.layer_name(layer)]
+    if info.heads.get(method, 0) > 0:
+        parts.append(head_name(head))
+    return " · ".join(parts)
+
+
 def _check_opacity(opacity: float) -> float:
     if isinstance(opacity, bool) or not isinstance(opacity, int | float) or not 0.0 <= opacity <= 1.0:
         raise fail(f"opacity must be a number in [0, 1], got {brief(opacity)}")
@@ -74,7 +83,7 @@ def _warning(ex: Explorer, origin: str, model: str) -> str:
 
 
 def _describe(info: ModelInfo, image_id: str, method: str, layer: int, head: int | None) -> str:
-    return f"{image_id} · {info.name} · {method} · {info.layer_name(layer)} · {head_name(head)}"
+    return f"{image_id} · {view_name(info, method, layer, head)}"
 
 
 def check_percentile(percentile: float | None) -> int | None:
@@ -255,7 +264,7 @@ def layer_strip(
         opacity=opacity,
         warning=warning,
         shared=shared,
-        bar_label=f"{method}, {head_name(head)}: "
+        bar_label=f"{method}{'' if info.heads.get(method, 0) == 0 else ', ' + head_name(head)}: "
         + ("one scale for every layer" if shared else "each layer scaled to its own range"),
     )
     data = {

@@ -79,7 +79,9 @@ class Layout:
                 list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip and the grid"
             )
             self.strip = gr.Image(label="The same map at every layer (click one)", elem_id="layer-strip", **PICTURE)
+            self.strip_note = gr.Markdown(visible=False, elem_id="layer-strip-note")
             self.grid = gr.Image(label="Every head of this layer (click one)", elem_id="head-grid", **PICTURE)
+            self.strip_layout, self.grid_layout = gr.State(None), gr.State(None)  # where their tiles lie
             with gr.Row():
                 self.export = gr.Button("Export this view: map .npy, tables .csv, picture .png", size="sm")
                 self.files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="export")
@@ -224,8 +226,17 @@ def page_attention(ex: Explorer, image_id, model, method, layer, head, opacity, 
     return picture, gr.update(value=table, visible=boxed), data, note
 
 
-def page_strip(ex: Explorer, image_id, model, method, head, opacity, scale, target):
-    return layers(ex, image_id, model, method, head, opacity, scale, _target(ex, model, method, target))
+def page_strip(ex: Explorer, image_id, model, method, head, opacity, scale, target) -> tuple:
+    """The layer strip, its numbers and its layout (for a click); a method with one layer (SigLIP's pool) has no
+    strip: one line says so."""
+    info = ex.info(model)
+    valid = info.layers[info.check_method(method)]
+    if len(valid) < 2:
+        note = f"{method} has one layer ({info.layer_name(valid[0])}): the map above is all there is."
+        return gr.update(value=None, visible=False), None, None, gr.update(value=note, visible=True)
+    picture, numbers = layers(ex, image_id, model, method, head, opacity, scale, _target(ex, model, method, target))
+    shown = gr.update(value=picture, visible=True)
+    return shown, numbers, nav.tile_layout(picture, valid), gr.update(visible=False)
 
 
 def page_chart(ex: Explorer, image_id, model, method, layer, head, percentile, box, target) -> tuple:
@@ -248,11 +259,12 @@ def page_chart(ex: Explorer, image_id, model, method, layer, head, percentile, b
 
 
 def page_heads(ex: Explorer, image_id: str, model: str, method: str, layer: float, opacity: float, scale: str, target):
-    """The head grid, hidden where the method fuses heads by definition."""
-    if ex.info(model).heads.get(method, 0) == 0:
-        return gr.update(value=None, visible=False), None
+    """The head grid, its numbers and its layout (for a click); hidden where the method fuses heads by definition."""
+    info = ex.info(model)
+    if info.heads.get(method, 0) == 0:
+        return gr.update(value=None, visible=False), None, None
     picture, numbers = heads(ex, image_id, model, method, layer, opacity, scale, _target(ex, model, method, target))
-    return gr.update(value=picture, visible=True), numbers
+    return gr.update(value=picture, visible=True), numbers, nav.tile_layout(picture, range(info.heads[method]))
 
 
 def page_predictions(ex: Explorer, image_id: str, model: str, method: str) -> tuple[dict, dict]:
@@ -278,16 +290,16 @@ def on_map_click(ex: Explorer, image_id, model, method, layer, head, box, target
     return views.attention_click(ex, image_id, model, method, layer, head, box, evt.index, chosen)
 
 
-def on_strip_click(ex: Explorer, image_id, model, method, head, scale, evt: gr.SelectData) -> dict:
-    """A click on a tile of the layer strip shows that layer."""
-    shared = scale == views.SCALES[1]
-    layer = nav.strip_layer(ex, image_id, model, method, head, shared, evt.index)
+def on_strip_click(ex: Explorer, layout: dict | None, evt: gr.SelectData) -> dict:
+    """A click on a tile of the layer strip shows that layer (the tile is found in the layout the renderer
+    returned with the picture, kept in a ``gr.State``: nothing is recomputed)."""
+    layer = nav.tile_value(layout, evt.index)
     return gr.skip() if layer is None else gr.update(value=layer)
 
 
-def on_grid_click(ex: Explorer, image_id, model, method, layer, scale, evt: gr.SelectData) -> dict:
-    """A click on a tile of the head grid shows that head."""
-    head = nav.grid_head(ex, image_id, model, method, layer, scale == views.SCALES[1], evt.index)
+def on_grid_click(ex: Explorer, layout: dict | None, evt: gr.SelectData) -> dict:
+    """A click on a tile of the head grid shows that head (from the grid's kept layout)."""
+    head = nav.tile_value(layout, evt.index)
     return gr.skip() if head is None else gr.update(value=head)
 
 
@@ -324,9 +336,10 @@ def build(page: Page) -> Layout:
     chart_in = [*view, t.percentile, t.scope, t.explain]
     page.views.add("chart", bind(page_chart, ex), chart_in, [t.chart, t.chart_note])
     strip_in = [h.image_id, h.model, h.method, h.head, h.opacity, t.scale, t.explain]
-    page.views.add("layers", bind(page_strip, ex), strip_in, [t.strip, t.strip_data])
+    strip_out = [t.strip, t.strip_data, t.strip_layout, t.strip_note]
+    page.views.add("layers", bind(page_strip, ex), strip_in, strip_out)
     grid_in = [h.image_id, h.model, h.method, h.layer, h.opacity, t.scale, t.explain]
-    page.views.add("heads", bind(page_heads, ex), grid_in, [t.grid, t.grid_data])
+    page.views.add("heads", bind(page_heads, ex), grid_in, [t.grid, t.grid_data, t.grid_layout])
     live = not ex.predictions_stored
     predicted = [h.image_id, h.model, h.method]
     page.views.add("predictions", bind(page_predictions, ex), predicted, [t.top5, t.explain], live=live)
@@ -346,9 +359,7 @@ def wire(page: Page, t: Layout) -> None:
     v.after(t.scope.select(lambda b: b, t.scope, t.scope, **queue(False)).then, t.scope)
     map_in = [*h.view, t.scope, t.explain]
     v.after(t.picture.select(bind(on_map_click, ex), map_in, t.scope, **queue(False)).then, t.scope)
-    strip_in = [h.image_id, h.model, h.method, h.head, t.scale]
-    v.after(t.strip.select(bind(on_strip_click, ex), strip_in, h.layer, **queue(False)).then, h.layer)
-    grid_in = [h.image_id, h.model, h.method, h.layer, t.scale]
-    v.after(t.grid.select(bind(on_grid_click, ex), grid_in, h.head, **queue(False)).then, h.head)
+    v.after(t.strip.select(bind(on_strip_click, ex), t.strip_layout, h.layer, **queue(False)).then, h.layer)
+    v.after(t.grid.select(bind(on_grid_click, ex), t.grid_layout, h.head, **queue(False)).then, h.head)
     view = [*h.view, h.opacity, t.percentile, t.show_mask, t.scope, t.explain]
     t.export.click(bind(export_view, ex), view, t.files, **queue(False))

@@ -129,7 +129,11 @@ def build(page: Page) -> None:
         return picture, places, div, note, frame
 
     def on_run(image, model_name, meth, lay, how):
-        return features_view.faithfulness(ex, image, model_name, meth, int(lay), how)
+        """The curves, titled with what they are of (model, method, layer: the header's, all heads fused)."""
+        curves_rows, areas_rows = features_view.faithfulness(ex, image, model_name, meth, int(lay), how)
+        model_info = ex.info(model_name)
+        what = f"{model_name} · {meth} · {model_info.layer_name(int(lay))} · all heads fused · {image}"
+        return gr.update(value=curves_rows, title=f"Deletion and insertion: {what}"), areas_rows
 
     link_outputs, wire = page.link_outputs, page.follow
 

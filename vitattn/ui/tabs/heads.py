@@ -54,16 +54,15 @@ def build(page: Page) -> None:
                 elem_id="head-ranking",
             )
             export.csv_button(ranking, "head-ranking")
-            with gr.Row():
-                matrix = gr.Image(label="Head x feature type", elem_id="head-matrix", scale=3, **PICTURE)
-                with gr.Column(scale=2):
-                    best = gr.Dataframe(
-                        label="Best head per feature type (click a row: its exemplars)",
-                        interactive=False,
-                        max_height=520,
-                        elem_id="head-best",
-                    )
-                    export.csv_button(best, "best-heads")
+            # the head x feature-type table at its own size, scrolling (style.py): readable, not fitted
+            matrix = gr.Image(label="Head x feature type", elem_id="head-matrix", **PICTURE)
+            best = gr.Dataframe(
+                label="Best head per feature type (click a row: its exemplars)",
+                interactive=False,
+                max_height=520,
+                elem_id="head-best",
+            )
+            export.csv_button(best, "best-heads")
             with gr.Row():
                 feature = gr.Dropdown(
                     list(start.features),
