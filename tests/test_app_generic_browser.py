@@ -60,6 +60,36 @@ def _dropdowns(w, panel) -> list[str]:
     return labels
 
 
+def _work_dropdowns(w, panel, tab: str) -> None:
+    """Every enabled dropdown of ``panel``: another option picked, as a person does (click open, click option)."""
+    for label in _dropdowns(w, panel):
+        box = panel.get_by_label(label, exact=True).first
+        if not box.is_visible() or not box.is_enabled():
+            continue
+        options = w.options(label, within=panel)
+        current = box.input_value()
+        others = [o for o in options if o and o != current]
+        if others:
+            w.pick(label, others[0], within=panel)
+            _check_page(w, f"{tab}: {label} = {others[0]}")
+
+
+def _step_sliders(w, panel, tab: str) -> None:
+    """Every enabled slider of ``panel``: one keyboard step (left at the end of its range), which must ask the server
+    for the views that read it."""
+    sliders = panel.locator("input[type=range]").locator("visible=true")
+    for i in range(sliders.count()):
+        slider = sliders.nth(i)
+        if not slider.is_enabled():
+            continue
+        at_end = float(slider.input_value()) >= float(slider.get_attribute("max") or 0)
+        key = "ArrowLeft" if at_end else "ArrowRight"
+        name = slider.get_attribute("aria-label") or f"slider {i}"
+        caused = w.act(f"{tab}: {name} {key}", lambda s=slider, k=key: s.press(k))
+        assert caused >= 1, f"{tab}: a keyboard step on {name} asked the server for nothing"
+        _check_page(w, f"{tab}: {name} stepped")
+
+
 def _picture(w, selector: str) -> str | None:
     img = w.page.locator(f"{selector} img").first
     return img.get_attribute("src") if img.count() else None
@@ -71,26 +101,10 @@ def test_every_dropdown_and_slider_of_the_tab_settles_and_shows_no_repr(walker, 
     w = walker
     w.tab(tab)
     _check_page(w, f"tab {tab}")
-    panel = _panel(w)
-    for label in _dropdowns(w, panel):
-        box = panel.get_by_label(label, exact=True).first
-        if not box.is_visible() or not box.is_enabled():
-            continue
-        options = w.options(label, within=panel)
-        current = box.input_value()
-        others = [o for o in options if o and o != current]
-        if others:
-            w.pick(label, others[0], within=panel)
-            _check_page(w, f"{tab}: {label} = {others[0]}")
-    sliders = panel.locator("input[type=range]").locator("visible=true")
-    for i in range(sliders.count()):
-        slider = sliders.nth(i)
-        if not slider.is_enabled() or slider.get_attribute("max") == slider.get_attribute("value"):
-            continue
-        name = slider.get_attribute("aria-label") or f"slider {i}"
-        caused = w.act(f"{tab}: {name} ArrowRight", lambda s=slider: s.press("ArrowRight"))
-        assert caused >= 1, f"{tab}: a keyboard step on {name} asked the server for nothing"
-        _check_page(w, f"{tab}: {name} stepped")
+    panels = [_panel(w)] + ([w.page.locator("#top-controls")] if tab == "Attention" else [])  # the header: once
+    for panel in panels:
+        _work_dropdowns(w, panel, tab)
+        _step_sliders(w, panel, tab)
     w.shot(f"{tab.lower().replace(' ', '-')}-1400")
 
 

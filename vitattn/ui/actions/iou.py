@@ -316,32 +316,31 @@ def _kruskal(values, groups) -> tuple[float, float]:
     return round(float(result.H), 4), round(float(result.p), 4)
 
 
-def leaderboard(ex: Explorer, percentile: int, method: str = BEST) -> pd.DataFrame:
-    """Models at their best layer, ranked by mean IoU at ``percentile``, with the baselines below."""
+def leaderboard(ex: Explorer, percentile: int = 90, method: str = BEST) -> pd.DataFrame:
+    """Models at their best layer ranked by mean IoU at a percentile (method "best": each model's best), with
+    coverage, pointing game and the baselines."""
     return _cached(ex, "leaderboard", percentile, method)
 
 
-def curves(ex: Explorer, percentile: int, method: str = BEST) -> pd.DataFrame:
-    """Mean IoU per layer of every model (at its best method, or at ``method``), for one plot: ``model, method,
-    layer, depth, iou`` and ``lo``, ``hi``, the 95% bootstrap interval over images (percentile, 1000 resamples,
-    seed 0)."""
+def curves(ex: Explorer, percentile: int = 90, method: str = BEST) -> pd.DataFrame:
+    """Mean IoU per layer of every model: rows (model, method, layer name, depth = (layer + 1) / layers, iou, lo, hi:
+    the 95% bootstrap interval over images)."""
     return _cached(ex, "curves", percentile, method)
 
 
-def grid(ex: Explorer, model: str, method: str, percentile: int) -> tuple[Image.Image, dict]:
-    """Mean IoU per layer and head of one model and method, as a picture and numbers."""
+def grid(ex: Explorer, model: str, method: str, percentile: int = 90) -> tuple[Image.Image, dict]:
+    """Mean IoU per layer and head of one model and method, as a table picture with a legend and as numbers."""
     return _cached(ex, "grid", model, method, percentile)
 
 
-def by_group(ex: Explorer, model: str, method: str, layer: float, by: str, percentile: int) -> pd.DataFrame:
-    """Mean IoU of one model by box label or by image style (``layer`` -1: the best layer)."""
+def by_group(ex: Explorer, model: str, method: str = BEST, layer: int = -1, by: str = "label", percentile: int = 90):
+    """Mean IoU of one model by box label or by image style (method "best", layer -1: the best ones)."""
     return _cached(ex, "breakdown", model, method, layer, by, percentile)
 
 
-def compare(ex: Explorer, model_a: str, model_b: str, percentile: int) -> pd.DataFrame:
-    """Paired test of two models (each at its best method and layer) over shared images, one row per metric: the
-    paired t-test or Wilcoxon signed-rank (by a Shapiro-Wilk check), the mean difference B - A with its bootstrap
-    interval, d_z, rank-biserial, and p-values Holm-corrected across the rows."""
+def compare(ex: Explorer, model_a: str, model_b: str, percentile: int = 90) -> pd.DataFrame:
+    """Paired test of two models, each at its best method and layer, over the images both cover: one row per metric
+    (t-test or Wilcoxon by a Shapiro-Wilk check, B - A with a bootstrap interval, d_z, Holm-corrected p)."""
     return _cached(ex, "compare", model_a, model_b, percentile)
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from vitattn import render
 from vitattn.boxes import LabeledBox
 from vitattn.similarity import check_region, similarity_map
-from vitattn.ui.actions.views import DECIMALS, SIM_SCALES, _check_opacity, _warning, numbers
+from vitattn.ui.actions.views import DECIMALS, OPACITY, SIM_SCALES, _check_opacity, _warning, numbers
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
 
@@ -40,16 +40,17 @@ def similarity(
     ex: Explorer,
     image_id: str,
     model: str,
-    layer: float,
+    layer: int,
     x0: float,
     y0: float,
     x1: float,
     y1: float,
-    opacity: float,
-    scale: str = SIM_SCALES[0],
+    opacity: float = OPACITY,
+    scale: str = "per map",
 ) -> tuple[Image.Image, dict]:
-    """Cosine similarity of every patch to the mean feature of the patches a box (or point) selects; ``scale``
-    "per map" colours the map's own range, "fixed [-1, 1]" cosine similarity's whole range on a diverging map."""
+    """Cosine similarity of every patch to the mean feature inside a box (x0, y0, x1, y1 normalized to [0, 1];
+    x0 == x1 and y0 == y1 is a point) at a layer, with the selected patches outlined; scale "per map" (its own range)
+    or "fixed [-1, 1]" (a diverging scale, white at 0)."""
     item = ex.item(image_id)
     info = ex.info(model)
     layer = info.check_feature_layer(layer)

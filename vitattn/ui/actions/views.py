@@ -37,6 +37,7 @@ from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
 
 RANDOM_LABEL = "RANDOM WEIGHTS"
+OPACITY = 0.6  # the default weight of the map colours over the image
 ALL_BOXES = -1  # the box value meaning "every expert box"
 SCALES = ("per map", "shared")  # colour scale of strips and grids: each tile its own range, or one for all
 # Colour scale of a similarity map: its own range (inferno), or cosine similarity's whole range -1..1 on a diverging
@@ -111,18 +112,17 @@ def attention(
     image_id: str,
     model: str,
     method: str,
-    layer: float,
-    head: float | None = FUSED,
-    opacity: float = 0.6,
-    mask: float | None = None,
-    box: float | None = ALL_BOXES,
-    target: int | None = None,
+    layer: int,
+    head: int | None = FUSED,
+    opacity: float = OPACITY,
+    mask: int = 0,
+    box: int = -1,
+    target: int = TOP1,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
-    """The map of one view over the image with its boxes, its metrics beside the baselines', and the raw map.
-
-    ``mask`` (an IoU percentile) outlines the top pixels that IoU keeps; ``box`` scores one expert box only;
-    ``target`` is the ImageNet class a gradient method of a classifier explains (None or -1: the top-1).
-    """
+    """The map of (model, method, layer, head) over the image with the expert boxes, its metrics beside the
+    baselines', and the raw map as numbers. head -1 (or None) fuses all heads; mask 90 outlines the top 10% of pixels
+    that IoU@90 keeps (0: no mask); box n scores expert box n alone (-1: all boxes); target is the ImageNet class
+    (0..999) a gradient method (gradcam, agcam, gae) of a classifier explains (-1: its top-1)."""
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
     opacity, percentile = _check_opacity(opacity), check_percentile(mask)
@@ -188,16 +188,14 @@ def layer_chart(
     image_id: str,
     model: str,
     method: str,
-    layer: float,
-    head: float | None = FUSED,
-    percentile: float = 90,
-    box: float | None = ALL_BOXES,
-    target: int | None = None,
+    layer: int,
+    head: int | None = FUSED,
+    percentile: int = 90,
+    box: int = -1,
+    target: int = TOP1,
 ) -> pd.DataFrame:
-    """IoU at ``percentile`` and coverage of this image's map at every layer of the method, and the baselines'
-    IoU as flat lines: rows ``(layer, value, series)``, ``layer`` the layer's name, the current one in brackets
-    ("[layer 7]"), in depth order (``chart_order``). ``target``: the class a gradient method explains (None or -1:
-    the top-1)."""
+    """IoU at the percentile and coverage of this image's map at every layer, the baselines as flat lines and the
+    current layer marked: rows (layer, value, series). target: as for /attention."""
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)
     metric = f"iou_{check_percentile(percentile) or 90}"
@@ -239,13 +237,13 @@ def layer_strip(
     image_id: str,
     model: str,
     method: str,
-    head: float | None = FUSED,
-    opacity: float = 0.6,
+    head: int | None = FUSED,
+    opacity: float = OPACITY,
     scale: str = "per map",
-    target: int | None = None,
+    target: int = TOP1,
 ) -> tuple[Image.Image, dict]:
-    """The same map at every layer that has one, side by side (each on its own grid: ResNet stages differ);
-    ``target``: the class a gradient method explains (None or -1: the top-1), named below the colour bar."""
+    """The same map at every layer, side by side (ResNet stages each on their own grid), with a colour bar (scale
+    "per map": each tile its own range; "shared": one range), and the maps as numbers. target: as for /attention."""
     item = ex.item(image_id)
     info = ex.info(model)
     info.check_method(method)
@@ -286,13 +284,12 @@ def head_grid(
     image_id: str,
     model: str,
     method: str,
-    layer: float,
-    opacity: float = 0.6,
+    layer: int,
+    opacity: float = OPACITY,
     scale: str = "per map",
-    target: int | None = None,
+    target: int = TOP1,
 ) -> tuple[Image.Image, dict]:
-    """Every head of one layer as a grid; ``target``: the class a gradient method explains (None or -1: the top-1),
-    named below the colour bar."""
+    """Every head of one layer as a grid with a colour bar, and the maps as numbers. target: as for /attention."""
     item = ex.item(image_id)
     info = ex.info(model)
     layer = info.check_layer(method, layer)
@@ -317,14 +314,14 @@ def head_grid(
 
 
 def predictions(ex: Explorer, image_id: str, model: str) -> dict[str, float]:
-    """Top-5 ImageNet classes and probabilities of a classifier; empty for other models."""
+    """Top-5 ImageNet classes of a classifier model (empty for the others)."""
     item = ex.item(image_id)
     top = ex.predictions(item, model)
     return {} if top is None else {label: round(float(p), 4) for label, p in top}
 
 
 def image(ex: Explorer, image_id: str) -> tuple[Image.Image, dict]:
-    """The image with its expert boxes drawn and labelled, and the boxes as numbers."""
+    """An image with its expert boxes drawn, and the boxes (normalized x0, y0, x1, y1) with labels and metadata."""
     item = ex.item(image_id)
     picture = render.draw_boxes(item.picture, item.boxes) if item.boxes else item.picture.copy()
     boxes = [{"box": list(b.box), "label": b.label, "group": b.group} for b in item.boxes]
@@ -371,7 +368,8 @@ def _plain(meta: dict) -> dict:
 
 
 def info(ex: Explorer) -> dict:
-    """What the app offers: store, images, and per model its methods, layers and heads."""
+    """What this app offers: store, image ids, and per model its methods, layers (with names) and heads, and
+    whether stored and live maps come from random weights."""
     models = {}
     for name in ex.models():
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vitattn.ui.actions.views import OPACITY  # noqa: F401  (the default weight of the map colours)
 from vitattn.ui.data.config import LIVE_WORKERS, VIEW_WORKERS
 
 # Live inference (uploads; predictions unless stored) and cached views queue separately: a view never waits for one.
@@ -14,7 +15,6 @@ BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band 
 PNG = {**BANDED, "format": "png"}  # pictures of tables and dots: sharp text
 FREE = {"allow_custom_value": True}  # choices follow other controls: a stale value reaches the handler, which checks it
 HIDDEN = {"visible": False, "interactive": True}
-OPACITY = 0.6  # the default weight of the map colours over the image
 
 
 def queue(live: bool) -> dict:

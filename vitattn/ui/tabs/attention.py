@@ -10,8 +10,6 @@ the renderer returned, kept in a ``gr.State``).
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
-from PIL import Image
 
 from vitattn.metrics import PERCENTILES
 from vitattn.ui.actions import export, views
@@ -20,7 +18,7 @@ from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import BANDED, LIVE, OPACITY, PICTURE, VIEWS, queue
+from vitattn.ui.shell.presets import BANDED, LIVE, PICTURE, VIEWS, queue
 
 TOP1 = views.TOP1
 TOP1_CHOICE = ("top-1 class (default)", TOP1)
@@ -99,105 +97,27 @@ def ping(ex: Explorer) -> str:
     return "pong"
 
 
-def info(ex: Explorer) -> dict:
-    """What this app offers: store, image ids, and per model its methods, layers (with names) and heads, and
-    whether stored and live maps come from random weights."""
-    return views.info(ex)
-
-
-def image(ex: Explorer, image_id: str) -> tuple[Image.Image, dict]:
-    """An image with its expert boxes drawn, and the boxes (normalized x0, y0, x1, y1) with labels and metadata."""
-    return views.image(ex, image_id)
-
-
-def attention(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    method: str,
-    layer: int,
-    head: int | None = FUSED,
-    opacity: float = OPACITY,
-    mask: int = 0,
-    box: int = -1,
-    target: int = TOP1,
-) -> tuple[Image.Image, pd.DataFrame, dict]:
-    """The map of (model, method, layer, head) over the image with the expert boxes, its metrics beside the
-    baselines', and the raw map as numbers. head -1 (or None) fuses all heads; mask 90 outlines the top 10% of pixels
-    that IoU@90 keeps (0: no mask); box n scores expert box n alone (-1: all boxes); target is the ImageNet class
-    (0..999) a gradient method (gradcam, agcam, gae) of a classifier explains (-1: its top-1)."""
-    return views.attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
-
-
-def layer_metrics(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    method: str,
-    layer: int,
-    head: int | None = FUSED,
-    percentile: int = 90,
-    box: int = -1,
-    target: int = TOP1,
-) -> pd.DataFrame:
-    """IoU at the percentile and coverage of this image's map at every layer, the baselines as flat lines and the
-    current layer marked: rows (layer, value, series). target: as for /attention."""
-    return views.layer_chart(ex, image_id, model, method, layer, head, percentile, box, target)
-
-
-def layers(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    method: str,
-    head: int | None = FUSED,
-    opacity: float = OPACITY,
-    scale: str = "per map",
-    target: int = TOP1,
-) -> tuple[Image.Image, dict]:
-    """The same map at every layer, side by side (ResNet stages each on their own grid), with a colour bar (scale
-    "per map": each tile its own range; "shared": one range), and the maps as numbers. target: as for /attention."""
-    return views.layer_strip(ex, image_id, model, method, head, opacity, scale, target)
-
-
-def heads(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    method: str,
-    layer: int,
-    opacity: float = OPACITY,
-    scale: str = "per map",
-    target: int = TOP1,
-) -> tuple[Image.Image, dict]:
-    """Every head of one layer as a grid with a colour bar, and the maps as numbers. target: as for /attention."""
-    return views.head_grid(ex, image_id, model, method, layer, opacity, scale, target)
-
-
-def predictions(ex: Explorer, image_id: str, model: str) -> dict[str, float]:
-    """Top-5 ImageNet classes of a classifier model (empty for the others)."""
-    return views.predictions(ex, image_id, model)
-
-
 def endpoints(page: Page, a: api.Inputs) -> None:
     """The endpoints of the Attention view: ping, info, image, attention, layer_metrics, layers, heads, predictions."""
     ex = page.explorer
     o_picture, o_map, o_data = api.picture("picture"), api.data("map"), api.data("data")
     view = [a.image, a.model, a.method, a.layer, a.head]
     api.endpoint("ping", api.bind(ping, ex), [], [api.plain("answer")], **VIEWS)
-    api.endpoint("info", api.bind(info, ex), [], [api.data("info")], **VIEWS)
-    api.endpoint("image", api.bind(image, ex), [a.image], [o_picture, o_data], **VIEWS)
+    api.endpoint("info", api.bind(views.info, ex), [], [api.data("info")], **VIEWS)
+    api.endpoint("image", api.bind(views.image, ex), [a.image], [o_picture, o_data], **VIEWS)
     maps = [o_picture, api.table("metrics"), o_map]
-    api.endpoint("attention", api.bind(attention, ex), [*view, a.opacity, a.mask, a.box, a.target], maps, **VIEWS)
+    api.endpoint("attention", api.bind(views.attention, ex), [*view, a.opacity, a.mask, a.box, a.target], maps, **VIEWS)
     rows = [api.table("rows")]
-    api.endpoint("layer_metrics", api.bind(layer_metrics, ex), [*view, a.percentile, a.box, a.target], rows, **VIEWS)
+    api.endpoint(
+        "layer_metrics", api.bind(views.layer_chart, ex), [*view, a.percentile, a.box, a.target], rows, **VIEWS
+    )
     strip_in = [a.image, a.model, a.method, a.head, a.opacity, a.scale, a.target]
-    api.endpoint("layers", api.bind(layers, ex), strip_in, [o_picture, api.data("maps")])
+    api.endpoint("layers", api.bind(views.layer_strip, ex), strip_in, [o_picture, api.data("maps")])
     grid_in = [a.image, a.model, a.method, a.layer, a.opacity, a.scale, a.target]
-    api.endpoint("heads", api.bind(heads, ex), grid_in, [o_picture, api.data("maps")])
+    api.endpoint("heads", api.bind(views.head_grid, ex), grid_in, [o_picture, api.data("maps")])
     live = not ex.predictions_stored
     top5 = [api.classes("top5")]
-    api.endpoint("predictions", api.bind(predictions, ex), [a.image, a.model], top5, **(LIVE if live else VIEWS))
+    api.endpoint("predictions", api.bind(views.predictions, ex), [a.image, a.model], top5, **(LIVE if live else VIEWS))
 
 
 # -- the page's views and steps ----------------------------------------------------------------------------------
@@ -220,7 +140,7 @@ def page_attention(ex: Explorer, image_id, model, method, layer, head, opacity, 
     """The map, and its metrics table, or one line where the image has no boxes (an upload before yours)."""
     mask = percentile if show_mask else 0
     target = _target(ex, model, method, target)
-    picture, table, data = attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
+    picture, table, data = views.attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
     boxed = bool(ex.item(image_id).boxes)
     note = gr.update(value=None if boxed else NO_BOXES, visible=not boxed)
     return picture, gr.update(value=table, visible=boxed), data, note
@@ -234,7 +154,9 @@ def page_strip(ex: Explorer, image_id, model, method, head, opacity, scale, targ
     if len(valid) < 2:
         note = f"{method} has one layer ({info.layer_name(valid[0])}): the map above is all there is."
         return gr.update(value=None, visible=False), None, None, gr.update(value=note, visible=True)
-    picture, numbers = layers(ex, image_id, model, method, head, opacity, scale, _target(ex, model, method, target))
+    picture, numbers = views.layer_strip(
+        ex, image_id, model, method, head, opacity, scale, _target(ex, model, method, target)
+    )
     shown = gr.update(value=picture, visible=True)
     return shown, numbers, nav.tile_layout(picture, valid), gr.update(visible=False)
 
@@ -252,7 +174,7 @@ def page_chart(ex: Explorer, image_id, model, method, layer, head, percentile, b
             value=NO_BOXES.split(":")[0] + ": no per-layer chart.", visible=True
         )
     target = _target(ex, model, method, target)
-    rows = layer_metrics(ex, image_id, model, method, layer, head, percentile, box, target)
+    rows = views.layer_chart(ex, image_id, model, method, layer, head, percentile, box, target)
     order = views.chart_order(info, method, layer)
     title = f"This image at every layer (now: {info.layer_name(int(layer))})"
     return gr.update(value=rows, sort=order, title=title, visible=True), gr.update(visible=False)
@@ -263,7 +185,9 @@ def page_heads(ex: Explorer, image_id: str, model: str, method: str, layer: floa
     info = ex.info(model)
     if info.heads.get(method, 0) == 0:
         return gr.update(value=None, visible=False), None, None
-    picture, numbers = heads(ex, image_id, model, method, layer, opacity, scale, _target(ex, model, method, target))
+    picture, numbers = views.head_grid(
+        ex, image_id, model, method, layer, opacity, scale, _target(ex, model, method, target)
+    )
     return gr.update(value=picture, visible=True), numbers, nav.tile_layout(picture, range(info.heads[method]))
 
 
@@ -274,7 +198,9 @@ def page_predictions(ex: Explorer, image_id: str, model: str, method: str) -> tu
         return gr.update(value=None, visible=False), gr.update(choices=[TOP1_CHOICE], visible=False)
     choices = [TOP1_CHOICE, *views.class_choices(ex, image_id, model)]
     shown = views.target_applies(ex, model, method)
-    return gr.update(value=predictions(ex, image_id, model), visible=True), gr.update(choices=choices, visible=shown)
+    return gr.update(value=views.predictions(ex, image_id, model), visible=True), gr.update(
+        choices=choices, visible=shown
+    )
 
 
 def on_image(ex: Explorer, image_id: str) -> tuple:
@@ -309,8 +235,8 @@ def export_view(ex: Explorer, image_id, model, method, layer, head, opacity, per
     target = _target(ex, model, method, target)
     chosen = None if target == TOP1 else target
     mask = percentile if show_mask else 0
-    picture, table, _ = attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
-    rows = layer_metrics(ex, image_id, model, method, layer, head, percentile, box, target)
+    picture, table, _ = views.attention(ex, image_id, model, method, layer, head, opacity, mask, box, target)
+    rows = views.layer_chart(ex, image_id, model, method, layer, head, percentile, box, target)
     info = ex.info(model)
     layer = info.check_layer(method, layer)
     fused = head is None or int(head) == FUSED or info.heads.get(method, 0) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
-from PIL import Image
 
 from vitattn.metrics import PERCENTILES
 from vitattn.ui.actions import export, iou, iou_plot
@@ -84,45 +83,15 @@ class Layout:
 # -- endpoints ---------------------------------------------------------------------------------------------------
 
 
-def leaderboard(ex: Explorer, percentile: int = 90, method: str = iou.BEST) -> pd.DataFrame:
-    """Models at their best layer ranked by mean IoU at a percentile (method "best": each model's best), with
-    coverage, pointing game and the baselines."""
-    return iou.leaderboard(ex, percentile, method)
-
-
-def layer_curves(ex: Explorer, percentile: int = 90, method: str = iou.BEST) -> pd.DataFrame:
-    """Mean IoU per layer of every model: rows (model, method, layer name, depth = (layer + 1) / layers, iou, lo, hi:
-    the 95% bootstrap interval over images)."""
-    return iou.curves(ex, percentile, method)
-
-
-def layer_head(ex: Explorer, model: str, method: str, percentile: int = 90) -> tuple[Image.Image, dict]:
-    """Mean IoU per layer and head of one model and method, as a table picture with a legend and as numbers."""
-    return iou.grid(ex, model, method, percentile)
-
-
-def breakdown(
-    ex: Explorer, model: str, method: str = iou.BEST, layer: int = -1, by: str = "label", percentile: int = 90
-):
-    """Mean IoU of one model by box label or by image style (method "best", layer -1: the best ones)."""
-    return iou.by_group(ex, model, method, layer, by, percentile)
-
-
-def compare(ex: Explorer, model_a: str, model_b: str, percentile: int = 90) -> pd.DataFrame:
-    """Paired test of two models, each at its best method and layer, over the images both cover: one row per metric
-    (t-test or Wilcoxon by a Shapiro-Wilk check, B - A with a bootstrap interval, d_z, Holm-corrected p)."""
-    return iou.compare(ex, model_a, model_b, percentile)
-
-
 def endpoints(page: Page, a: api.Inputs) -> None:
     ex, rows = page.explorer, [api.table("rows")]
-    api.endpoint("leaderboard", api.bind(leaderboard, ex), [a.percentile, a.board_method], rows, **VIEWS)
-    api.endpoint("layer_curves", api.bind(layer_curves, ex), [a.percentile, a.board_method], rows, **VIEWS)
+    api.endpoint("leaderboard", api.bind(iou.leaderboard, ex), [a.percentile, a.board_method], rows, **VIEWS)
+    api.endpoint("layer_curves", api.bind(iou.curves, ex), [a.percentile, a.board_method], rows, **VIEWS)
     grid_out = [api.picture("picture"), api.data("data")]
-    api.endpoint("layer_head", api.bind(layer_head, ex), [a.model, a.method, a.percentile], grid_out, **VIEWS)
+    api.endpoint("layer_head", api.bind(iou.grid, ex), [a.model, a.method, a.percentile], grid_out, **VIEWS)
     group_in = [a.model, a.board_method, a.group_layer, a.by, a.percentile]
-    api.endpoint("breakdown", api.bind(breakdown, ex), group_in, rows, **VIEWS)
-    api.endpoint("compare", api.bind(compare, ex), [a.model, a.model_b, a.percentile], rows, **VIEWS)
+    api.endpoint("breakdown", api.bind(iou.by_group, ex), group_in, rows, **VIEWS)
+    api.endpoint("compare", api.bind(iou.compare, ex), [a.model, a.model_b, a.percentile], rows, **VIEWS)
 
 
 # -- page steps --------------------------------------------------------------------------------------------------
@@ -159,18 +128,18 @@ def on_table_click(ex: Explorer, model: str, method: str, evt: gr.SelectData) ->
 def export_iou(ex: Explorer, percentile, board_method, grid_model, grid_method, group_method, group_layer, by, a, b):
     """The IoU tab's tables as CSV: leaderboard, per-layer curves, layer x head means, breakdown, comparison."""
     stem = export.name("iou", percentile)
-    _, numbers = layer_head(ex, grid_model, grid_method, percentile)
+    _, numbers = iou.grid(ex, grid_model, grid_method, percentile)
     heads = pd.DataFrame(numbers["grid"], columns=[f"h{h}" for h in range(len(numbers["grid"][0]))])
     heads.insert(0, "layer", range(len(heads)))
     heads["fused"] = numbers["fused"]
     files = [
-        export.csv(f"{stem}_leaderboard", leaderboard(ex, percentile, board_method)),
-        export.csv(f"{stem}_per-layer", layer_curves(ex, percentile, board_method)),
+        export.csv(f"{stem}_leaderboard", iou.leaderboard(ex, percentile, board_method)),
+        export.csv(f"{stem}_per-layer", iou.curves(ex, percentile, board_method)),
         export.csv(export.name(stem, grid_model, grid_method, "layer-head"), heads),
     ]
     for what, table in (
-        (f"by-{by}", lambda: breakdown(ex, grid_model, group_method, group_layer, by, percentile)),
-        (f"{a}-vs-{b}", lambda: compare(ex, a, b, percentile)),
+        (f"by-{by}", lambda: iou.by_group(ex, grid_model, group_method, group_layer, by, percentile)),
+        (f"{a}-vs-{b}", lambda: iou.compare(ex, a, b, percentile)),
     ):
         try:  # one table that cannot be computed (no styles, one model) does not stop the others
             files.append(export.csv(export.name(stem, what), table()))
@@ -183,17 +152,17 @@ def build(page: Page) -> Layout:
     ex, bind = page.explorer, api.bind
     t = Layout(ex)
     v = page.views
-    v.add("leaderboard", bind(leaderboard, ex), [t.percentile, t.board_method], [t.board])
+    v.add("leaderboard", bind(iou.leaderboard, ex), [t.percentile, t.board_method], [t.board])
     v.add("layer_curves", bind(page_curves, ex), [t.percentile, t.board_method], [t.curves])
     v.add(
         "layer_head",
-        bind(layer_head, ex),
+        bind(iou.grid, ex),
         [t.grid_model, t.grid_method, t.percentile],
         [t.grid_picture, t.grid_numbers],
     )
     group_in = [t.grid_model, t.group_method, t.group_layer, t.by, t.percentile]
-    v.add("breakdown", bind(breakdown, ex), group_in, [t.groups])
-    v.add("compare", bind(compare, ex), [t.model_a, t.model_b, t.percentile], [t.paired])
+    v.add("breakdown", bind(iou.by_group, ex), group_in, [t.groups])
+    v.add("compare", bind(iou.compare, ex), [t.model_a, t.model_b, t.percentile], [t.paired])
     tables = [t.percentile, t.board_method, t.grid_model, t.grid_method, t.group_method, t.group_layer, t.by]
     v.add("iou_files", lambda *_: None, [*tables, t.model_a, t.model_b], [t.files])  # the files of another view: gone
     return t

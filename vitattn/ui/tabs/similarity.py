@@ -12,7 +12,7 @@ from vitattn.ui.actions import views
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import BANDED, OPACITY, PICTURE, queue
+from vitattn.ui.shell.presets import BANDED, PICTURE, queue
 
 INTRO = (
     "Click the left picture: on an expert box, a point, or two corners of your own box (or type four numbers and "
@@ -46,27 +46,11 @@ class Layout:
                 self.data = gr.JSON(label="similarity")
 
 
-def similarity(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    layer: int,
-    x0: float,
-    y0: float,
-    x1: float,
-    y1: float,
-    opacity: float = OPACITY,
-    scale: str = "per map",
-) -> tuple[Image.Image, dict]:
-    """Cosine similarity of every patch to the mean feature inside a box (x0, y0, x1, y1 normalized to [0, 1];
-    x0 == x1 and y0 == y1 is a point) at a layer, with the selected patches outlined; scale "per map" (its own range)
-    or "fixed [-1, 1]" (a diverging scale, white at 0)."""
-    return sim.similarity(ex, image_id, model, layer, x0, y0, x1, y1, opacity, scale)
-
-
 def endpoints(page: Page, a: api.Inputs) -> None:
     sim_in = [a.image, a.model, a.layer, *a.coords, a.opacity, a.sim_scale]
-    api.endpoint("similarity", api.bind(similarity, page.explorer), sim_in, [api.picture("picture"), api.data("map")])
+    api.endpoint(
+        "similarity", api.bind(sim.similarity, page.explorer), sim_in, [api.picture("picture"), api.data("map")]
+    )
 
 
 def page_surface(ex: Explorer, image_id: str, x0: float, y0: float, x1: float, y1: float, pending) -> Image.Image:
@@ -102,7 +86,7 @@ def build(page: Page) -> Layout:
     ex, h = page.explorer, page.header
     t = Layout()
     sim_in = [h.image_id, h.model, h.layer, *t.region, h.opacity, t.scale]
-    page.views.add("similarity", api.bind(similarity, ex), sim_in, [t.picture, t.data])
+    page.views.add("similarity", api.bind(sim.similarity, ex), sim_in, [t.picture, t.data])
     page.views.add("image", api.bind(page_surface, ex), [h.image_id, *t.region, t.pending], [t.surface])
     page.image_steps.append((api.bind(on_image, ex), [h.image_id], [*t.region, t.box_choice, t.pending]))
     return t
