@@ -38,10 +38,14 @@ def test_every_slider_recomputes_on_input_so_the_keyboard_moves_the_views(demo):
     assert deaf == []
 
 
-def test_tab_labels_and_ids_are_unique(demo):
+def test_tab_labels_and_ids_are_unique_and_the_tab_bar_holds_tabs_only(demo):
+    """Issue 20, problem 4: a ``gr.State`` made between two tabs (the Heads tab's wiring) shifted the order of the
+    tabs after it, and the browser's tab bar read "Heads | Variants | Variants" with Features gone."""
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     labels, ids = [t.label for t in tabs], [t.id for t in tabs]
     assert len(tabs) == 10 and len(set(labels)) == len(labels) and len(set(ids)) == len(ids)
+    bar = next(b for b in demo.blocks.values() if isinstance(b, gr.Tabs))
+    assert [type(c).__name__ for c in bar.children] == ["Tab"] * 10
 
 
 def test_the_public_api_keeps_its_endpoints(demo):

@@ -32,6 +32,9 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         with gr.Tabs() as tabs:
             page.tabs = tabs
             built = [(tab, tab.build(page)) for tab in TABS]
+        stray = [type(c).__name__ for c in tabs.children if not isinstance(c, gr.Tab)]
+        if stray:  # Gradio numbers tabs by their place among the children: the tab bar would show one twice
+            raise ValueError(f"components made between tabs (make them inside a tab): {stray}")
         page.views.add("status", api.bind(header.page_status, ex), None, [h.status], always=True)
         # export files describe the view they came from: any control of that view empties them
         page.views.add("files", _no_files(len(page.files)), [*h.view, h.opacity, page.user_boxes], page.files)

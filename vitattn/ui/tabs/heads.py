@@ -81,6 +81,7 @@ def build(page: Page) -> None:
                 elem_id="head-exemplars",
             )
             shown = gr.State([])  # [(image_id, layer, head)] of the gallery
+            no_head = gr.State(None)  # (made inside the tab: a component between tabs shifts the tab bar's order)
 
     main = [model, method, metric, first, last, feature]
     panel = [note, body, method, first, last, feature, ranking, matrix, best, which, gallery, shown]
@@ -144,7 +145,7 @@ def build(page: Page) -> None:
         trigger(safe(n)(on_controls), main, panel, **PRIVATE, **VIEWS)
     ex_out = [which, gallery, shown]
     for trigger in (feature.input, which.input):
-        inputs = [model, method, first, last, feature, which if trigger == which.input else gr.State(None)]
+        inputs = [model, method, first, last, feature, which if trigger == which.input else no_head]
         trigger(safe(3)(on_exemplar), inputs, ex_out, **PRIVATE, **VIEWS)
     best.select(safe(4)(on_best), [model, method, first, last, best], [feature, *ex_out], **PRIVATE, **VIEWS)
     wire(ranking.select(safe(6)(on_rank), [model, method, ranking], link_outputs, **PRIVATE, **VIEWS))
