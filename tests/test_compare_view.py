@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from app_support import KINDS, app_server, store_dir
 from PIL import Image
-from vitattn.render_extra import WARNING_RED
 
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, upsample
+from vitattn.render import WARNING_RED
 from vitattn.ui import Explorer
 from vitattn.ui.actions import compare as compare_view
 from vitattn.ui.actions.compare import NORMALISED, RAW, Side

@@ -2,7 +2,7 @@
 side by side on one colour scale, their difference ``B - A`` on a symmetric diverging scale, and every metric of
 both with its delta.
 
-Plain functions of the `Explorer` (no Gradio layout; ``compare_tab.py`` builds the page). The drawing reuses the
+Plain functions of the `Explorer` (no Gradio layout; ``tabs/compare.py`` builds the page). The drawing reuses the
 Variants tab's pieces: ``render.compare_maps`` (panels on one shared range, one colour bar),
 ``variants.shift_map`` (``B - A`` and its symmetric limit ``max |B - A|``) and ``render.shift_view`` (diverging
 colours on ``[-limit, limit]``).

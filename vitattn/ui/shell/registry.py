@@ -127,7 +127,12 @@ class Registry:
         then(fn, inputs, outputs, **kw)
 
     def on_open(self, tab: gr.Tab, tab_id: str) -> None:
-        """When ``tab`` opens: the open-tab state is set in the browser (no request), then the tab's views run."""
-        opened = tab.select(None, None, self.open_tab, js=f"() => {tab_id!r}", **queue(False))
+        """When ``tab`` opens: the open-tab state is set (a ``gr.State`` lives on the server: a value set in the
+        browser alone would never reach it), then the tab's views run."""
+
+        def opened_tab() -> str:
+            return tab_id
+
+        opened = tab.select(opened_tab, None, self.open_tab, **queue(False))
         if self.of_tab(tab_id):
             self.after(opened.then, *self.of_tab(tab_id), opened=True)

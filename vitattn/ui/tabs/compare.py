@@ -1,16 +1,11 @@
-"""The Compare tab: two maps of one image side by side on one colour scale, the difference B - A, their metrics.
-
-    with gr.Tabs() as tabs:
-        ...
-        compare_tab.build(EXPLORER, {"tabs": tabs, "image_id": image_id, "model": model, "method": method,
-                                     "layer": layer, "head": head, "opacity": opacity})
+"""The Compare tab: two maps of one image side by side on one colour scale, the difference B - A, their metrics;
+its endpoint ``/compare_maps``.
 
 Side A and side B each choose a model, a method, a layer (named: "layer 7", a ResNet's "stage 3 (layer3)") and a
 head (disabled where the method fuses heads). When the tab opens, side A takes the header's values and side B a
-useful contrast (``compare_view.contrast``: one layer earlier), until a person changes B or swaps the sides; the
-header's image and opacity are read then and with every control. No event listens to the header's controls (see
-``vitattn/ui/wiring.py``): each control here starts exactly one private event, whose handler computes everything.
-Handlers are in ``compare_view.py``; the public endpoint ``/compare_maps`` takes hidden typed inputs (``api.py``).
+useful contrast (``actions.compare.contrast``: one layer earlier), until a person changes B or swaps the sides; the
+header's image and opacity are read then and with every control. Each control here starts exactly one private
+event, whose handler computes everything (``shell/wiring.py``); the actions are in ``actions/compare.py``.
 """
 
 from __future__ import annotations

@@ -2,13 +2,11 @@
 
 The DINO / BertViz idiom: the attention row of one query patch token (``vitattn.query``), at the layer and head
 chosen here, over the image; the cosine feature similarity of the same patch at that layer (the Similarity tab's
-view with a point); and the query's attention at every layer. Image and model are the header's; the tab's layer and
-head start from the header's values each time the tab opens (``tab.select`` reads them: no event is attached to a
-header control, see ``vitattn/ui/wiring.py``). A model without attention (ResNet-50) gets a line saying so instead
-of the attention views, and its similarity still works.
-
-Each control of the tab starts one event whose handler computes every view (``query_view``); the public endpoint
-``/query_attention`` takes hidden typed inputs (``vitattn/ui/api.py``).
+view with a point); and the query's attention at every layer. Image and model are the header's: while the tab is
+open its view follows them (a tab-bound view, ``shell/registry.py``); its layer and head start from the header's
+each time the tab opens (its own ``tab.select``). A model without attention (ResNet-50) gets a line saying so
+instead of the attention views, and its similarity still works. The public endpoint ``/query_attention`` takes
+hidden typed inputs (``shell/api.py``); the actions are in ``actions/query.py``.
 """
 
 from __future__ import annotations
