@@ -304,16 +304,22 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
 
 
 def bound_handlers(explorer) -> SimpleNamespace:
-    """Every function of the app's tabs and header whose first parameter is the Explorer, bound to ``explorer``
-    the way the page binds them (``vitattn.ui.shell.api.bind``): ``handlers.attention(image_id, model, ...)``."""
-    from vitattn.ui.demo import TABS
+    """The app's handlers bound to ``explorer`` the way the page binds them (``vitattn.ui.shell.api.bind``): every
+    public endpoint by its API name, as ``build_demo(explorer)`` serves it (``handlers.attention(image_id, ...)``,
+    ``handlers.layer_metrics(...)``), and every function of the tabs and the header whose first parameter is the
+    Explorer (``handlers.on_model(...)``, ``handlers.page_strip(...)``)."""
+    from vitattn.ui.demo import TABS, build_demo
     from vitattn.ui.shell import api, header
 
     bound: dict = {}
-    for module in (header, *reversed(TABS)):  # the Attention tab's names win (``heads``, ``compare``: the endpoints)
+    for module in (header, *reversed(TABS)):
         for name, fn in vars(module).items():
             if inspect.isfunction(fn) and fn.__module__ == module.__name__:
                 params = list(inspect.signature(fn).parameters)
                 if params and params[0] == "ex":
                     bound[name] = api.bind(fn, explorer)
+    demo = build_demo(explorer)
+    for block_fn in demo.fns.values():
+        if block_fn.api_name and block_fn.api_visibility != "private":
+            bound[block_fn.api_name] = block_fn.fn
     return SimpleNamespace(**bound, PLAY=header.PLAY, PAUSE=header.PAUSE, STEPS=header.STEPS)
