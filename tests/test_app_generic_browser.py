@@ -140,3 +140,15 @@ def test_screenshots_of_every_tab(walker, width):
             w.shot(f"tab-{tab.lower().replace(' ', '-')}-{width}")
     finally:
         w.page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_the_head_by_feature_table_is_shown_at_its_own_size(walker):
+    """Issue 20, problem 7: the table was a 2808 x 1080 picture squeezed into 719 x 276 px; it is shown at its own
+    size and scrolls."""
+    w = walker
+    w.tab("Heads")
+    img = w.page.locator("#head-matrix img").first
+    img.wait_for(state="visible")
+    natural, shown = w.page.evaluate("(i) => [[i.naturalWidth, i.naturalHeight], [i.clientWidth, i.clientHeight]]",
+                                     img.element_handle())  # fmt: skip
+    assert natural == shown and natural[0] > 0

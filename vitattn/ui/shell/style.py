@@ -8,9 +8,10 @@
 
 CSS = """
 table th, table th * { word-break: keep-all !important; overflow-wrap: normal !important; hyphens: none; }
-#head-matrix .image-frame, #head-matrix .image-container { overflow: auto !important; max-height: 720px; }
+#head-matrix .image-container { display: block !important; overflow: auto !important; max-height: 760px; }
+#head-matrix .image-frame { display: block !important; width: max-content !important; height: auto !important; }
 #head-matrix img { max-width: none !important; max-height: none !important; width: auto !important;
-                   height: auto !important; object-fit: none !important; }
+                   height: auto !important; object-fit: initial !important; }
 .tab-wrapper, .tab-container { flex-wrap: wrap !important; height: auto !important; overflow: visible !important; }
 .tab-container .overflow-menu, .tab-wrapper .overflow-menu { display: none !important; }
 """
