@@ -127,5 +127,3 @@ def nearest(valid: tuple[int, ...] | list[int], value, default: int) -> int:
     if value is None:
         return default
     return min(valid, key=lambda v: (abs(v - float(value)), v))
-
-

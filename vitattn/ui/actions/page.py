@@ -210,8 +210,6 @@ def status(ex: Explorer) -> str:
 # -- clicks on strips, grids and tables: which view a click opens ------------------------------------------------
 
 
-
-
 def table_view(info: ModelInfo, method: str, point: Sequence[float]) -> tuple[int, int] | None:
     """The (layer, head) of the layer x head table (``iou.grid``: titled, one column per head, then "fused") under
     pixel ``point``, head ``FUSED`` for the last column; None off the cells."""

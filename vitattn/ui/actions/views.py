@@ -20,7 +20,7 @@ from PIL import Image
 from vitattn import render
 from vitattn.metrics import BASELINE_NAMES, LOWER_IS_BETTER, PERCENTILES
 from vitattn.ui.actions.page import box_at, picture_point
-from vitattn.ui.actions.targets import (  # noqa: F401  (TOP1, DECIMALS, target_applies, ...: views' names)
+from vitattn.ui.actions.targets import (  # noqa: F401  # noqa: F401
     DECIMALS,
     TOP1,
     _bands,

@@ -341,9 +341,7 @@ class Explorer(ClassScores, StoredTables):
         except ValueError as e:  # the live network's layout differs from the store's (e.g. other weights)
             raise fail(f"live inference with {model} cannot give this view: {e}") from None
 
-
     # -- scores ----------------------------------------------------------------------------------------------
-
 
     # -- whole tables (IoU tab) ------------------------------------------------------------------------------
 
@@ -352,11 +350,7 @@ class Explorer(ClassScores, StoredTables):
         return self._memo.get_or_make(key, make)
 
 
-
 def _readonly(array) -> np.ndarray:
     out = np.array(array, dtype=np.float32, copy=True)  # our own copy: the store's arrays are not ours to freeze
     out.flags.writeable = False
     return out
-
-
-
