@@ -20,7 +20,7 @@ from PIL import Image
 from vitattn import render
 from vitattn.metrics import BASELINE_NAMES, LOWER_IS_BETTER, PERCENTILES
 from vitattn.ui.actions.page import box_at, picture_point
-from vitattn.ui.actions.targets import (  # noqa: F401  # noqa: F401
+from vitattn.ui.actions.targets import (  # noqa: F401  (views.TOP1, views.target_applies, ...)
     DECIMALS,
     TOP1,
     _bands,
@@ -158,9 +158,6 @@ def attention(
         "map": numbers(heatmap),
     }
     return picture, table, data
-
-
-# -- the class a gradient map explains --------------------------------------------------------------------------
 
 
 def metrics_frame(
