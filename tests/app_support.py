@@ -8,6 +8,7 @@ process id. Both are cached per test process, so the handler, client and browser
 from __future__ import annotations
 
 import atexit
+import inspect
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import urllib.request
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
 from small_models import small_overrides
 
@@ -148,8 +150,12 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
-QUIET_MS = 800  # no request for this long, and no progress bar: the page has settled
-POLL_MS = 150
+QUIET_MS = 300  # the page idle this long (no request in flight, every status tracker hidden): it has settled
+POLL_MS = 75
+# The page's own idle signal: Gradio shows a status tracker (``data-testid="status-tracker"``) over every output of a
+# running event and hides it (class ``hide``) when the event is done; a chained ``.then`` starts within milliseconds.
+IDLE = """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))
+    && !document.querySelector('.eta-bar, .progress-text')"""
 ERROR_TEXT = re.compile(r"\bError\b|failed")
 
 
@@ -170,12 +176,24 @@ class Walker:
         self.bound = bound
         self.notice_ok = notice_ok
         self.sent = 0
+        self.in_flight = 0
         self.log: list[str] = []
         page.on("request", self._count)
+        page.on("requestfinished", self._done)
+        page.on("requestfailed", self._done)
 
     def _count(self, request) -> None:
         if "/queue/join" in request.url:
             self.sent += 1
+            self.in_flight += 1
+
+    def _done(self, request) -> None:
+        if "/queue/join" in request.url:
+            self.in_flight -= 1
+
+    def idle(self) -> bool:
+        """No request to Gradio's queue in flight and no event running (the page's own status trackers)."""
+        return self.in_flight <= 0 and bool(self.page.evaluate(IDLE))
 
     def act(self, what: str, action, bound: int | None = None, check: bool = True) -> int:
         """Runs ``action``, waits until the page settles, and returns the requests it caused (at most the bound);
@@ -188,8 +206,7 @@ class Walker:
             self.page.wait_for_timeout(POLL_MS)
             caused = self.sent - before
             assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
-            busy = self.page.locator(".eta-bar").count() > 0
-            quiet = 0 if busy or self.sent != last else quiet + POLL_MS
+            quiet = 0 if self.sent != last or not self.idle() else quiet + POLL_MS
             last = self.sent
         caused = self.sent - before
         self.log.append(f"{what}: {caused}")
@@ -224,7 +241,7 @@ class Walker:
         names = self.page.get_by_role("option").all_inner_texts()
         box.press("Escape")
         self.page.locator("body").click(position={"x": 5, "y": 5})  # blur
-        self.page.wait_for_timeout(QUIET_MS)
+        self.act("options closed", lambda: None, check=False)
         return [n.strip().splitlines()[-1].strip() for n in names]  # the chosen one reads "✓\ncls"
 
     def slide(self, elem_id: str, fraction: float, bound: int | None = None) -> int:
@@ -285,3 +302,25 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
         finally:
             print("\n".join(w.log))
             browser.close()
+
+
+def bound_handlers(explorer) -> SimpleNamespace:
+    """The app's handlers bound to ``explorer`` the way the page binds them (``vitattn.ui.shell.api.bind``): every
+    public endpoint by its API name, as ``build_demo(explorer)`` serves it (``handlers.attention(image_id, ...)``,
+    ``handlers.layer_metrics(...)``), and every function of the tabs and the header whose first parameter is the
+    Explorer (``handlers.on_model(...)``, ``handlers.page_strip(...)``)."""
+    from vitattn.ui.demo import TABS, build_demo
+    from vitattn.ui.shell import api, header
+
+    bound: dict = {}
+    for module in (header, *reversed(TABS)):
+        for name, fn in vars(module).items():
+            if inspect.isfunction(fn) and fn.__module__ == module.__name__:
+                params = list(inspect.signature(fn).parameters)
+                if params and params[0] == "ex":
+                    bound[name] = api.bind(fn, explorer)
+    demo = build_demo(explorer)
+    for block_fn in demo.fns.values():
+        if block_fn.api_name and block_fn.api_visibility != "private":
+            bound[block_fn.api_name] = block_fn.fn
+    return SimpleNamespace(**bound, PLAY=header.PLAY, PAUSE=header.PAUSE, STEPS=header.STEPS)

@@ -28,7 +28,7 @@ ENDPOINTS = {
     "/breakdown",
     "/compare",
     "/layer_metrics",
-    # the Heads, Variants and Features tabs (vitattn/ui/more_tabs.py)
+    # the Heads, Variants and Features tabs (vitattn/ui/tabs/heads.py, variants.py, features.py)
     "/head_ranking",
     "/head_matrix",
     "/head_exemplars",

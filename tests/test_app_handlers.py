@@ -10,19 +10,26 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import store_dir
+from app_support import bound_handlers, store_dir
 from PIL import Image
 from small_models import noise_image, small_model
 
-import app
 import vitattn
 from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.metrics import METRIC_NAMES
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer, LiveModels, page
-from vitattn.ui.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
-from vitattn.ui.live import on_gpu
+from vitattn.ui import AppConfig, Explorer, LiveModels
+from vitattn.ui.actions import page, views
+from vitattn.ui.actions import similarity as sim
+from vitattn.ui.data.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
+from vitattn.ui.data.live import on_gpu
+from vitattn.ui.demo import build_demo
+
+
+def demo_image_list(demo: gr.Blocks) -> int:
+    """The id of the header's image list (elem_id "image-id")."""
+    return next(i for i, c in demo.blocks.items() if getattr(c, "elem_id", None) == "image-id")
 
 MODEL_METHODS = [(m, meth) for m, spec in vitattn.MODELS.items() for meth in spec.methods]
 
@@ -32,16 +39,8 @@ def store() -> Path:
     return store_dir()
 
 
-@pytest.fixture(scope="module")
-def explorer(store) -> Explorer:
-    return Explorer.open(AppConfig(store=str(store)))
 
 
-@pytest.fixture
-def handlers(explorer, monkeypatch):
-    """``app`` with its handlers reading the test store."""
-    monkeypatch.setattr(app, "EXPLORER", explorer)
-    return app
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -58,8 +57,6 @@ def upload_file(tmp_path) -> str:
 
 
 def test_start_up_reads_the_manifest_and_nothing_else(store, monkeypatch):
-    import importlib
-
     from vitattn.store import Store
 
     def untouchable(*args, **kwargs):
@@ -68,8 +65,10 @@ def test_start_up_reads_the_manifest_and_nothing_else(store, monkeypatch):
     for name in ("map", "features", "metrics", "box_metrics", "baselines", "image"):
         monkeypatch.setattr(Store, name, untouchable)
     monkeypatch.setenv("VITATTN_STORE", str(store))
-    started = importlib.reload(app)  # builds the whole page
-    assert started.EXPLORER.mode == "store" and open_store(store).image_ids() == started.IDS
+    explorer = Explorer.open(AppConfig.from_env())
+    demo = build_demo(explorer)  # builds the whole page
+    assert explorer.mode == "store" and isinstance(demo, gr.Blocks)
+    assert demo.get_component(demo_image_list(demo)).choices == [(i, i) for i in open_store(store).image_ids()]
 
 
 # -- Attention ------------------------------------------------------------------------------------------------------
@@ -291,7 +290,7 @@ class Tables:
 
 def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
     from vitattn.metrics import best_layers
-    from vitattn.ui import iou
+    from vitattn.ui.actions import iou
 
     rng = np.random.default_rng(0)
     rows = [
@@ -319,7 +318,7 @@ def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
 def test_the_leaderboard_page_says_how_the_best_layer_was_chosen(handlers):
     board = handlers.leaderboard(90, "best")
     assert "p_best" in board.columns and board["p_best"].dropna().between(0, 1).all()
-    from vitattn.ui import iou
+    from vitattn.ui.actions import iou
 
     assert "optimistic" in iou.SELECTION_NOTE and "resample" in iou.SELECTION_NOTE
 
@@ -362,8 +361,8 @@ def live_explorer() -> Explorer:
     return Explorer.open(AppConfig(store=None, weights="small"))
 
 
-def test_without_a_store_the_examples_run_live_and_the_iou_tab_says_it_needs_one(live_explorer, monkeypatch):
-    monkeypatch.setattr(app, "EXPLORER", live_explorer)
+def test_without_a_store_the_examples_run_live_and_the_iou_tab_says_it_needs_one(live_explorer):
+    app = bound_handlers(live_explorer)
     assert live_explorer.mode == "live" and "astronaut" in live_explorer.image_ids()
     picture, table, data = app.attention("astronaut", "dinov2", "cls", 1, -1, 0.6)
     assert data["source"] == "live" and len(table) == len(METRIC_NAMES)  # against the examples' expert boxes
@@ -371,6 +370,7 @@ def test_without_a_store_the_examples_run_live_and_the_iou_tab_says_it_needs_one
         app.leaderboard(90, "best")
     status = page.status(live_explorer)
     assert "No store" in status and "Random weights" in status
+    assert "download" not in status.replace("no download", "")  # issue 20, problem 10: nothing is downloaded
 
 
 def test_an_unreachable_store_still_starts_and_says_so(tmp_path):
@@ -399,15 +399,14 @@ def test_a_damaged_store_falls_back_to_live_inference_and_says_so(store, tmp_pat
 
 
 def _attention(ex, *args):
-    from vitattn.ui import views
+    from vitattn.ui.actions import views
 
     return views.attention(ex, *args, 0.6)
 
 
 def _similarity(ex, image_id, model, layer):
-    from vitattn.ui import views
 
-    return views.similarity(ex, image_id, model, layer, 0.1, 0.1, 0.4, 0.4, 0.6)[1]
+    return sim.similarity(ex, image_id, model, layer, 0.1, 0.1, 0.4, 0.4, 0.6)[1]
 
 
 def test_the_page_labels_a_random_weight_store(explorer):
@@ -424,7 +423,7 @@ def test_controls_keep_what_stays_valid(explorer):
     c = page.controls(info, "pool", 0, 3)  # pool: last layer only
     assert c.layers == (1,) and c.layer == 1
     c = page.controls(explorer.info("resnet50"), "cls", 7, 2)
-    assert c.method == "gradcam" and c.layer == 3 and c.head == FUSED and c.heads == (("all heads fused", -1),)
+    assert c.method == "gradcam" and c.layer == 3 and c.head == FUSED and c.heads == (("whole stage (CNN)", -1),)
 
 
 def test_clicks_select_an_expert_box_a_point_or_two_corners():
@@ -488,3 +487,13 @@ def test_gpu_decorator_is_a_no_op_off_zerogpu(monkeypatch):
 
     assert on_gpu(f) is f
     assert not LiveModels("pretrained").random_weights() and LiveModels("small").random_weights("dinov2")
+
+
+def test_a_resnet_is_named_by_stage_and_never_by_heads(handlers, explorer):
+    """Issue 20, problem 8: titles said "layer 3" and "all heads fused" for a CNN stage."""
+    picture, _, data = handlers.attention("chelsea", "resnet50", "gradcam", 3, -1, 0.6)
+    title = views.view_name(explorer.info("resnet50"), "gradcam", 3, None)
+    assert title == "resnet50 · gradcam · stage 4 (layer4)" and "head" not in title
+    method, layer, head, _ = handlers.on_model("resnet50", "gradcam", 3, -1)
+    assert all("head" not in label for label, _ in head["choices"]) and "Stage" in layer["label"]
+    assert views.view_name(explorer.info("vit"), "cls", 1, None).endswith("layer 1 · all heads fused")

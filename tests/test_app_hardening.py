@@ -1,9 +1,8 @@
 """The public app against bad input and a damaged store: every bad request is one clear error, and the app serves on.
 
-Each case runs twice: as a plain handler call (``app.<endpoint>``) and through ``gradio_client`` against the app
-launched once (``app_support.app_server``). Files the server must never hand out are asked for over HTTP; a store
-with a truncated file, a missing model and an unknown schema version is launched once.
-"""
+Each case runs twice: as a plain handler call (``handlers.<endpoint>``: conftest.py) and through ``gradio_client``
+against the app launched once (``app_support.app_server``). Files the server must never hand out are asked for over
+HTTP; a store with a truncated file, a missing model and an unknown schema version is launched once."""
 
 from __future__ import annotations
 
@@ -24,9 +23,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from small_models import noise_image
 
-import app
-from vitattn.ui import AppConfig, Explorer, page
-from vitattn.ui.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import page
+from vitattn.ui.data.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 
 # -- inputs -----------------------------------------------------------------------------------------------------------
 
@@ -148,15 +147,8 @@ def uploads(tmp_path_factory) -> dict[str, Path]:
     return make_uploads(tmp_path_factory.mktemp("uploads"))
 
 
-@pytest.fixture(scope="module")
-def explorer() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir()), weights="small"))
 
 
-@pytest.fixture
-def handlers(explorer, monkeypatch):
-    monkeypatch.setattr(app, "EXPLORER", explorer)
-    return app
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +306,7 @@ def test_a_client_cannot_name_a_server_file_as_its_upload(client):
 @pytest.mark.parametrize("route", ["gradio_api/file=", "file=", "gradio_api/file/"])
 def test_no_file_outside_the_apps_own_folders_is_served(route, path):
     server = app_server()
-    root = Path(app.__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # the repository: app.py's folder
     path = path.format(root=root, store=store_dir(), temp=server.temp, port=server.port)
     try:
         with urllib.request.urlopen(server.url + route + path, timeout=30) as r:
@@ -395,7 +387,7 @@ SECRET = "hf_hardeningSecret0123456789"
 
 
 def test_a_token_in_an_error_warning_or_status_is_hidden(handlers, explorer, monkeypatch):
-    from vitattn.ui.errors import redact
+    from vitattn.ui.data.errors import redact
 
     monkeypatch.setenv("HF_TOKEN", SECRET)
     assert (
@@ -418,7 +410,7 @@ def test_a_token_in_an_error_warning_or_status_is_hidden(handlers, explorer, mon
 
 @pytest.mark.filterwarnings("ignore:.*computed live:UserWarning")  # gr.Warning outside a request
 def test_a_stored_part_that_failed_is_tried_again_later(handlers, explorer, monkeypatch):
-    from vitattn.ui import explorer as explorer_module
+    from vitattn.ui.data import explorer as explorer_module
 
     item = explorer.item("camera")
     calls = []

@@ -1,8 +1,8 @@
 """The app under concurrent users (a light version of ``python -m bench.load``): every request succeeds, live
 inference runs at most ``LIVE_WORKERS`` at a time, and a cached view is answered while a live analysis is running.
 
-The app is launched in this process (``app.serve(block=False)``) so that a live analysis can be held at a gate:
-the checks are about order and completion, never about time.
+The app is launched in this process (``app.serve(build_demo(explorer), block=False)``) so that a live analysis can
+be held at a gate: the checks are about order and completion, never about time.
 """
 
 from __future__ import annotations
@@ -11,29 +11,28 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from app_support import free_port, store_dir
+from app_support import free_port
 from gradio_client import Client, handle_file
 from small_models import noise_image
 
 import app
-from vitattn.ui import AppConfig, Explorer, live
-from vitattn.ui.config import LIVE_WORKERS
+from vitattn.ui.data import live
+from vitattn.ui.data.config import LIVE_WORKERS
+from vitattn.ui.demo import build_demo
 
 USERS = 6
 ROUNDS = 2
 
 
 @pytest.fixture(scope="module")
-def url():
-    explorer = Explorer.open(AppConfig(store=str(store_dir()), weights="small"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(app, "EXPLORER", explorer)
-        _, local_url, _ = app.serve("127.0.0.1", free_port(), block=False)
-        try:
-            yield local_url
-        finally:
-            app.demo.close()
-            app.clean_up()
+def url(explorer):
+    demo = build_demo(explorer)
+    _, local_url, _ = app.serve(demo, "127.0.0.1", free_port(), block=False)
+    try:
+        yield local_url
+    finally:
+        demo.close()
+        app.clean_up(demo)
 
 
 class Watch:

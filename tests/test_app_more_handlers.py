@@ -18,13 +18,13 @@ from vitattn import variants
 from vitattn.datasets import load_examples
 from vitattn.metrics import all_metrics, head_exemplars, head_feature_matrix, head_ranking, upsample
 from vitattn.pca import joint_pca
-from vitattn.ui import AppConfig, Explorer, features_view, heads, variants_view
-from vitattn.ui.more_common import RANDOM_WEIGHTS, all_models, attention_link
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import features as features_view
+from vitattn.ui.actions import heads
+from vitattn.ui.actions import variants as variants_view
+from vitattn.ui.actions.common import RANDOM_WEIGHTS, all_models, attention_link
 
-
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(more_store()), weights="small"))
+EXPLORER_STORE = more_store  # the explorer fixture (conftest.py) opens this store
 
 
 def test_models_include_the_stored_variant(ex):
@@ -190,7 +190,7 @@ def test_head_stats_are_the_stored_means_over_images(ex):
 
 
 def test_the_dots_picture_has_one_dot_per_row_each_found_by_a_click_on_it(ex):
-    from vitattn import render_extra
+    from vitattn import render
 
     frame, _, _ = features_view.head_stats(ex, ["dinov2", "siglip", "vit"], "astronaut", "distance_px")
     picture, dots = features_view.dots_picture(ex, frame, "distance_px")
@@ -200,9 +200,9 @@ def test_the_dots_picture_has_one_dot_per_row_each_found_by_a_click_on_it(ex):
         dot = got[(row.model, row.layer, row.head)]
         assert dot.value == pytest.approx(row.distance_px)
         assert 0 <= dot.x < picture.width and 0 <= dot.y < picture.height
-        assert render_extra.dot_at(dots, dot.x, dot.y) == dot  # every head has its own place
-    band = render_extra.text_band(picture.width, RANDOM_WEIGHTS).height  # random weights: the label
-    red = np.abs(np.asarray(picture)[:band].astype(int) - render_extra.WARNING_RED).sum(axis=2) < 60
+        assert render.dot_at(dots, dot.x, dot.y) == dot  # every head has its own place
+    band = render.text_band(picture.width, RANDOM_WEIGHTS).height  # random weights: the label
+    red = np.abs(np.asarray(picture)[:band].astype(int) - render.WARNING_RED).sum(axis=2) < 60
     assert red.any()
     y_vit = [d.y for d in dots if d.model == "vit"]  # a larger mean distance is drawn higher
     v_vit = [d.value for d in dots if d.model == "vit"]
@@ -253,21 +253,16 @@ def test_links_to_the_attention_view(ex):
     assert attention_link(ex, None, "resnet50", "gradcam", 2, -1).head == -1
 
 
-def test_the_tabs_build_without_a_store_and_say_what_needs_one():
-    """Live mode (the bundled examples, no store): the tabs build; Heads says it needs a store; no variant pairs."""
-    from vitattn.ui import more_tabs
+def test_the_page_builds_without_a_store_and_says_what_needs_one():
+    """Live mode (the bundled examples, no store): the whole page builds around the Explorer; Heads says it needs a
+    store; no variant pairs; every endpoint is there."""
+    from vitattn.ui.demo import build_demo
 
     live = Explorer(AppConfig(weights="random"), examples=load_examples())
-    with gr.Blocks() as demo:
-        header = {k: gr.Dropdown(label=k) for k in ("image_id", "model", "method", "head")}
-        header["layer"] = gr.Slider(0, 11, step=1, label="layer")
-        with gr.Tabs() as tabs:
-            more_tabs.build(live, {"tabs": tabs, **header})
+    demo = build_demo(live)
     notes = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown) and isinstance(b.value, str)]
     assert any(n.startswith("The Heads tab needs a store") for n in notes)
     assert variants_view.NO_VARIANTS in notes and variants_view.pairs(live) == []
     api = {d.api_name for d in demo.fns.values() if d.api_name}
     assert {"head_ranking", "head_matrix", "head_exemplars", "variant_compare", "variant_table", "pca"} <= api
-    assert {"head_stats", "faithfulness"} <= api
-    with pytest.raises(ValueError, match="needs the app's components"), gr.Blocks():
-        more_tabs.build(live, {"tabs": None})
+    assert {"head_stats", "faithfulness", "attention", "query_attention", "compare_maps"} <= api

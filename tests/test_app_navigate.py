@@ -19,8 +19,9 @@ from PIL import Image
 from vitattn import render
 from vitattn.datasets import EXAMPLES_DIR
 from vitattn.metrics import METRIC_NAMES
-from vitattn.ui import AppConfig, Explorer, iou
-from vitattn.ui.catalog import display
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import iou
+from vitattn.ui.data.catalog import display
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 

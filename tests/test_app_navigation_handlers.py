@@ -3,32 +3,22 @@ tests/test_app_navigate.py)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import gradio as gr
 import numpy as np
 import pandas as pd
-import pytest
 from app_support import store_dir
 
-import app
 from vitattn import render
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer, page
-from vitattn.ui.catalog import FUSED
+from vitattn.ui.actions import page
+from vitattn.ui.data.catalog import FUSED
 
 
-@pytest.fixture(scope="module")
-def explorer() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir())))
-
-
-@pytest.fixture
-def handlers(explorer, monkeypatch):
-    monkeypatch.setattr(app, "EXPLORER", explorer)
-    return app
-
-
-def test_step_layer_stops_at_the_ends():
+def test_step_layer_stops_at_the_ends(handlers):
     layers = (0, 1, 2, 3)
-    assert [page.step_layer(layers, 2, how) for how in app.STEPS] == [0, 1, 3, 3]
+    assert [page.step_layer(layers, 2, how) for how in handlers.STEPS] == [0, 1, 3, 3]
     assert page.step_layer(layers, 3, "next") == 3 and page.step_layer(layers, 0, "previous") == 0
     assert page.step_layer((11,), 11, "next") == 11  # one layer (pool)
     assert page.step_layer(layers, 7, "previous") == 2  # a stale value counts as the last layer
@@ -37,9 +27,10 @@ def test_step_layer_stops_at_the_ends():
 def test_playback_restarts_at_the_first_layer_and_stops_at_the_last(handlers, explorer):
     last = explorer.info("dinov2").layers["cls"][-1]
     playing, timer, button, start = handlers.on_play("dinov2", "cls", last, False)
-    assert playing is True and timer.active is True and button["value"] == app.PAUSE and start["value"] == 0
+    assert playing is True and timer.active is True and button["value"] == handlers.PAUSE and start["value"] == 0
     layer, playing, timer, button = handlers.on_tick("dinov2", "cls", 0, True)
-    assert layer["value"] == 1 == last and playing is False and timer.active is False and button["value"] == app.PLAY
+    assert layer["value"] == 1 == last and playing is False and timer.active is False
+    assert button["value"] == handlers.PLAY
     paused = handlers.on_play("dinov2", "siglip" and "cls", 0, True)
     assert paused[0] is False and paused[1].active is False
     one_layer = handlers.on_play("siglip", "pool", 1, False)  # nothing to play
@@ -54,16 +45,24 @@ def test_the_layer_slider_names_resnet_stages(handlers):
     assert slider["label"] == "Layer" and explain["visible"] is False
 
 
-def test_strip_and_grid_clicks_name_the_tile_under_them(explorer):
+def test_strip_and_grid_clicks_read_the_layout_the_renderer_returned(handlers, explorer):
+    """A click on a strip or grid tile reads the layout kept with the picture (``render.tiles``: info["tiles"]),
+    which is where ``render.tile_boxes`` (the geometry alone) puts the tiles."""
     item = explorer.item(explorer.image_ids()[0])
     layers = explorer.info("resnet50").layers["gradcam"]
+    strip, _, layout, _ = handlers.page_strip(item.id, "resnet50", "gradcam", FUSED, 0.6, "per map", -1)
+    top = strip["value"].height - render.tile_boxes(item.picture.size, len(layers), warning=True)[-1][3]
+    assert layout["values"] == list(layers)
     boxes = render.tile_boxes(item.picture.size, len(layers), warning=True)
-    for i, b in enumerate(boxes):
-        at = page.strip_layer(explorer, item.id, "resnet50", "gradcam", FUSED, False, ((b[0] + b[2]) / 2, b[3] - 5))
-        assert at == layers[i]
+    assert [b[:2] for b in layout["boxes"]] == [list(b[:2]) for b in boxes] and top > 0  # the colour bar below
+    for b, layer in zip(layout["boxes"], layers, strict=True):
+        click = SimpleNamespace(index=[(b[0] + b[2]) / 2, b[3] - 5])
+        assert handlers.on_strip_click(layout, click)["value"] == layer
+    assert handlers.on_strip_click(layout, SimpleNamespace(index=[1, strip["value"].height - 2])) == gr.skip()
+    grid, _, grid_layout = handlers.page_heads(item.id, "vit", "cls", 1, 0.6, "shared", -1)
     heads = render.tile_boxes(item.picture.size, 4, shared=True, warning=True)
-    assert page.grid_head(explorer, item.id, "vit", "cls", 1, True, heads[3][:2]) == 3
-    assert page.grid_head(explorer, item.id, "resnet50", "gradcam", 1, True, heads[3][:2]) is None  # no heads
+    assert handlers.on_grid_click(grid_layout, SimpleNamespace(index=heads[3][:2]))["value"] == 3
+    assert handlers.page_heads(item.id, "resnet50", "gradcam", 1, 0.6, "shared", -1)[2] is None  # no heads
 
 
 def test_a_table_cell_opens_its_layer_and_head(handlers, explorer):
@@ -108,3 +107,16 @@ def test_export_writes_the_stored_map_and_the_tables_shown(handlers, explorer, t
     board = pd.read_csv(next(f for f in iou_files if f.endswith("_leaderboard.csv")))
     assert board["model"].tolist() == handlers.leaderboard(90, "best")["model"].tolist()
     assert len(iou_files) == 5
+
+
+def test_a_model_pick_keeps_the_layers_relative_depth(handlers, explorer):
+    """Issue 20, problem 8: the layer index used to be kept (vit's last block 1 -> resnet50's stage 2 of 4); the
+    relative depth (layer + 1) / layers is kept instead, and the model shown is recorded."""
+    vit_last = explorer.info("vit").layers["cls"][-1]
+    resnet = explorer.info("resnet50")
+    method, layer, head, explain, shown = handlers.on_model_pick("resnet50", "cls", vit_last, -1, "vit")
+    assert layer["value"] == resnet.layers[method["value"]][-1] == resnet.num_layers - 1 and shown == "resnet50"
+    _, layer, _, _, _ = handlers.on_model_pick("vit", "gradcam", 1, -1, "resnet50")  # stage 2 of 4: depth 1/2
+    assert layer["value"] == round(0.5 * explorer.info("vit").num_layers) - 1
+    _, layer, _, _, _ = handlers.on_model_pick("vit", "cls", 0, -1, "vit")  # the same model: the layer stays
+    assert layer["value"] == 0

@@ -9,6 +9,8 @@ checked against ``B - A`` computed here with numpy on maps read from the store; 
 
 from __future__ import annotations
 
+from functools import partial
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -16,16 +18,15 @@ from app_support import KINDS, app_server, store_dir
 from PIL import Image
 
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, upsample
-from vitattn.render_extra import WARNING_RED
-from vitattn.ui import AppConfig, Explorer, compare_view
-from vitattn.ui.compare_view import NORMALISED, RAW, Side
+from vitattn.render import WARNING_RED
+from vitattn.ui import Explorer
+from vitattn.ui.actions import compare as compare_view
+from vitattn.ui.actions.compare import NORMALISED, RAW, Side
 
 gradio_client = pytest.importorskip("gradio_client")
 
 
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir(KINDS)), weights="small"))
+EXPLORER_STORE = partial(store_dir, KINDS)  # the explorer fixture (conftest.py) opens this store
 
 
 def stored(ex: Explorer, image_id: str, model: str, method: str, layer: int, head: int | None) -> np.ndarray:

@@ -1,12 +1,12 @@
 """The Features tab's mean attention distance plot as a picture: where its dots are, that they are drawn there, and
-which dot a click picks (``render_extra.head_dots``, ``head_dots_layout``, ``dot_at``). Pure functions, no store."""
+which dot a click picks (``render.head_dots``, ``head_dots_layout``, ``dot_at``). Pure functions, no store."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vitattn import render_extra as rx
+from vitattn import render as rx
 
 WARN = "random weights: not a result"
 
@@ -63,7 +63,7 @@ def test_the_picture_draws_each_dot_at_its_place_in_its_models_colour(warning):
     _, frame = rx.head_dots_layout(_points(), warning=warning)
     assert picture.size == (frame["width"], frame["height"])
     pixels = np.asarray(picture)
-    colours = {"a": rx._hex(rx.MODEL_COLORS[0]), "b": rx._hex(rx.MODEL_COLORS[1])}
+    colours = {"a": rx.hex_rgb(rx.MODEL_COLORS[0]), "b": rx.hex_rgb(rx.MODEL_COLORS[1])}
     for d in dots:
         assert tuple(pixels[round(d.y), round(d.x)]) == colours[d.model], d
     if warning:  # the red label on top, as on the other random-weight pictures

@@ -10,6 +10,7 @@ chromium and reads the hover tooltips of a band and of a chance line.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -18,15 +19,14 @@ import pytest
 from app_support import ARTIFACTS, free_port, store_dir
 
 from vitattn.metrics import BASELINE_NAMES
-from vitattn.ui import AppConfig, Explorer, iou
+from vitattn.ui import Explorer
+from vitattn.ui.actions import iou, iou_plot
 
 MODELS = ("dinov2", "siglip", "resnet50")
 N_BOOT = 1000
 
 
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir(MODELS))))
+EXPLORER_STORE = partial(store_dir, MODELS)  # the explorer fixture (conftest.py) opens this store
 
 
 def numpy_bootstrap(values: np.ndarray, image_ids: np.ndarray, n_boot: int = N_BOOT, seed: int = 0):
@@ -87,7 +87,7 @@ def test_chance_lines_are_the_stored_baseline_means(ex):
 
 
 def test_the_chart_holds_the_rows_bands_and_chance_lines(ex):
-    value = iou.curves_plot(ex, 70, "best")
+    value = iou_plot.curves_plot(ex, 70, "best")
     assert isinstance(value, gr.components.plot.PlotData) and value.type == "altair"
     spec = json.loads(value.plot)
     rows, lines = iou.curves(ex, 70, "best"), iou.chance(ex, 70)
@@ -109,9 +109,9 @@ def test_the_chart_holds_the_rows_bands_and_chance_lines(ex):
     assert {"model", "layer", "iou", "lo", "hi"} <= hover
     assert gr.Plot().postprocess(value) is value  # Gradio passes it to the page as it is
     with pytest.raises(gr.Error, match="percentile must be one of"):
-        iou.curves_plot(ex, 95, "best")
+        iou_plot.curves_plot(ex, 95, "best")
     with pytest.raises(gr.Error, match="unknown method"):
-        iou.curves_plot(ex, 90, "nope")
+        iou_plot.curves_plot(ex, 90, "nope")
 
 
 # -- in a real chromium ----------------------------------------------------------------------------------------------
@@ -146,9 +146,9 @@ def test_the_chart_in_chromium_shows_bands_chance_lines_and_hover_values(ex):
     playwright_api = pytest.importorskip("playwright.sync_api")
     with gr.Blocks() as demo:
         percentile = gr.Dropdown([50, 90], value=90, label="IoU percentile")
-        plot = iou.curves_component(elem_id="layer-curves")
-        percentile.input(lambda p: iou.curves_plot(ex, int(p), "best"), percentile, plot)
-        demo.load(lambda: iou.curves_plot(ex, 90, "best"), None, plot)
+        plot = iou_plot.curves_component(elem_id="layer-curves")
+        percentile.input(lambda p: iou_plot.curves_plot(ex, int(p), "best"), percentile, plot)
+        demo.load(lambda: iou_plot.curves_plot(ex, 90, "best"), None, plot)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     screens = ARTIFACTS / "screens"

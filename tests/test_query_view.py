@@ -1,4 +1,4 @@
-"""The Query tab's handlers (``vitattn.ui.query_view``) in process, and ``/query_attention`` on the launched app.
+"""The Query tab's handlers (``vitattn.ui.actions.query``) in process, and ``/query_attention`` on the launched app.
 
 On a random-weight store of the tiny dinov2 (CLS + 4 registers), siglip (no prefix), vit and resnet50 (no
 attention) (``app_support.store_dir``). The attention a handler returns is checked against softmax(q k^T / sqrt d)
@@ -10,6 +10,7 @@ Similarity tab's own view of the same point, and its selected patch is the query
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -19,15 +20,14 @@ from PIL import Image
 from small_models import small_model
 from test_query import reference_attention
 
-from vitattn.ui import AppConfig, Explorer, query_view, views
-from vitattn.ui.catalog import FUSED
+from vitattn.ui import Explorer
+from vitattn.ui.actions import query as query_view
+from vitattn.ui.data.catalog import FUSED
 
 IMAGE = "astronaut"
 
 
-@pytest.fixture(scope="module")
-def ex() -> Explorer:
-    return Explorer.open(AppConfig(store=str(store_dir(KINDS)), weights="small"))
+EXPLORER_STORE = partial(store_dir, KINDS)  # the explorer fixture (conftest.py) opens this store
 
 
 def reference(ex: Explorer, model: str, layer: int, token: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_attention_is_the_query_row_of_softmax_qk(ex, model, prefix):
 def test_similarity_selects_the_query_patch(ex):
     _, data = query_view.attention(ex, IMAGE, "dinov2", 0, FUSED, 0.3, 0.7, 0.6)
     picture, sim = query_view.similarity(ex, IMAGE, "dinov2", 0, 0.3, 0.7, 0.6)
-    want, _ = views.similarity(ex, IMAGE, "dinov2", 0, 0.3, 0.7, 0.3, 0.7, 0.6)
+    want, _ = sim.similarity(ex, IMAGE, "dinov2", 0, 0.3, 0.7, 0.3, 0.7, 0.6)
     assert sim["selected"] == [data["cell"]] == [[2, 1]]
     assert sim["region"] == [0.3, 0.7, 0.3, 0.7] and sim["similarity"][2][1] == pytest.approx(1.0, abs=1e-5)
     assert np.array_equal(np.asarray(picture), np.asarray(want))

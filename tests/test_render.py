@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from vitattn import LabeledBox, render
 from vitattn.metrics import upsample
+from vitattn.render import overlays
 
 
 def gray(w=40, h=20, value=128) -> Image.Image:
@@ -108,11 +109,11 @@ def test_box_labels_do_not_overlap():
     boxes = [LabeledBox((0.40, 0.40, 0.60, 0.60), "name tag"), LabeledBox((0.40, 0.42, 0.60, 0.62), "helmet")]
     taken: list = []
     layer = Image.new("RGBA", (400, 400))
-    draw = render.ImageDraw.Draw(layer)
+    draw = ImageDraw.Draw(layer)
     for i, b in enumerate(boxes):
         rect = tuple(v * 400 for v in b.box)
-        render._label(draw, f"{i}: {b.label}", rect, (255, 0, 0, 255), render.font(14), (400, 400), taken)
-    assert not render._overlaps(taken[0], taken[1])
+        overlays._label(draw, f"{i}: {b.label}", rect, (255, 0, 0, 255), render.font(14), (400, 400), taken)
+    assert not overlays._overlaps(taken[0], taken[1])
 
 
 def test_marks_and_the_top_mask():
@@ -127,7 +128,7 @@ def test_marks_and_the_top_mask():
 def test_heat_table_size_and_nan_cells():
     v = np.array([[0.1, np.nan], [0.3, 0.4]])
     out = render.heat_table(v, ["0", "1"], ["h0", "h1"], cell=40, title="a long title that must not be cut off here")
-    title = render.ImageDraw.Draw(out).textlength("a long title that must not be cut off here", font=render.font(14))
+    title = ImageDraw.Draw(out).textlength("a long title that must not be cut off here", font=render.font(14))
     assert out.width >= title + 4  # the title fits
     assert out.height == 48 + 2 * 22 + 4 + render.colorbar(out.width, 0.1, 0.4).height  # the legend below
     with pytest.raises(ValueError, match="labels"):

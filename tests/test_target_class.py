@@ -21,8 +21,10 @@ from vitattn import render
 from vitattn.labels import imagenet_labels
 from vitattn.metrics import all_metrics
 from vitattn.store import open_store
-from vitattn.ui import AppConfig, Explorer, views
-from vitattn.ui.catalog import FUSED
+from vitattn.ui import AppConfig, Explorer
+from vitattn.ui.actions import similarity as sim_actions
+from vitattn.ui.actions import views
+from vitattn.ui.data.catalog import FUSED
 
 # (model, method, head) of every gradient method of a classifier: agcam per head too, gae and gradcam fused only.
 EXPLAINED = [("vit", "agcam", None), ("vit", "agcam", 1), ("vit", "gae", None), ("resnet50", "gradcam", None)]
@@ -34,9 +36,6 @@ def store() -> Path:
     return store_dir()
 
 
-@pytest.fixture(scope="module")
-def ex(store) -> Explorer:
-    return Explorer.open(AppConfig(store=str(store)))
 
 
 def reference_logits(model: str, image) -> torch.Tensor:
@@ -233,8 +232,8 @@ BLUE, RED = _hex("#2166ac"), _hex("#b2182b")  # the two ends of ColorBrewer's Rd
 def test_a_fixed_scale_similarity_map_is_drawn_on_minus_one_to_one(ex):
     # A point selects one patch, whose cosine similarity to itself is exactly 1.
     args = (ex, IMAGE, "dinov2", 1, 0.3, 0.4, 0.3, 0.4, 1.0)  # opacity 1: the map's colours alone
-    fixed, data = views.similarity(*args, "fixed [-1, 1]")
-    own, own_data = views.similarity(*args, "per map")
+    fixed, data = sim_actions.similarity(*args, "fixed [-1, 1]")
+    own, own_data = sim_actions.similarity(*args, "per map")
     sim = np.array(data["similarity"])
     assert data["scale"] == "fixed [-1, 1]" and data["range"] == [-1.0, 1.0]
     assert own_data["range"] == pytest.approx([sim.min(), sim.max()], abs=1e-6) and sim.min() > -1
@@ -261,5 +260,5 @@ def test_a_fixed_scale_similarity_map_is_drawn_on_minus_one_to_one(ex):
             np.abs(bar[8].astype(float) - left).max() <= 3 and np.abs(bar[width - 9].astype(float) - right).max() <= 3
         )
     with pytest.raises(gr.Error, match="scale must be one of 'per map', 'fixed \\[-1, 1\\]'"):
-        views.similarity(*args, "shared")
+        sim_actions.similarity(*args, "shared")
     assert views.SIM_SCALES == ("per map", "fixed [-1, 1]")

@@ -1,0 +1,82 @@
+"""The page's structure, read from the built Blocks (``build_demo(explorer)``, no server, no browser): every slider
+follows the keyboard, tab labels are unique, a view with one output gets its value (not a list), the header's
+controls recompute every view that reads them, and the public API keeps its endpoints."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from vitattn.ui.demo import build_demo
+from vitattn.ui.shell import wiring
+from vitattn.ui.shell.registry import Registry
+
+ENDPOINTS = {
+    "analyze", "attention", "breakdown", "compare", "compare_maps", "faithfulness", "head_exemplars", "head_matrix",
+    "head_ranking", "head_stats", "heads", "image", "info", "layer_curves", "layer_head", "layer_metrics", "layers",
+    "leaderboard", "metrics", "pca", "ping", "predictions", "query_attention", "similarity", "variant_compare",
+    "variant_table",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(explorer) -> gr.Blocks:
+    return build_demo(explorer)
+
+
+def _triggers(demo: gr.Blocks) -> set[tuple[int, str]]:
+    return {(block_id, event) for fn in demo.fns.values() for block_id, event in fn.targets}
+
+
+def test_every_slider_recomputes_on_input_so_the_keyboard_moves_the_views(demo):
+    """A slider wired to ``release`` only ignores the arrow keys (issue 20, problem 3: Query, Heads, Variants)."""
+    triggers = _triggers(demo)
+    sliders = {i: b for i, b in demo.blocks.items() if isinstance(b, gr.Slider) and b.interactive is not False}
+    assert len(sliders) >= 5
+    deaf = [b.label for i, b in sliders.items() if (i, "input") not in triggers and (i, "change") not in triggers]
+    assert deaf == []
+
+
+def test_tab_labels_and_ids_are_unique_and_the_tab_bar_holds_tabs_only(demo):
+    """Issue 20, problem 4: a ``gr.State`` made between two tabs (the Heads tab's wiring) shifted the order of the
+    tabs after it, and the browser's tab bar read "Heads | Variants | Variants" with Features gone."""
+    tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    labels, ids = [t.label for t in tabs], [t.id for t in tabs]
+    assert len(tabs) == 10 and len(set(labels)) == len(labels) and len(set(ids)) == len(ids)
+    bar = next(b for b in demo.blocks.values() if isinstance(b, gr.Tabs))
+    assert [type(c).__name__ for c in bar.children] == ["Tab"] * 10
+
+
+def test_the_public_api_keeps_its_endpoints(demo):
+    assert {fn.api_name for fn in demo.fns.values() if fn.api_name and fn.api_visibility != "private"} == ENDPOINTS
+
+
+def test_a_view_with_one_output_answers_its_value_not_a_list_of_it():
+    """Gradio wraps the answer of a one-output handler in a list itself: a list of one reached the table as its
+    value, shown as one column "1" of pandas' text (issue 20, problem 1: IoU tab's paired and breakdown tables)."""
+    frame = pd.DataFrame({"a": [1, 2]})
+    fn, _, outputs = wiring.combine([(lambda: frame, None, ["table"])])
+    answers = list(fn())
+    assert len(outputs) == 1 and all(a is frame for a in answers)
+    failing, _, _ = wiring.combine([(lambda: (_ for _ in ()).throw(gr.Error("no")), None, ["table"])])
+    assert [type(a).__name__ for a in failing()] == ["dict"]  # one skip, not [skip] ("[object Object]")
+
+
+def test_a_control_recomputes_exactly_the_views_that_read_it():
+    with gr.Blocks():
+        a, b, c = gr.Number(), gr.Number(), gr.Number()
+        registry = Registry()
+        registry.add("ab", lambda x, y: x, [a, b], [gr.Number()])
+        registry.add("b", lambda y: y, [b], [gr.Number()])
+        registry.add("c", lambda z: z, [c], [gr.Number()])
+    assert registry.reading(a) == ("ab",) and registry.reading(b) == ("ab", "b") and registry.reading(c) == ("c",)
+    assert registry.names([b, "c"]) == ("ab", "b", "c")
+
+
+def test_the_header_recomputes_every_view_that_reads_it(demo, explorer):
+    """A model pick is followed (in its ``.then``) by one event whose outputs include every registered view's
+    outputs that read the model: the Attention views, the similarity map and your boxes' metrics."""
+    by_id = {b.elem_id: i for i, b in demo.blocks.items() if getattr(b, "elem_id", None)}
+    for name in ("attention-map", "layer-chart", "layer-strip", "head-grid", "similarity-map", "your-boxes"):
+        assert any(by_id[name] in [o._id for o in fn.outputs] for fn in demo.fns.values()), name

@@ -1,0 +1,138 @@
+"""The view registry: a view declares the controls it reads; which views a control recomputes follows from that.
+
+    views.add("chart", page_chart, [image_id, model, method, layer, head, percentile], [chart])
+    views.on([layer.input], layer)          # every view that reads ``layer``, in one event
+    views.after(event.then, model, method)  # after a step that set them, every view that reads either
+
+A hand-written "this control recomputes these views" table drifts from the views it describes (a view that starts
+reading a control is forgotten by the table); here the table is derived, so a view cannot miss a control it reads.
+Each trigger starts exactly one event whose handler runs the views in turn (``wiring.combine``), because several
+``always_last`` events on one trigger restart each other. Views marked ``always`` (the status line) join every
+header refresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import gradio as gr
+
+from vitattn.ui.shell import wiring
+from vitattn.ui.shell.presets import LAST, queue
+
+
+@dataclass(frozen=True)
+class View:
+    """One view: ``fn(*inputs) -> outputs``; ``live``: it may run live inference (the live queue)."""
+
+    name: str
+    fn: Callable
+    inputs: tuple
+    outputs: tuple
+    live: bool = False
+    always: bool = False
+    tab: str | None = None  # computed only while this tab is open (and when it opens); None: always
+    on_open: bool = True  # computed when its tab opens (False: the tab's own select event computes it)
+
+
+def _contains(components: Sequence, c) -> bool:
+    return any(c is d for d in components)
+
+
+class Registry:
+    """The page's views, in the order they were added (the first is computed first)."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, View] = {}
+        self.open_tab: gr.State | None = None  # the id of the tab shown (set by the page): tab-bound views read it
+
+    def add(
+        self,
+        name: str,
+        fn: Callable,
+        inputs: Sequence,
+        outputs: Sequence,
+        *,
+        live=False,
+        always=False,
+        tab=None,
+        on_open=True,
+    ) -> None:
+        """Registers a view; ``tab``: compute it only while that tab is open (a view of a tab nobody looks at, e.g. the
+        Query tab's live inference, does not run on every header change; it runs when its tab opens)."""
+        if name in self._views:
+            raise ValueError(f"view {name!r} is registered twice")
+        self._views[name] = View(name, fn, tuple(inputs or ()), tuple(outputs), live, always, tab, on_open)
+
+    def of_tab(self, tab: str) -> tuple[str, ...]:
+        """The views bound to ``tab`` that run when it opens."""
+        return tuple(n for n, v in self._views.items() if v.tab == tab and v.on_open)
+
+    def _triple(self, v: View, opened: bool) -> wiring.Step:
+        """The view as (fn, inputs, outputs); a tab-bound one also reads the open tab and skips while it is closed
+        (``opened``: the event opens its tab, so it runs)."""
+        if v.tab is None or opened:
+            return v.fn, list(v.inputs), list(v.outputs)
+        if self.open_tab is None:
+            raise ValueError(f"view {v.name!r} is bound to tab {v.tab!r} but the page has no open-tab state")
+
+        def when_open(shown: str, *values):
+            if shown == v.tab:
+                return v.fn(*values)
+            return gr.skip() if len(v.outputs) == 1 else wiring.skips(len(v.outputs))
+
+        when_open.__name__ = f"{v.fn.__name__}_if_open"
+        return when_open, [self.open_tab, *v.inputs], list(v.outputs)
+
+    def __getitem__(self, name: str) -> View:
+        return self._views[name]
+
+    def reading(self, *controls) -> tuple[str, ...]:
+        """The names of the views whose inputs include any of ``controls`` (in registration order)."""
+        return tuple(n for n, v in self._views.items() if any(_contains(v.inputs, c) for c in controls))
+
+    def names(self, targets: Sequence) -> tuple[str, ...]:
+        """``targets`` (view names or controls) as view names: a control stands for every view that reads it."""
+        out: list[str] = []
+        for t in targets:
+            for n in (t,) if isinstance(t, str) else self.reading(t):
+                if n not in out:
+                    out.append(n)
+        return tuple(out)
+
+    def handler(
+        self, names: Sequence[str], step: wiring.Step | None = None, opened: bool = False
+    ) -> tuple[wiring.Step, dict]:
+        """One handler for the views ``names`` (after ``step``, when given), and its queue options."""
+        chosen = [self._views[n] for n in names]
+        triples = [self._triple(v, opened) for v in chosen]
+        fn = wiring.combine(triples) if step is None else wiring.after_step(step, triples)
+        return fn, queue(any(v.live for v in chosen))
+
+    def on(self, triggers: list, *targets, live: bool | None = None) -> None:
+        """``targets`` (controls: every view reading them; or view names) recomputed by one event on ``triggers``."""
+        (fn, inputs, outputs), kw = self.handler(self.names(targets))
+        if live is not None:
+            kw = queue(live)
+        gr.on(triggers, fn, inputs, outputs, **kw, **LAST)
+
+    def after(self, then: Callable, *targets, header: bool = False, opened: bool = False) -> None:
+        """``targets`` recomputed by one event after a step (``then``: the step's ``.then`` or ``.success``);
+        ``header``: also the views marked ``always``; ``opened``: the step opened the views' tab."""
+        names = self.names(targets)
+        if header:
+            names += tuple(n for n, v in self._views.items() if v.always and n not in names)
+        (fn, inputs, outputs), kw = self.handler(names, opened=opened)
+        then(fn, inputs, outputs, **kw)
+
+    def on_open(self, tab: gr.Tab, tab_id: str) -> None:
+        """When ``tab`` opens: the open-tab state is set (a ``gr.State`` lives on the server: a value set in the
+        browser alone would never reach it), then the tab's views run."""
+
+        def opened_tab() -> str:
+            return tab_id
+
+        opened = tab.select(opened_tab, None, self.open_tab, **queue(False))
+        if self.of_tab(tab_id):
+            self.after(opened.then, *self.of_tab(tab_id), opened=True)

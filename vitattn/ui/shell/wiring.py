@@ -1,0 +1,116 @@
+"""How the page's controls reach the views: one event per control, computing every view that control affects.
+
+Gradio's ``trigger_mode="always_last"`` (a change that arrives while a view is computed is computed once more at the
+end, so the page never stays on a stale value) loops when one trigger starts several such events: each finished
+event re-triggers the others, and a dropdown pick turned into hundreds of requests (issue 9). So each trigger starts
+exactly one event, whose handler runs the views in turn (``combine``). A view that fails shows its one-line error as a
+notice and leaves its outputs as they were; the other views still update.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import gradio as gr
+
+from vitattn.ui.data.errors import guard, warn
+
+Step = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
+
+
+def combine(views: Sequence[Step]) -> Step:
+    """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn.
+
+    The handler is a generator: the first view's outputs go to the page as soon as they are ready (the picture a
+    person is waiting for), then every output when all are done. The last answer repeats the first view's outputs
+    because Gradio applies only the last answer of a generator to a tab that has not been opened yet (the IoU tab's
+    leaderboard stayed empty with a skip there).
+    """
+    inputs: list = []
+    for _, ins, _ in views:
+        inputs += [c for c in (ins or []) if all(c is not d for d in inputs)]
+    outputs = [o for _, _, outs in views for o in outs]
+
+    def run(*values):
+        given = {id(c): v for c, v in zip(inputs, values, strict=True)}
+        out: list = []
+        for k, (fn, ins, outs) in enumerate(views):
+            out += _outputs(fn, [given[id(c)] for c in (ins or [])], len(outs))
+            if k == 0 and len(views) > 1:
+                yield _answer(out + [gr.skip()] * (len(outputs) - len(out)))
+        yield _answer(out)  # all of them again: a tab not yet shown takes only the last answer of a generator
+
+    run.__name__ = "+".join(fn.__name__ for fn, _, _ in views)
+    return run, inputs, outputs
+
+
+def after_step(step: Step, views: Sequence[Step]) -> Step:
+    """One handler that runs ``step`` (a page step that sets controls, e.g. a new image's boxes), then ``views`` on
+    the values it set: one request where a ``.then`` would take two. The step's outputs and the first view's go to
+    the page first (``combine``). A step that returns None has nothing to do: no output changes."""
+    fn, ins, outs = step
+    views_fn, views_in, views_out = combine(views)
+    inputs = [*(ins or [])]
+    inputs += [c for c in views_in if all(c is not d for d in inputs)]
+
+    def run(*values):
+        given = {id(c): v for c, v in zip(inputs, values, strict=True)}
+        try:
+            result = fn(*(given[id(c)] for c in (ins or [])))
+        except gr.Error as e:
+            warn(e.message)
+            result = [gr.skip()] * len(outs)
+        if result is None:
+            yield _answer([gr.skip()] * (len(outs) + len(views_out)))
+            return
+        set_by_step = [result] if len(outs) == 1 else list(result)
+        for c, v in zip(outs, set_by_step, strict=True):
+            if not isinstance(v, dict):  # a plain value
+                given[id(c)] = v
+            elif "value" in v:  # an update that sets a value
+                given[id(c)] = v["value"]
+        for answer in views_fn(*(given[id(c)] for c in views_in)):
+            yield _answer([*set_by_step, *(answer if len(views_out) > 1 else [answer])])
+
+    run.__name__ = f"{fn.__name__}+{views_fn.__name__}"
+    return run, inputs, [*outs, *views_out]
+
+
+def _answer(values: list):
+    """A handler's answer for its outputs: the value itself for one output (Gradio wraps a single output's answer
+    in a list itself; a list of one would reach the component as its value: a table showed ``[DataFrame]`` as one
+    column of text, a skip as ``[object Object]``), else the list."""
+    return values[0] if len(values) == 1 else values
+
+
+def _outputs(fn: Callable, args: list, n: int) -> list:
+    """``fn(*args)`` as a list of ``n`` outputs; on ``gr.Error`` a notice and ``n`` skips (outputs left as they are)."""
+    try:
+        result = fn(*args)
+    except gr.Error as e:
+        warn(e.message)
+        return [gr.skip()] * n
+    return [result] if n == 1 else list(result)
+
+
+def safe(n: int) -> Callable:
+    """A page handler that shows a ``gr.Error`` as a notice and leaves its ``n`` outputs as they were."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args):
+            try:
+                return guard(fn)(*args)
+            except gr.Error as e:
+                warn(e.message)
+                return tuple(gr.skip() for _ in range(n)) if n > 1 else gr.skip()
+
+        return run
+
+    return wrap
+
+
+def skips(n: int) -> tuple:
+    """``n`` outputs left as they are."""
+    return tuple(gr.skip() for _ in range(n))
