@@ -67,6 +67,7 @@ def metrics_per_map(n_maps: int, repeats: int, device: str) -> None:
         f"  score_batch (every column) {t_all * ms:6.2f} ms | continuous part alone {t_cont * ms:6.2f} ms | "
         f"others {(t_all - t_cont) * ms:6.2f} ms | continuous share {t_cont / t_all:.2f}"
     )
+
     def batched() -> None:
         score_maps(maps, BOXES, 224, device=device)
 

@@ -31,16 +31,13 @@ def demo_image_list(demo: gr.Blocks) -> int:
     """The id of the header's image list (elem_id "image-id")."""
     return next(i for i, c in demo.blocks.items() if getattr(c, "elem_id", None) == "image-id")
 
+
 MODEL_METHODS = [(m, meth) for m, spec in vitattn.MODELS.items() for meth in spec.methods]
 
 
 @pytest.fixture(scope="module")
 def store() -> Path:
     return store_dir()
-
-
-
-
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -147,10 +147,6 @@ def uploads(tmp_path_factory) -> dict[str, Path]:
     return make_uploads(tmp_path_factory.mktemp("uploads"))
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def client() -> Client:
     return Client(app_server().url, verbose=False)

@@ -36,8 +36,6 @@ def store() -> Path:
     return store_dir()
 
 
-
-
 def reference_logits(model: str, image) -> torch.Tensor:
     """The classifier's ``(1000,)`` logits, straight from its torch module."""
     m = small_model(model)
