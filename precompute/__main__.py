@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from precompute.config import Config
 from precompute.job import run
 from precompute.push import push
+from vitattn.hub import WeightsUnreachable
 from vitattn.store import StoreError
 
 HTTP_TIMEOUT = (10.0, 120.0)  # seconds: to connect, and between two packets (huggingface_hub's default: no limit)
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"hf://datasets/{result.repo_id}@{result.commit}: pushed {len(result.uploaded)} new or changed "
                     f"files, {result.unchanged} unchanged"
                 )
-    except StoreError as e:
+    except (StoreError, WeightsUnreachable) as e:
         print(f"precompute: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

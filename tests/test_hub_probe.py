@@ -78,3 +78,30 @@ def test_the_way_out_a_filled_cache_with_hf_hub_offline(hub, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     expected = float(weights["blocks.1.attn.qkv.weight"].sum())
     assert np.isclose(json.loads(done.stdout.strip().splitlines()[-1]), expected, rtol=1e-6)
+
+
+def test_a_siglip_text_tower_without_its_tokenizer_fails_in_one_line(hub):
+    """SigLIP's tokenizer comes from the Hub even with random weights: unreachable and not cached, text maps fail at
+    once naming the tokenizer's repo and the way out (instead of transformers' retries for about 50 s)."""
+    from vitattn.text.tower import load_tower
+
+    with hub.offline(), pytest.raises(WeightsUnreachable) as err:
+        load_tower("siglip", pretrained=False, embed_dim=64, shrink={"layers": 1}, device=torch.device("cpu"))
+    message = str(err.value)
+    assert "\n" not in message and "the tokenizer files of siglip (timm/ViT-B-16-SigLIP, tokenizer.json)" in message
+    assert "--text-methods none" in message and hub.url in message
+    assert hub.log == []
+
+
+def test_the_precompute_command_says_the_way_out_in_one_line(hub, tmp_path, capsys):
+    from precompute.__main__ import main
+
+    args = ["--models", "siglip", "--random-weights", "--methods", "mean", "--feature-layers", "none"]
+    args += ["--overrides", json.dumps({"siglip": SMALL}), "--output", str(tmp_path / "store"), "--quiet"]
+    with hub.offline():
+        assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and err[0].startswith("precompute: the tokenizer files of siglip") and "Traceback" not in err[0]
+    )
+    assert "--text-methods none (precompute) skips them" in err[0]

@@ -41,13 +41,6 @@ def hub_repo(name: str) -> tuple[str, str] | None:
     return repo, getattr(cfg, "hf_hub_filename", None) or WEIGHT_FILES[0]
 
 
-def weights_cached(repo: str) -> bool:
-    """Whether the Hugging Face cache holds a weight file of ``repo``."""
-    from huggingface_hub import try_to_load_from_cache
-
-    return any(isinstance(try_to_load_from_cache(repo, f), str) for f in WEIGHT_FILES)
-
-
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
@@ -83,7 +76,15 @@ def check_weights_reachable(name: str, way_out: str = DEFAULT_WAY_OUT) -> None:
     if found is None:
         return
     repo, file = found
-    if weights_cached(repo):
+    check_files_reachable(f"the weights of {name}", repo, file, WEIGHT_FILES, way_out)
+
+
+def check_files_reachable(what: str, repo: str, file: str, files: tuple[str, ...], way_out: str) -> None:
+    """Returns when the cache holds one of ``files`` of ``repo`` or the Hub answers; else raises `WeightsUnreachable`
+    in one line: ``what`` (e.g. "the weights of clip"), the repo and ``file``, why, and ``way_out``."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if any(isinstance(try_to_load_from_cache(repo, f), str) for f in files):
         return
     if hub_offline():
         why = "HF_HUB_OFFLINE is set and the cache does not hold them"
@@ -91,4 +92,4 @@ def check_weights_reachable(name: str, way_out: str = DEFAULT_WAY_OUT) -> None:
         return
     else:
         why = f"not cached and the Hub is unreachable ({hub_endpoint()}, no answer within {HUB_PROBE_SECONDS:g} s)"
-    raise WeightsUnreachable(f"the weights of {name} ({repo}, {file}) are {why}; {way_out}")
+    raise WeightsUnreachable(f"{what} ({repo}, {file}) are {why}; {way_out}")

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..hub import check_files_reachable
 from .specs import check_prompts, check_text
 from .templates import expand
 
@@ -74,6 +75,13 @@ class TextTower:
         return torch.stack([self._cache[(p, t)] for p, t in zip(prompts, texts, strict=True)])  # (P, D)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model")
+TOKENIZER_WAY_OUT = (
+    "text maps of this model need its tokenizer even with random weights: --text-methods none (precompute) skips "
+    "them, or HF_HUB_OFFLINE=1 with a Hugging Face cache that holds it (run once with network access to fill it)"
+)
+
+
 def load_tower(name: str, *, pretrained: bool, embed_dim: int, shrink: dict | None, device: torch.device) -> TextTower:
     """The text tower of model ``name``.
 
@@ -108,4 +116,8 @@ def load_tower(name: str, *, pretrained: bool, embed_dim: int, shrink: dict | No
     model = model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)
+    hub_tokenizer = open_clip.get_model_config(spec.open_clip_name)["text_cfg"].get("hf_tokenizer_name")
+    if hub_tokenizer:  # SigLIP's SentencePiece / Gemma tokenizers come from the Hub, random weights or not
+        check_files_reachable(f"the tokenizer files of {name}", hub_tokenizer, "tokenizer.json", TOKENIZER_FILES,
+                              TOKENIZER_WAY_OUT)  # fmt: skip
     return TextTower(model, open_clip.get_tokenizer(spec.open_clip_name), device)
