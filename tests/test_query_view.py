@@ -22,6 +22,7 @@ from test_query import reference_attention
 
 from vitattn.ui import Explorer
 from vitattn.ui.actions import query as query_view
+from vitattn.ui.actions import similarity as similarity_actions
 from vitattn.ui.data.catalog import FUSED
 
 IMAGE = "astronaut"
@@ -55,7 +56,7 @@ def test_attention_is_the_query_row_of_softmax_qk(ex, model, prefix):
 def test_similarity_selects_the_query_patch(ex):
     _, data = query_view.attention(ex, IMAGE, "dinov2", 0, FUSED, 0.3, 0.7, 0.6)
     picture, sim = query_view.similarity(ex, IMAGE, "dinov2", 0, 0.3, 0.7, 0.6)
-    want, _ = sim.similarity(ex, IMAGE, "dinov2", 0, 0.3, 0.7, 0.3, 0.7, 0.6)
+    want, _ = similarity_actions.similarity(ex, IMAGE, "dinov2", 0, 0.3, 0.7, 0.3, 0.7, 0.6)
     assert sim["selected"] == [data["cell"]] == [[2, 1]]
     assert sim["region"] == [0.3, 0.7, 0.3, 0.7] and sim["similarity"][2][1] == pytest.approx(1.0, abs=1e-5)
     assert np.array_equal(np.asarray(picture), np.asarray(want))

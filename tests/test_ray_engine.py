@@ -55,7 +55,10 @@ def assert_same_tables(a: dict[str, list], b: dict[str, list]) -> None:
             for column, x in row_a.items():
                 y = row_b[column]
                 if isinstance(x, float) or (isinstance(x, list) and x and isinstance(x[0], float)):
-                    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9, err_msg=f"{path} {column}")
+                    # The sanity curves re-run randomised networks, whose maps carry those last bits into float16
+                    # values (one float16 step is 2^-10 relative) and into HOG's orientation bins.
+                    rtol, atol = (1e-3, 1e-6) if "/sanity-" in path else (1e-6, 1e-9)
+                    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f"{path} {column}")
                 else:
                     assert x == y, (path, column)
 
