@@ -23,7 +23,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +30,11 @@ import torch
 from PIL import Image
 
 import vitattn
+from bench.engine import once
 from vitattn.text import TEXT_METHODS, imagenet80
 from vitattn.text.compute import text_maps
 
 WORDS = ["church", "rose window", "portal", "tower", "tracery", "nave", "apse", "window", "a photo of a church"]
-
-
-def once(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
 
 
 def median(fn, repeats: int) -> float:
