@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import average_precision_score
 from small_models import noise_image, small_model
 
 import vitattn
@@ -91,3 +92,88 @@ def test_every_model_kind_and_method(name) -> None:
 def test_equal_on_cuda() -> None:
     assert_same(hard_maps((14, 14), 0), BOXES, device="cuda")
     assert_same(hard_maps((7, 7), 1), BOXES, device="cuda")
+
+
+def test_host_upsample_is_raster_upsample_bit_for_bit() -> None:
+    from vitattn.metrics.batched import host_upsample
+    from vitattn.metrics.raster import upsample
+
+    rng = np.random.default_rng(0)
+    for shape, side in [((3, 14, 14), 224), ((2, 7, 7), 31), ((2, 3, 5), 64), ((2, 16, 16), 16), ((2, 1, 1), 8)]:
+        maps = (rng.random(shape) - 0.3).astype(np.float32)
+        maps[0, : shape[1] // 2] = 0.0  # flat: b - a is 0 (or -0.0) at every pixel
+        expected, got = upsample(maps, side), host_upsample(maps, side)
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))
+
+
+def test_the_torch_path_on_the_cpu_equals_the_reference(monkeypatch) -> None:
+    """The accelerator path (``_chunk_scores``) run on the CPU, so it stays checked without a GPU."""
+    import vitattn.metrics.batched as batched
+
+    monkeypatch.setattr(batched, "CPU_PATH", "torch")
+    assert_same(hard_maps((14, 14), 0), BOXES)
+    assert_same(hard_maps((7, 7), 1), BOXES, 31, box_percentile=75)
+
+
+LEFT_HALF = (0.0, 0.0, 0.5, 1.0)
+
+
+def test_ties_worked_on_paper() -> None:
+    # R = 4: the 4 x 4 map is its own upsampling. Columns hold 2, 1, 1, 0; the box is the left half: K = 8.
+    # Four 2s (in), eight 1s (four in, four out: the tie group starts with outside pixels), four 0s (out).
+    maps = np.tile(np.array([2.0, 1.0, 1.0, 0.0], dtype=np.float32), (1, 4, 1))
+    got = score_maps(maps, [LEFT_HALF], 4).metrics
+    assert got["pxap"][0] == pytest.approx(0.5 + 0.5 * 8 / 12, abs=1e-12)  # (1, 4/4) at 2, (1/2 more, 8/12) at 1
+    assert got["relevance_rank"][0] == pytest.approx(6 / 8, abs=1e-12)  # 4 + 4 places shared by 8 ties, half in
+    assert got["relevance_mass"][0] == pytest.approx(12 / 16, abs=1e-12)
+    assert got["iou_50"][0] == pytest.approx(6 / (8 + 8 - 6), abs=1e-12)  # k = 8 as well
+    assert_same(maps, [LEFT_HALF], 4)
+    # The lowest value shared inside and out, at place 0: ReLU zeros on both sides of the box edge.
+    zeros = np.zeros((1, 4, 4), dtype=np.float32)
+    zeros[0, :2, 0] = 1.0  # two inside pixels above the zeros
+    got = score_maps(zeros, [LEFT_HALF], 4).metrics
+    labels = np.tile([1, 1, 0, 0], 4)
+    assert got["pxap"][0] == pytest.approx(average_precision_score(labels, zeros.reshape(-1)), abs=1e-12)
+    assert got["pxap"][0] == pytest.approx(2 / 8 * 1 + 6 / 8 * 8 / 16, abs=1e-12)
+    assert_same(zeros, [LEFT_HALF], 4)
+
+
+def test_map_equal_to_the_mask_and_a_uniform_map() -> None:
+    from vitattn.metrics import union_mask
+
+    mask = union_mask(BOXES, 16).astype(np.float32)[None]  # at R = 16 its own upsampling
+    got = score_maps(mask, BOXES, 16).metrics
+    for name in ("pxap", "relevance_rank", "relevance_mass", "pointing", "pointing_15"):
+        assert got[name][0] == 1.0, name
+    assert_same(mask, BOXES, 16)
+    area = union_mask(BOXES, 32).mean()
+    got = score_maps(np.full((2, 7, 7), 0.3, dtype=np.float32), BOXES, 32).metrics
+    for name in ("pxap", "relevance_rank", "coverage"):
+        np.testing.assert_allclose(got[name], area, rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pxap_equals_scikit_learn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    maps = rng.random((10, 7, 9)).astype(np.float32)
+    maps[seed % 2 :: 2] = np.round(maps[seed % 2 :: 2] * 4) / 4  # many ties, inside and out
+    maps[0, :, :4] = 0.0  # a flat region across the box edge, at the lowest value
+    x0, x1 = np.sort(rng.random(2))
+    boxes = [(float(x0), 0.1, float(x1), 0.7), (0.6, 0.5, 0.9, 0.95)]
+    got = score_maps(maps, boxes, 48).metrics["pxap"]
+    labels = union_mask_flat(boxes, 48)
+    expected = [average_precision_score(labels, up) for up in upsample_flat(maps, 48)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def union_mask_flat(boxes, side: int) -> np.ndarray:
+    from vitattn.metrics import union_mask
+
+    return union_mask(boxes, side).reshape(-1)
+
+
+def upsample_flat(maps: np.ndarray, side: int) -> np.ndarray:
+    from vitattn.metrics.raster import upsample
+
+    return upsample(maps, side).reshape(len(maps), -1)

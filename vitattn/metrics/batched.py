@@ -39,7 +39,6 @@ from vitattn.metrics.raster import (
     check_boxes,
     check_heatmaps,
     check_resolution,
-    upsample as host_upsample,
 )
 from vitattn.metrics.scores import PERCENTILES, BatchScores, _near_box, literature_tolerance
 
@@ -225,7 +224,7 @@ class HostTargets:
     union_bit: np.ndarray  # [n] int64 0 / 1
     rects: tuple  # per box (y0, y1, x0, x1): its mask is that rectangle (box_masks)
     areas: np.ndarray  # [B] float64 box areas
-    sums: np.ndarray  # [n, 2] float64: ones, union
+    union_rects: tuple  # disjoint rectangles (y0, y1, x0, x1) that tile the union
     far: np.ndarray  # [n] bool: farther than the pointing_15 tolerance from the union
     gt: np.ndarray  # [n] float32 soft ground truth clipped to [0, 1] (mse)
     p: np.ndarray  # [n] float64 soft ground truth + epsilon, summing to 1 (kl)
@@ -242,6 +241,30 @@ def _rectangle(mask: np.ndarray) -> tuple[int, int, int, int]:
     if mask[y0:y1, x0:x1].sum() != mask.sum():
         raise AssertionError("box_masks gave a mask that is not a rectangle")
     return y0, y1, x0, x1
+
+
+def _tiles(mask: np.ndarray) -> tuple:
+    """Disjoint rectangles ``(y0, y1, x0, x1)`` that tile a ``[R, R]`` mask: runs of equal rows, cut into runs of
+    columns (a union of a few boxes gives a few rectangles)."""
+    out = []
+    y = 0
+    while y < mask.shape[0]:
+        y1 = y + 1
+        while y1 < mask.shape[0] and np.array_equal(mask[y1], mask[y]):
+            y1 += 1
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask[y].astype(np.int8), [0]])))  # run starts, ends
+        out += [(y, y1, int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+        y = y1
+    return tuple(out)
+
+
+def _mass(grid: np.ndarray, h: HostTargets) -> tuple[np.ndarray, np.ndarray]:
+    """``[c]`` float64 sums of ``[c, R, R]`` float32 maps over all pixels and over the union (its tiles).
+
+    Plain float64 reductions, no BLAS: OpenBLAS's threads would spin against the caller's on a loaded machine."""
+    total = grid.reshape(len(grid), -1).sum(axis=1, dtype=np.float64)  # [c]
+    inside = sum(grid[:, y0:y1, x0:x1].sum(axis=(1, 2), dtype=np.float64) for y0, y1, x0, x1 in h.union_rects)
+    return total, inside
 
 
 @lru_cache(maxsize=32)
@@ -263,7 +286,7 @@ def _host_targets(boxes: tuple, side: int, box_percentile: float) -> HostTargets
         union_bit=union.astype(np.int64),
         rects=tuple(_rectangle(m) for m in masks),
         areas=masks.reshape(len(masks), -1).sum(axis=1).astype(np.float64),
-        sums=np.ascontiguousarray(np.stack([np.ones(n), union], axis=1)),
+        union_rects=_tiles(union.reshape(side, side)),
         far=~near,
         gt=np.clip(gt, 0.0, 1.0).reshape(-1).astype(np.float32),
         p=p,
@@ -350,11 +373,38 @@ def _pixel_ap(keys: np.ndarray, places: np.ndarray, inside_keys: np.ndarray) -> 
     return float((inside_in_group * ((k_in - first) / (n - g))).sum()) / k_in
 
 
+@lru_cache(maxsize=32)
+def _host_lerp(n_in: tuple[int, int], side: int) -> tuple[np.ndarray, ...]:
+    """``raster._lerp_indices`` along y and x, and along x the source column after each column (edge-clamped)."""
+    y0, y1, wy = _lerp_indices(n_in[0], side)
+    x0, x1, wx = _lerp_indices(n_in[1], side)
+    nxt = np.minimum(np.arange(n_in[1]) + 1, n_in[1] - 1)  # [gw] as _lerp_indices: x1 = min(x0 + 1, gw - 1)
+    if not np.array_equal(nxt[x0], x1):
+        raise AssertionError("_lerp_indices changed: x1 is no longer min(x0 + 1, gw - 1)")
+    return y0, y1, wy[:, None], x0, nxt, wx
+
+
+def host_upsample(maps: np.ndarray, side: int) -> np.ndarray:
+    """``raster.upsample`` of ``[c, gh, gw]`` float32 maps, the same bits (tested), in fewer passes at ``R x R``.
+
+    The same lerps ``a + w * (b - a)`` in float32 in the same order (rows first). Along x the difference
+    ``b - a`` of two source columns is the same for every output pixel between them, so it is taken once per
+    source column on the ``[c, R, gw]`` rows, and gathered with them: one gather, one product and one sum at full
+    size instead of two gathers, a difference, a product and a sum."""
+    y0, y1, wy, x0, nxt, wx = _host_lerp(maps.shape[-2:], side)
+    top, bottom = maps[:, y0, :], maps[:, y1, :]  # [c, R, gw]
+    rows = top + wy * (bottom - top)  # [c, R, gw]
+    pair = np.stack([rows, rows[..., nxt] - rows])[..., x0]  # [2, c, R, R]: a and b - a at every pixel
+    out, step = pair[0], pair[1]
+    np.multiply(step, wx, out=step)
+    return np.add(out, step, out=out)  # [c, R, R]
+
+
 def _host_scores(maps: np.ndarray, h: HostTargets, box_column: int) -> dict[str, np.ndarray]:
     """Every metric of ``[c, gh, gw]`` float32 maps, and ``box_iou`` ``[c, B]``, with numpy on the CPU."""
     c = maps.shape[0]
     n, side, k_in = h.n, h.side, h.area
-    up = host_upsample(maps, side).reshape(c, n)  # [c, n] float32: raster.upsample itself, the reference's bits
+    up = host_upsample(maps, side).reshape(c, n)  # [c, n] float32: raster.upsample's bits
     hits, share, thresholds, ap, peaks_in, ordered, lo_hi = _host_ranks(up, h)
     ks = h.ks.astype(np.float64)  # [T]
     ious = hits / (ks + k_in - hits)  # [c, T]
@@ -373,21 +423,21 @@ def _host_scores(maps: np.ndarray, h: HostTargets, box_column: int) -> dict[str,
     box_hits = above + share[:, box_column, None] * tied  # [c, B]
     out["box_iou"] = box_hits / (k_box + h.areas - box_hits)
     lo, hi = lo_hi[:, 0], lo_hi[:, 1]  # [c] float32
-    sums = up.astype(np.float64) @ h.sums  # [c, 2]: all pixels, inside the union
+    total, inside = _mass(up.reshape(c, side, side), h)  # [c] float64
     lo64 = lo.astype(np.float64)
-    total, inside = sums[:, 0] - n * lo64, sums[:, 1] - k_in * lo64  # [c] mass of up - min
     flat = lo == hi
-    out["coverage"] = np.where(flat, k_in / n, inside / np.where(flat, 1.0, total))
+    shifted_total, shifted_inside = total - n * lo64, inside - k_in * lo64  # [c] mass of up - min
+    out["coverage"] = np.where(flat, k_in / n, shifted_inside / np.where(flat, 1.0, shifted_total))
     out["pointing"] = peaks_in.astype(np.float64)
     near = peaks_in.copy()  # peaks in the union are within the tolerance; the others are looked at
     for i in np.flatnonzero(~peaks_in):
-        near[i] = not (h.far & (up[i] == hi[i])).any()
+        near[i] = not h.far[np.flatnonzero(up[i] == hi[i])].any()
     out["pointing_15"] = near.astype(np.float64)
     negative = np.flatnonzero(lo < 0)
     if negative.size:  # negative values carry no mass
-        sums[negative] = np.maximum(up[negative], 0.0).astype(np.float64) @ h.sums
-    positive = sums[:, 0] > 0
-    out["relevance_mass"] = np.where(positive, sums[:, 1] / np.where(positive, sums[:, 0], 1.0), 0.0)
+        total[negative], inside[negative] = _mass(np.maximum(up[negative], 0.0).reshape(-1, side, side), h)
+    positive = total > 0
+    out["relevance_mass"] = np.where(positive, inside / np.where(positive, total, 1.0), 0.0)
     out["relevance_rank"] = hits[:, -1] / k_in
     out["pxap"] = ap
     out.update(_host_continuous(up, lo, hi, h))
@@ -408,8 +458,14 @@ def _host_continuous(up: np.ndarray, lo: np.ndarray, hi: np.ndarray, h: HostTarg
     log_q = np.add(m, np.float32(KL_EPSILON), out=diff)
     np.log(log_q, out=log_q)  # [c, n] float32: relative error ~1e-7 per pixel
     totals = m.sum(axis=1, dtype=np.float64) + n * KL_EPSILON  # [c]
-    kl = np.maximum(h.p_log_p - log_q.astype(np.float64) @ h.p + np.log(totals), 0.0)  # [c]
-    cells = (h.rows @ m.reshape(c, h.side, h.side) @ h.cols_t).astype(np.float64).reshape(c, -1)  # [c, g * g]
+    cross = np.einsum("cn,n->c", log_q, h.p)  # [c] sum p log q in float64, no BLAS (see _mass)
+    kl = np.maximum(h.p_log_p - cross + np.log(totals), 0.0)  # [c]
+    g = h.rows.shape[0]
+    if h.side % g == 0:  # each cell averages b x b pixels: block sums (the average's 1 / b^2 cancels below)
+        b = h.side // g
+        cells = m.reshape(c, g, b, g, b).sum(axis=(2, 4), dtype=np.float64).reshape(c, -1)  # [c, g * g]
+    else:
+        cells = (h.rows @ m.reshape(c, h.side, h.side) @ h.cols_t).astype(np.float64).reshape(c, -1)  # [c, g * g]
     mass = cells.sum(axis=1, keepdims=True)  # [c, 1]
     dist = np.where(mass > 0, cells / np.where(mass > 0, mass, 1.0), 1.0 / cells.shape[1])
     return {"mse": mse, "kl": kl, "emd": wasserstein_grids(dist, h.q_emd)}
