@@ -17,6 +17,12 @@ the reference: this module computes the same numbers (equal to 1e-5, ties by the
 - the box masks, the soft ground truth, the pointing tolerance mask and the EMD target once per box list;
 - mse and kl as reductions; emd: the 8 x 8 area resize as matrix products on the device, then the exact
   transport problems on the host with POT (``continuous.wasserstein_grids``).
+
+On the CPU (``CPU_PATH = "numpy"``) the same numbers come from a numpy path, ``_host_scores``, that makes fewer
+passes over the pixels: ``host_upsample`` (``raster.upsample``'s bits), the same one sort per map, then the inside
+pixels' places in the sorted order serve every threshold (binary search), the relevance rank, the pointing game and
+the pixel AP (per tie group of inside pixels, ``_pixel_ap``); per-box counts over the boxes' rectangles; sums over
+the union's tiles; no BLAS. ``CPU_PATH = "torch"`` runs the accelerator path on the CPU (the tests check both).
 """
 
 from __future__ import annotations
