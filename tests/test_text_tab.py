@@ -64,7 +64,8 @@ def test_metrics_are_the_librarys_against_the_labels_boxes_beside_its_baselines(
     label = next(x for x in labels if len(_label_boxes(ex, x)) >= 1)
     _, data = handlers.text_map(IMAGE, "clip", f"{label}, rose window", "naclip,maskclip")
     table = handlers.text_metrics(IMAGE, "clip", f"{label}, rose window", "naclip,maskclip")
-    assert set(table["prompt"]) == {label}  # "rose window" labels no box: not scored
+    boxes = _label_boxes(ex, label)
+    assert set(table["prompt (boxes)"]) == {f"{label} ({len(boxes)})"}  # "rose window" labels no box: not scored
     boxes = _label_boxes(ex, label)
     item = ex.item(IMAGE)
     base = baseline_metrics(boxes, np.asarray(item.picture), grid=ex.info("clip").grid)
@@ -74,7 +75,6 @@ def test_metrics_are_the_librarys_against_the_labels_boxes_beside_its_baselines(
             assert row[method] == pytest.approx(want[row["metric"]], abs=1e-3), (method, row["metric"])
     for _, row in table.iterrows():
         assert row["random"] == pytest.approx(base["random"][row["metric"]], abs=1e-4)
-        assert row["boxes"] == len(boxes)
         assert row["better"] == ("lower" if row["metric"] in ("mse", "kl", "emd") else "higher")
 
 
@@ -110,7 +110,7 @@ def test_an_upload_without_boxes_shows_maps_and_one_line_then_your_boxes_are_sco
     assert picture["visible"] and empty["visible"] and "no boxes" in empty["value"] and not table["visible"]
     mine = "0.1 0.1 0.6 0.5"  # drawn, unlabelled: scored against every prompt
     note, picture, empty, table, data = handlers.page_text(upload, "clip", "tower", ["naclip"], "none", 0.6, mine)
-    assert not empty["visible"] and set(table["value"]["prompt"]) == {"tower"}
+    assert not empty["visible"] and set(table["value"]["prompt (boxes)"]) == {"tower (1)"}
     shown = np.asarray(data["maps"][0]["map"], dtype=np.float32)
     boxes = handlers.text_metrics(upload, "clip", "tower", "naclip", "none", mine)
     from vitattn.ui.data.catalog import parse_boxes
@@ -157,6 +157,10 @@ def test_the_endpoints_are_typed_documented_and_give_the_live_maps(client):
     assert maps[("face", "naclip")] != maps[("portal", "naclip")]
     table = client.predict(IMAGE, "clip", "face, portal", "naclip", api_name="/text_metrics")
     rows = [dict(zip(table["headers"], r, strict=True)) for r in table["data"]]
-    assert {r["prompt"] for r in rows} == {"face"} and {r["metric"] for r in rows} >= {"iou_90", "coverage", "pxap"}
+    assert {r["prompt (boxes)"] for r in rows} == {"face (1)"} and {r["metric"] for r in rows} >= {
+        "iou_90",
+        "coverage",
+        "pxap",
+    }
     with pytest.raises(Exception, match="has no text tower"):
         client.predict(IMAGE, "dinov2", "face", api_name="/text_map")

@@ -30,7 +30,7 @@ from vitattn.ui.data.text import TEMPLATES, TextView
 MAX_PROMPTS = 8
 ALL = "all"
 # One row per prompt and metric: which way is better, each method's value, then each baseline on the same boxes.
-FIXED_COLUMNS = ["prompt", "boxes", "metric", "better"]
+FIXED_COLUMNS = ["prompt (boxes)", "metric", "better"]
 
 
 def no_text(ex: Explorer, model: str) -> str:
@@ -136,7 +136,7 @@ def text_map(
         headings,
         boxes=outlined,
         opacity=opacity,
-        side=240 if len(methods) > 2 else 320,
+        side=240,
         warning=RANDOM_LABEL if any(ex.random_weights(o, model) for o in origins) else "",
         bar_label=f"{item.id} · {model} · cosine or relevance with the prompt, one scale for every panel",
     )
@@ -183,7 +183,8 @@ def text_metrics(
 ) -> pd.DataFrame:
     """Every metric of each text method's map of each prompt against the boxes of that label (IoU at each
     percentile, coverage, pointing, the continuous and threshold-free ones), beside the baselines on the same boxes.
-    A prompt that labels no box is left out; no rows when none does.
+    One row per prompt (with its number of boxes) and metric; a prompt that labels no box is left out (no rows when
+    none does).
 
     Args:
         prompts: one or more, separated by commas; box labels of the image (or of your boxes) are scored.
@@ -204,8 +205,7 @@ def text_metrics(
         for metric in next(iter(per_method.values())):
             rows.append(
                 {
-                    "prompt": prompt,
-                    "boxes": len(scored),
+                    "prompt (boxes)": f"{prompt} ({len(scored)})",
                     "metric": metric,
                     "better": "lower" if metric in LOWER_IS_BETTER else "higher",
                     **{m: s[metric] for m, s in per_method.items()},

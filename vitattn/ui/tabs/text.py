@@ -46,7 +46,7 @@ class Layout:
                     max_lines=1,
                     scale=2,
                 )
-                self.templates = gr.Radio(
+                self.templates = gr.Dropdown(
                     list(TEMPLATE_CHOICES), value=AS_STORED, label="Prompt templates", elem_id="text-templates", scale=1
                 )
             self.methods = gr.CheckboxGroup(
@@ -141,6 +141,6 @@ def build(page: Page) -> Layout:
 
 def wire(page: Page, t: Layout) -> None:
     ex, v = page.explorer, page.views
-    v.on([t.prompts.submit, t.methods.input, t.templates.input], "text")
+    v.on([t.prompts.submit, t.methods.input, t.templates.select], "text")
     picked = t.label.select(api.bind(on_text_label, ex), [t.label], [t.prompts], **queue(False))
     v.after(picked.then, "text")
