@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import gradio as gr
 import pandas as pd
 from PIL import Image
 
@@ -127,7 +128,7 @@ def text_map(
     mine = _boxes(ex, image_id, boxes)
     rows = [[v for v in shown if v.prompt == p] for p in prompts]
     outlined = [boxes_of(mine, p) for p in prompts]
-    headings = [_heading(p, len(b), templates) for p, b in zip(prompts, outlined, strict=True)]
+    headings = [_heading(p, len(b), templates, bool(mine)) for p, b in zip(prompts, outlined, strict=True)]
     origins = {v.origin for v in shown}
     picture = render.map_rows(
         item.picture,
@@ -166,8 +167,9 @@ def _title(v: TextView) -> str:
     return f"{v.method} ({v.origin})"
 
 
-def _heading(prompt: str, n_boxes: int, templates: str) -> str:
-    boxes = f"{n_boxes} box{'es' if n_boxes != 1 else ''} outlined" if n_boxes else "no box of this label"
+def _heading(prompt: str, n_boxes: int, templates: str, any_boxes: bool) -> str:
+    none = "no box of this label" if any_boxes else "the image has no boxes"
+    boxes = f"{n_boxes} box{'es' if n_boxes != 1 else ''} outlined" if n_boxes else none
     through = "" if templates == "none" else f", through the {templates} templates"
     return f"\u201c{prompt}\u201d{through} · {boxes}"
 
@@ -220,7 +222,7 @@ def empty_state(ex: Explorer, image_id: str, prompts: str, boxes: str = "") -> s
     mine = _boxes(ex, image_id, boxes)
     try:
         asked = parse_prompts(prompts)
-    except Exception:
+    except gr.Error:  # the maps' own check says what is wrong
         return ""
     if any(boxes_of(mine, p) for p in asked):
         return ""
