@@ -38,9 +38,13 @@ APP_ROOT = Path(os.environ.get("VITATTN_TEST_APP_ROOT") or ROOT)
 
 
 @cache
-def store_dir(models: tuple[str, ...] | None = None) -> Path:
+def store_dir(
+    models: tuple[str, ...] | None = None, text_methods: tuple[str, ...] = (), templates: str = "none"
+) -> Path:
     """A store of the tiny random variants of ``models`` (default: every model) on the bundled examples, made by
-    the precompute job (built once per test process and set of models)."""
+    the precompute job (built once per test process and set of models); ``text_methods``: the text maps of every
+    box label for the models with a text tower (give only models whose tokenizer needs no Hub: clip), with the prompt
+    ``templates`` (default: prompts as given; "imagenet80" costs 80 texts a label)."""
     from precompute import Config, run
 
     models = tuple(models or vitattn.MODELS)
@@ -48,7 +52,7 @@ def store_dir(models: tuple[str, ...] | None = None) -> Path:
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     overrides = {name: small_overrides(name) for name in models}
     run(Config(output=out / "store", models=models, random_weights=True, overrides=overrides, progress=False,
-               sanity_images=0))  # fmt: skip  # the app shows no randomisation curves yet: skip their cost
+               sanity_images=0, text_methods=text_methods, templates=templates))  # fmt: skip  # no sanity curves
     return out / "store"
 
 

@@ -40,6 +40,9 @@ ENDPOINTS = {
     # the Compare and Query tabs
     "/compare_maps",
     "/query_attention",
+    # the Text tab (tests/test_text_tab.py); the API grows with the tabs, so new endpoints are added here
+    "/text_map",
+    "/text_metrics",
 }
 
 

@@ -6,7 +6,9 @@ every enabled slider a keyboard step (ArrowRight on the focused slider). After e
 own idle signal: ``Walker.act``), show no notice, no table holding pandas' text repr (``[14 rows x 16 columns]``)
 or ``[object Object]``, and no tab label twice; a keyboard step must send at least one request (the views that read
 the slider). Then the header's model is switched: the pictures of every tab that shows it change, while the tab is
-open and when it is opened again. Screenshots of every tab at 1400 and 1024 px: artifacts/screens/generic-*.png.
+open and when it is opened again. The Text tab is walked with the header on a text model (siglip, whose tokenizer a
+local Hub serves) and on one without a text tower (its one line). Screenshots of every tab at 1400 and 1024 px:
+artifacts/screens/generic-*.png.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from app_support import KINDS, app_server, open_page
+from app_support import KINDS, AppServer, open_page, store_dir
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -27,10 +29,26 @@ FOLLOWERS = {"Attention": "#attention-map", "Similarity": "#similarity-map", "Qu
 SKIP_DROPDOWNS = {"Image", "Explain class (gradient methods of classifiers; another class is computed live)"}
 
 
+TABS = ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Text", "Gallery", "Heads", "Variants",
+        "Features"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def walker():
-    with open_page(app_server(KINDS).url, "generic", bound=12) as w:
-        yield w
+def walker(tmp_path_factory):
+    """The app on the KINDS store with SigLIP's tokenizer served by a local Hub (its text maps need it, even with
+    random weights), in chromium."""
+    from hubserver import HubServer
+    from text_support import serve_tokenizers
+
+    with HubServer() as hub:
+        serve_tokenizers(hub)
+        home = str(tmp_path_factory.mktemp("hf_home"))
+        server = AppServer(store_dir(KINDS), env={"HF_ENDPOINT": hub.url, "HF_HOME": home, "HF_HUB_OFFLINE": None})
+        try:
+            with open_page(server.url, "generic", bound=12) as w:
+                yield w
+        finally:
+            server.stop()
 
 
 def _tab_labels(w) -> list[str]:
@@ -95,8 +113,7 @@ def _picture(w, selector: str) -> str | None:
     return img.get_attribute("src") if img.count() else None
 
 
-@pytest.mark.parametrize("tab", ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Gallery",
-                                 "Heads", "Variants", "Features"])  # fmt: skip
+@pytest.mark.parametrize("tab", TABS)
 def test_every_dropdown_and_slider_of_the_tab_settles_and_shows_no_repr(walker, tab):
     w = walker
     w.tab(tab)
@@ -128,13 +145,38 @@ def test_the_header_model_changes_the_pictures_of_every_tab_that_shows_it(walker
         assert _picture(w, picture) != after, f"{tab}: reopened, the picture still shows {other}"
 
 
+def test_the_text_tab_on_a_text_model_and_on_one_without_a_text_tower(walker):
+    """Its controls worked with the header on siglip (maps and metrics of the first label, then a typed prompt), the
+    header switched to dinov2 while the tab is open (one line, no maps), and back (the maps follow)."""
+    w = walker
+    panel = w.page.locator("#text-panel")
+    w.tab("Gallery")
+    w.header_model("siglip")
+    w.tab("Text")  # opened: its view runs with the header's model
+    before = _picture(w, "#text-maps")
+    assert before and not panel.locator("#text-note").is_visible()
+    assert panel.locator("#text-metrics table").count()  # the first label's metrics
+    _work_dropdowns(w, panel, "Text on siglip")
+    prompts = panel.locator("#text-prompts textarea, #text-prompts input").first
+    prompts.fill("tower, sky")
+    w.act("Text: typed prompts", lambda: prompts.press("Enter"))
+    _check_page(w, "Text: typed prompts")
+    typed = _picture(w, "#text-maps")
+    assert typed and typed != before
+    w.header_model("dinov2")
+    note = panel.locator("#text-note")
+    assert note.is_visible() and "dinov2 has no text tower" in note.inner_text()
+    assert not panel.locator("#text-maps img").locator("visible=true").count()
+    w.header_model("siglip")
+    assert not note.is_visible() and _picture(w, "#text-maps")
+
+
 @pytest.mark.parametrize("width", [1400, 1024])
 def test_screenshots_of_every_tab(walker, width):
     w = walker
     w.page.set_viewport_size({"width": width, "height": 1000})
     try:
-        for tab in ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Gallery", "Heads",
-                    "Variants", "Features"]:  # fmt: skip
+        for tab in TABS:
             w.tab(tab)
             _check_page(w, f"{tab} at {width} px")
             w.shot(f"tab-{tab.lower().replace(' ', '-')}-{width}")

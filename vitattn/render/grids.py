@@ -223,3 +223,38 @@ def rgb_tiles(
     row = side_by_side(columns)
     width = max(row.width, 448)
     return stack_warning(stack([row, *([text_band(width, note)] if note else [])]), warning)
+
+
+def map_rows(
+    picture: Image.Image,
+    rows: Sequence[Sequence[np.ndarray]],
+    titles: Sequence[Sequence[str]],
+    headings: Sequence[str],
+    *,
+    boxes: Sequence[Sequence[LabeledBox]] = (),
+    opacity: float = 0.6,
+    side: int = 240,
+    columns: int = 3,
+    warning: str = "",
+    bar_label: str = "",
+) -> Image.Image:
+    """Rows of maps of one image (e.g. one row per prompt, one panel per method), every panel on **one** colour scale
+    (the range of all maps), each row under its heading with its own boxes outlined (wrapped after ``columns``
+    panels), one colour bar below."""
+    if not rows or len(rows) != len(titles) or len(rows) != len(headings) or boxes and len(boxes) != len(rows):
+        raise ValueError(f"need one title list, heading (and box list) per row, got {len(rows)} rows")
+    if any(not r or len(r) != len(t) for r, t in zip(rows, titles, strict=True)):
+        raise ValueError("need one title per map in every row")
+    lo, hi = shared_range([m for row in rows for m in row])
+    small = fit(picture.convert("RGB"), side)
+    drawn = []
+    for i, (maps, names, heading) in enumerate(zip(rows, titles, headings, strict=True)):
+        outlined = boxes[i] if boxes else ()
+        panels = [_panel(small, m, lo, hi, t, outlined, opacity, "inferno") for m, t in zip(maps, names, strict=True)]
+        lines = [side_by_side(panels[k : k + columns]) for k in range(0, len(panels), columns)]
+        gap = Image.new("RGB", (1, 6), (255, 255, 255))
+        body = stack([p for line in lines for p in (line, gap)][:-1])
+        drawn.append(stack([text_band(body.width, heading, size=14), body]))
+    width = max(max(d.width for d in drawn), MIN_TILES_WIDTH)
+    bar = colorbar(width, lo, hi, bar_label or "one colour scale for every panel")
+    return stack_warning(stack([*drawn, bar]), warning)

@@ -141,6 +141,17 @@ class Store:
         start, stop, gh, gw = group.index[key]
         return group.values[start:stop].astype(np.float32).reshape(gh, gw)
 
+    def text_map(self, image_id: str, model: str, method: str, layer: int, prompt: str) -> np.ndarray:
+        """The ``[gh, gw]`` float32 text map of a box label ``prompt`` of the image (``textmaps``; heads fused)."""
+        what = f"text map {model}/{method}/layer {layer} of {prompt!r} on {image_id!r}"
+        if not self._model(model).get("textmaps"):
+            raise StoreError(f"model {model!r} has no text maps in this store")
+        group = self._group("textmaps", model, self._chunk(image_id), (image_id,), what)
+        if (method, layer, prompt) not in group.index:
+            raise StoreError(f"the store has no {what}")
+        start, stop, gh, gw = group.index[(method, layer, prompt)]
+        return group.values[start:stop].astype(np.float32).reshape(gh, gw)
+
     def features(self, image_id: str, model: str, layer: int) -> np.ndarray:
         """Patch features ``[gh * gw, D]`` float32 of ``layer`` (dequantized when the store holds them as int8)."""
         entry = self._model(model)

@@ -150,7 +150,16 @@ def decode_image(table: pa.Table) -> StoredImage:
     return StoredImage(row["image_id"], record.load(), row["width"], row["height"], boxes, meta)
 
 
-DECODERS = {"maps": decode_maps, "features": decode_features, "images": decode_image}
+def decode_textmaps(table: pa.Table) -> MapGroup:
+    """One image's text maps, indexed by (method, layer, prompt)."""
+    values = table.column("values").combine_chunks()
+    offsets = values.offsets.to_numpy()
+    keys = zip(*(table.column(c).to_pylist() for c in ("method", "layer", "prompt", "grid_h", "grid_w")), strict=True)
+    index = {(m, la, p): (int(offsets[i]), int(offsets[i + 1]), gh, gw) for i, (m, la, p, gh, gw) in enumerate(keys)}
+    return MapGroup(values.values.to_numpy(zero_copy_only=False), index)
+
+
+DECODERS = {"maps": decode_maps, "features": decode_features, "images": decode_image, "textmaps": decode_textmaps}
 
 
 def columns(table: pa.Table) -> dict[str, np.ndarray]:

@@ -40,6 +40,7 @@ from vitattn.ui.data.config import AppConfig
 from vitattn.ui.data.errors import brief, fail, redact, warn
 from vitattn.ui.data.live import LiveModels, Variant, content_key
 from vitattn.ui.data.tables import StoredTables, Table, _known
+from vitattn.ui.data.text import TextSource
 
 log = logging.getLogger(__name__)
 UPLOAD_PREFIX = "upload-"
@@ -87,6 +88,7 @@ class Explorer(ClassScores, StoredTables):
         self._memo: LRU[tuple, object] = LRU(256)
         self._failed: dict[tuple[str, str], float] = {}  # (image, "model/part") -> when it failed (monotonic)
         self._top: LRU[tuple[str, str], int] = LRU(4096)  # (content key, model) -> top-1 class index
+        self.text = TextSource(self)  # text maps of prompts (the Text tab)
 
     @classmethod
     def open(cls, config: AppConfig, live: LiveModels | None = None) -> Explorer:
