@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
+from run_cache import built_once
 from small_models import small_overrides
 
 import vitattn
@@ -40,16 +41,14 @@ APP_ROOT = Path(os.environ.get("VITATTN_TEST_APP_ROOT") or ROOT)
 @cache
 def store_dir(models: tuple[str, ...] | None = None) -> Path:
     """A store of the tiny random variants of ``models`` (default: every model) on the bundled examples, made by
-    the precompute job (built once per test process and set of models)."""
+    the precompute job (built once per test run and set of models, shared by the run's processes: ``run_cache``)."""
     from precompute import Config, run
 
     models = tuple(models or vitattn.MODELS)
-    out = Path(tempfile.mkdtemp(prefix="vitattn-app-store-"))
-    atexit.register(shutil.rmtree, out, ignore_errors=True)
     overrides = {name: small_overrides(name) for name in models}
-    run(Config(output=out / "store", models=models, random_weights=True, overrides=overrides, progress=False,
-               sanity_images=0))  # fmt: skip  # the app shows no randomisation curves yet: skip their cost
-    return out / "store"
+    config = {"models": models, "random_weights": True, "overrides": overrides, "progress": False}
+    key = "app-store-" + ("all" if models == tuple(vitattn.MODELS) else "-".join(models))
+    return built_once(key, lambda out: run(Config(output=out / "store", **config))) / "store"
 
 
 def free_port() -> int:
