@@ -149,8 +149,8 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
-QUIET_MS = 300  # the page idle this long (no request in flight, every status tracker hidden): it has settled
-POLL_MS = 75
+QUIET_MS = 200  # the page idle this long (no request in flight, every status tracker hidden): it has settled
+POLL_MS = 50
 # The page's own idle signal: Gradio shows a status tracker (``data-testid="status-tracker"``) over every output of a
 # running event and hides it (class ``hide``) when the event is done; a chained ``.then`` starts within milliseconds.
 IDLE = """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))
