@@ -34,9 +34,9 @@ class Config:
     # none on a CPU, where its 78 forward passes per map dominate; the command's default).
     faithfulness_layers: str = "-1"
     flow_layers: str = "none"  # attention flow (ViTs) at these layers: "none", "all" or "0,5,-1" (costly: see docs)
-    # Randomisation curves (vitattn.sanity) of the fused maps on the first images; 0: none; "auto": 8 on a GPU, none
-    # on a CPU, where one ViT-B/16 curve costs seconds per method and image (the command's default).
-    sanity_images: int | str = 8
+    # Randomisation curves (vitattn.sanity) of the fused maps on the first images; 0: none; "auto" (the default here
+    # and on the command line): 8 on a GPU, none on a CPU, where one ViT-B/16 curve costs seconds per method and image.
+    sanity_images: int | str = "auto"
     # text maps of each box label (models with a text tower); the command line's default is TEXT_DEFAULT, this one
     # () so that code building stores of random-weight SigLIPs needs no Hub for their tokenizers unless it asks
     text_methods: tuple[str, ...] = ()

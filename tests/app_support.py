@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
+from run_cache import built_once
 from small_models import small_overrides
 
 import vitattn
@@ -38,22 +39,24 @@ APP_ROOT = Path(os.environ.get("VITATTN_TEST_APP_ROOT") or ROOT)
 
 
 @cache
-def store_dir(
-    models: tuple[str, ...] | None = None, text_methods: tuple[str, ...] = (), templates: str = "none"
-) -> Path:
+def store_dir(models: tuple[str, ...] | None = None, trust: bool = False) -> Path:
     """A store of the tiny random variants of ``models`` (default: every model) on the bundled examples, made by
-    the precompute job (built once per test process and set of models); ``text_methods``: the text maps of every
-    box label for the models with a text tower (give only models whose tokenizer needs no Hub: clip), with the prompt
-    ``templates`` (default: prompts as given; "imagenet80" costs 80 texts a label)."""
+    the precompute job (built once per test run and set of models, shared by the run's processes: ``run_cache``).
+
+    ``trust``: also what the Trust, Text and IoU-label views read: the randomisation curves of the first image
+    (``--sanity-images 1``), attention flow at the last layer and the naclip and legrad text maps of every box label
+    with prompts as given (``--templates none``). Keep ``models`` few (``TRUST_MODELS``): the curves cost one analysis
+    per stage and method, and a text model's tokenizer must need no Hub (clip's ships with open_clip).
+    """
     from precompute import Config, run
 
     models = tuple(models or vitattn.MODELS)
-    out = Path(tempfile.mkdtemp(prefix="vitattn-app-store-"))
-    atexit.register(shutil.rmtree, out, ignore_errors=True)
     overrides = {name: small_overrides(name) for name in models}
-    run(Config(output=out / "store", models=models, random_weights=True, overrides=overrides, progress=False,
-               sanity_images=0, text_methods=text_methods, templates=templates))  # fmt: skip  # no sanity curves
-    return out / "store"
+    config = {"models": models, "random_weights": True, "overrides": overrides, "progress": False}
+    if trust:
+        config.update(sanity_images=1, flow_layers="-1", text_methods=("naclip", "legrad"), templates="none")
+    key = "app-store-" + ("all" if models == tuple(vitattn.MODELS) else "-".join(models)) + ("-trust" if trust else "")
+    return built_once(key, lambda out: run(Config(output=out / "store", **config))) / "store"
 
 
 def free_port() -> int:
@@ -154,8 +157,8 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
-QUIET_MS = 300  # the page idle this long (no request in flight, every status tracker hidden): it has settled
-POLL_MS = 75
+QUIET_MS = 200  # the page idle this long (no request in flight, every status tracker hidden): it has settled
+POLL_MS = 50
 # The page's own idle signal: Gradio shows a status tracker (``data-testid="status-tracker"``) over every output of a
 # running event and hides it (class ``hide``) when the event is done; a chained ``.then`` starts within milliseconds.
 IDLE = """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))

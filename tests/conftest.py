@@ -1,7 +1,27 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the run's shared folders (``run_cache``) with their clean-up."""
+
+import os
+import shutil
+import uuid
 
 import pytest
 from hubserver import HubServer, point_client_at
+from run_cache import RUN_ENV, run_root
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: one core of the machine's share each
+        import torch
+
+        workers = int(config.workerinput.get("workercount", 1))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    else:  # the run itself: its workers inherit the name of the folders they share
+        os.environ[RUN_ENV] = uuid.uuid4().hex[:12]
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(run_root(), ignore_errors=True)
 
 
 @pytest.fixture

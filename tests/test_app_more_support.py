@@ -3,20 +3,19 @@
 ``more_store()`` fine-tunes the tiny random ``vit`` (``python -m vitattn.finetune --strategy full
 --random-weights``) on a red/blue toy set, then runs the precompute job on the bundled examples for ``dinov2``,
 ``siglip``, ``vit``, ``resnet50`` and the variant ``vit@full``, each the tiny variant of ``small_models`` (two
-blocks, 64 channels, 4 heads). Built once per test process. No test lives here. ``toy_set`` and ``toy_config``
+blocks, 64 channels, 4 heads). Built once per test run. No test lives here. ``toy_set`` and ``toy_config``
 are the fine-tune set-up ``test_finetune`` shares.
 """
 
 from __future__ import annotations
 
 import atexit
-import shutil
-import tempfile
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from run_cache import built_once
 from small_models import small_overrides
 
 MODELS = ("dinov2", "siglip", "vit", "resnet50")
@@ -56,38 +55,29 @@ def toy_config(tmp: Path, strategy: str, **kw):
     return FinetuneConfig(model="vit", strategy=strategy, **kw)
 
 
-@cache
-def finetuned() -> tuple[Path, dict]:
-    """The tiny random vit fine-tuned in full for 2 epochs: its output folder and its finetune record."""
+def finetuned(tmp: Path) -> tuple[Path, dict]:
+    """The tiny random vit fine-tuned in full for 2 epochs under ``tmp``: its output folder and its finetune record."""
     from vitattn.finetune import run
 
-    tmp = Path(tempfile.mkdtemp(prefix="vitattn-more-ft-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     toy_set(tmp / "toy")
     config = toy_config(tmp, "full", epochs=2)
     return config.output, run(config, log=lambda line: None)
 
 
-@cache
-def more_store() -> Path:
-    """The store: four tiny random models and one fine-tuned variant, on the bundled examples."""
+def _build_more_store(out: Path) -> None:
     from precompute import Config, run
 
-    folder, _ = finetuned()
-    out = Path(tempfile.mkdtemp(prefix="vitattn-more-store-"))
-    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    folder, _ = finetuned(out / "finetune")
     overrides = {**{m: small_overrides(m) for m in MODELS}, VARIANT: small_overrides("vit")}
-    config = Config(
-        output=out / "store",
-        models=(*MODELS, VARIANT),
-        checkpoints={VARIANT: str(folder)},
-        random_weights=True,
-        overrides=overrides,
-        progress=False,
-        sanity_images=0,  # the app shows no randomisation curves yet: skip their cost
-    )
-    run(config)
-    return out / "store"
+    run(Config(output=out / "store", models=(*MODELS, VARIANT), checkpoints={VARIANT: str(folder)},
+               random_weights=True, overrides=overrides, progress=False))  # fmt: skip
+
+
+@cache
+def more_store() -> Path:
+    """The store: four tiny random models and one fine-tuned variant, on the bundled examples (built once per test
+    run, shared by its processes: ``run_cache``)."""
+    return built_once("more-store", _build_more_store) / "store"
 
 
 @cache

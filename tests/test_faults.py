@@ -40,15 +40,17 @@ HANG_GUARD = 60  # seconds: only to turn a hang into a failure, never a speed as
 
 def job_config(out: Path) -> Config:
     """One small model, one image per unit: 7 image units and 7 model units of 9 files (predictions, head statistics,
-    faithfulness and sanity included)."""
+    faithfulness and sanity curves of the first two images included)."""
     return Config(output=out, models=("vit",), methods=("cls", "rollout"), feature_layers="-1", overrides=SMALL,
-                  chunk_size=1, batch_size=1, resolution=64, random_weights=True, progress=False)  # fmt: skip
+                  chunk_size=1, batch_size=1, resolution=64, random_weights=True, progress=False,
+                  faithfulness_layers="-1", sanity_images=2)  # fmt: skip
 
 
 def command(out: Path) -> list[str]:
     """``python -m precompute`` with exactly ``job_config(out)``."""
     cmd = [sys.executable, "-m", "precompute", "--models", "vit", "--methods", "cls,rollout", "--feature-layers=-1"]
     cmd += ["--chunk-size", "1", "--batch-size", "1", "--resolution", "64", "--random-weights", "--quiet"]
+    cmd += ["--faithfulness-layers=-1", "--sanity-images", "2"]
     return cmd + ["--output", str(out), "--overrides", json.dumps(SMALL)]
 
 

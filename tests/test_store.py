@@ -235,7 +235,7 @@ def test_damaged_parts_are_reported_and_the_rest_keeps_working(folder, tmp_path)
     (copy / "manifest.json").write_text(json.dumps(manifest))
     store = open_store(copy)
     assert any("unknown schema version 99" in p for p in store.problems)
-    assert any("model 'clip': 1 of 24 files missing (models/clip/features-00001.parquet)" in p for p in store.problems)
+    assert any("model 'clip': 1 of 21 files missing (models/clip/features-00001.parquet)" in p for p in store.problems)
     with pytest.raises(StoreError, match="models/vit/maps-00000.parquet is damaged"):
         store.map("astronaut", "vit", "cls", 0)
     assert any("models/vit/maps-00000.parquet is damaged" in p for p in store.problems)
@@ -423,7 +423,7 @@ def test_a_model_with_every_file_missing(folder, tmp_path):
     copy = damaged_copy(folder, tmp_path)
     shutil.rmtree(copy / "models/vit")
     store = open_store(copy)
-    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 27 of 27 files missing")
+    assert len(store.problems) == 1 and store.problems[0].startswith("model 'vit': 24 of 24 files missing")
     with pytest.raises(StoreError, match="maps-00000.parquet is missing"):
         store.map("astronaut", "vit", "cls", 0)
     with pytest.raises(StoreError, match="predictions-00000.parquet is missing"):
