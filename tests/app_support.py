@@ -38,18 +38,23 @@ APP_ROOT = Path(os.environ.get("VITATTN_TEST_APP_ROOT") or ROOT)
 
 
 @cache
-def store_dir(models: tuple[str, ...] | None = None) -> Path:
+def store_dir(models: tuple[str, ...] | None = None, trust: bool = False) -> Path:
     """A store of the tiny random variants of ``models`` (default: every model) on the bundled examples, made by
-    the precompute job (built once per test process and set of models)."""
+    the precompute job (built once per test process and set of models). ``trust``: also the randomisation curves of
+    the first image (``--sanity-images 1``), attention flow at the last layer and naclip text maps (the Trust tab
+    and the IoU tab's label filter; keep ``models`` few: the curves cost one analysis per stage and method)."""
     from precompute import Config, run
 
     models = tuple(models or vitattn.MODELS)
     out = Path(tempfile.mkdtemp(prefix="vitattn-app-store-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     overrides = {name: small_overrides(name) for name in models}
-    run(Config(output=out / "store", models=models, random_weights=True, overrides=overrides, progress=False,
-               sanity_images=0))  # fmt: skip  # the app shows no randomisation curves yet: skip their cost
+    extra = {"sanity_images": 1, "flow_layers": "-1", "text_methods": ("naclip",)} if trust else {"sanity_images": 0}
+    run(Config(output=out / "store", models=models, random_weights=True, overrides=overrides, progress=False, **extra))
     return out / "store"
+
+
+TRUST_MODELS = ("clip", "vit", "resnet50")  # a text tower, a classifier with flow, a CNN (stages, not heads)
 
 
 def free_port() -> int:

@@ -16,10 +16,23 @@ from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api, header
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import LAST, queue
-from vitattn.ui.tabs import attention, compare, features, gallery, heads, iou, query, similarity, upload, variants
+from vitattn.ui.tabs import (
+    attention,
+    compare,
+    features,
+    gallery,
+    heads,
+    iou,
+    query,
+    similarity,
+    trust,
+    upload,
+    variants,
+)
 
 TITLE = "vitattn · where do vision models look?"
-TABS = (attention, similarity, query, compare, iou, upload, gallery, heads, variants, features)  # the tab bar's order
+# the tab bar's order
+TABS = (attention, similarity, query, compare, iou, upload, gallery, heads, variants, features, trust)
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:

@@ -27,6 +27,8 @@ class Layout:
     def __init__(self, ex: Explorer) -> None:
         models, methods = ex.models(), ex.extent()[1]
         first_methods = iou.methods_of(ex, models[0])
+        metrics = iou.board_metrics(ex)
+        labels = iou.labels(ex)
         with gr.Tab("IoU", id="iou", elem_id="iou-panel"):
             if ex.store is None:
                 gr.Markdown(NO_STORE)
@@ -37,10 +39,21 @@ class Layout:
                 self.board_method = gr.Dropdown(
                     [iou.BEST, *methods], value=iou.BEST, label="Method", elem_id="board-method"
                 )
+                self.board_metric = gr.Dropdown(
+                    metrics, value=iou.IOU_AT, label="Leaderboard metric", elem_id="board-metric"
+                )
+                self.board_label = gr.Dropdown(
+                    [iou.ALL_BOXES, *labels],
+                    value=iou.ALL_BOXES,
+                    label="Box label",
+                    info="image methods on this label's boxes, text methods prompted with it",
+                    elem_id="board-label",
+                )
             self.board = gr.Dataframe(
                 label="Leaderboard: each model at its best layer (click a row to open it)", wrap=True, elem_id="board"
             )
             gr.Markdown(iou.SELECTION_NOTE)
+            gr.Markdown(iou.BOARD_NOTE)
             self.curves = iou_plot.curves_component(elem_id="layer-curves")  # bands and chance lines: Vega-Lite
             gr.Markdown(iou.BANDS_NOTE)
             with gr.Row():
@@ -85,7 +98,14 @@ class Layout:
 
 def endpoints(page: Page, a: api.Inputs) -> None:
     ex, rows = page.explorer, [api.table("rows")]
-    api.endpoint("leaderboard", api.bind(iou.leaderboard, ex), [a.percentile, a.board_method], rows, **VIEWS)
+    metric = api.choice(
+        "metric", "IoU@p (at the percentile), another metric column, or max_box_acc", iou.board_metrics(ex), iou.IOU_AT
+    )
+    label = api.free_choice(
+        "label", f"a box label, or {iou.ALL_BOXES!r}", [iou.ALL_BOXES, *iou.labels(ex)], iou.ALL_BOXES
+    )
+    board_in = [a.percentile, a.board_method, metric, label]
+    api.endpoint("leaderboard", api.bind(iou.leaderboard, ex), board_in, rows, **VIEWS)
     api.endpoint("layer_curves", api.bind(iou.curves, ex), [a.percentile, a.board_method], rows, **VIEWS)
     grid_out = [api.picture("picture"), api.data("data")]
     api.endpoint("layer_head", api.bind(iou.grid, ex), [a.model, a.method, a.percentile], grid_out, **VIEWS)
@@ -125,7 +145,9 @@ def on_table_click(ex: Explorer, model: str, method: str, evt: gr.SelectData) ->
     return open_view(ex, model, method, *at)
 
 
-def export_iou(ex: Explorer, percentile, board_method, grid_model, grid_method, group_method, group_layer, by, a, b):
+def export_iou(
+    ex: Explorer, percentile, board_method, metric, label, grid_model, grid_method, group_method, group_layer, by, a, b
+):
     """The IoU tab's tables as CSV: leaderboard, per-layer curves, layer x head means, breakdown, comparison."""
     stem = export.name("iou", percentile)
     _, numbers = iou.grid(ex, grid_model, grid_method, percentile)
@@ -133,7 +155,7 @@ def export_iou(ex: Explorer, percentile, board_method, grid_model, grid_method, 
     heads.insert(0, "layer", range(len(heads)))
     heads["fused"] = numbers["fused"]
     files = [
-        export.csv(f"{stem}_leaderboard", iou.leaderboard(ex, percentile, board_method)),
+        export.csv(f"{stem}_leaderboard", iou.leaderboard(ex, percentile, board_method, metric, label)),
         export.csv(f"{stem}_per-layer", iou.curves(ex, percentile, board_method)),
         export.csv(export.name(stem, grid_model, grid_method, "layer-head"), heads),
     ]
@@ -152,7 +174,8 @@ def build(page: Page) -> Layout:
     ex, bind = page.explorer, api.bind
     t = Layout(ex)
     v = page.views
-    v.add("leaderboard", bind(iou.leaderboard, ex), [t.percentile, t.board_method], [t.board])
+    board_in = [t.percentile, t.board_method, t.board_metric, t.board_label]
+    v.add("leaderboard", bind(iou.leaderboard, ex), board_in, [t.board])
     v.add("layer_curves", bind(page_curves, ex), [t.percentile, t.board_method], [t.curves])
     v.add(
         "layer_head",
@@ -163,7 +186,8 @@ def build(page: Page) -> Layout:
     group_in = [t.grid_model, t.group_method, t.group_layer, t.by, t.percentile]
     v.add("breakdown", bind(iou.by_group, ex), group_in, [t.groups])
     v.add("compare", bind(iou.compare, ex), [t.model_a, t.model_b, t.percentile], [t.paired])
-    tables = [t.percentile, t.board_method, t.grid_model, t.grid_method, t.group_method, t.group_layer, t.by]
+    tables = [t.percentile, t.board_method, t.board_metric, t.board_label, t.grid_model, t.grid_method]
+    tables += [t.group_method, t.group_layer, t.by]
     v.add("iou_files", lambda *_: None, [*tables, t.model_a, t.model_b], [t.files])  # the files of another view: gone
     return t
 
@@ -172,6 +196,7 @@ def wire(page: Page, t: Layout) -> None:
     ex, v, bind = page.explorer, page.views, api.bind
     v.on([t.percentile.select], t.percentile)
     v.on([t.board_method.select], t.board_method)
+    v.on([t.board_metric.select, t.board_label.select], "leaderboard", "iou_files")
     v.on([t.grid_method.select], t.grid_method)
     v.on([t.by.input, t.group_method.select, t.group_layer.submit], "breakdown")
     v.on([t.model_a.select, t.model_b.select], "compare")
@@ -187,7 +212,8 @@ def wire(page: Page, t: Layout) -> None:
     opens = [page.tabs, h.model, h.method, h.layer, h.head, h.explain]
     page.follow(t.board.select(bind(on_board_click, ex), t.board, opens, **queue(False)))
     page.follow(t.grid_picture.select(bind(on_table_click, ex), [t.grid_model, t.grid_method], opens, **queue(False)))
-    tables = [t.percentile, t.board_method, t.grid_model, t.grid_method, t.group_method, t.group_layer, t.by]
+    tables = [t.percentile, t.board_method, t.board_metric, t.board_label, t.grid_model, t.grid_method]
+    tables += [t.group_method, t.group_layer, t.by]
     t.export.click(bind(export_iou, ex), [*tables, t.model_a, t.model_b], t.files, **queue(False))
     if ex.store is not None:
         page.on_load.append(("leaderboard", "layer_curves", "layer_head", "breakdown", "compare"))
