@@ -54,7 +54,7 @@ def store_dir(models: tuple[str, ...] | None = None, trust: bool = False) -> Pat
     return out / "store"
 
 
-TRUST_MODELS = ("clip", "vit", "resnet50")  # a text tower, a classifier with flow, a CNN (stages, not heads)
+TRUST_MODELS = ("clip", "resnet50")  # a ViT with a text tower (naclip) and flow, a CNN (stages, not heads)
 
 
 def free_port() -> int:

@@ -96,7 +96,7 @@ def _picture(w, selector: str) -> str | None:
 
 
 @pytest.mark.parametrize("tab", ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Gallery",
-                                 "Heads", "Variants", "Features"])  # fmt: skip
+                                 "Heads", "Variants", "Features", "Trust"])  # fmt: skip
 def test_every_dropdown_and_slider_of_the_tab_settles_and_shows_no_repr(walker, tab):
     w = walker
     w.tab(tab)
@@ -128,13 +128,49 @@ def test_the_header_model_changes_the_pictures_of_every_tab_that_shows_it(walker
         assert _picture(w, picture) != after, f"{tab}: reopened, the picture still shows {other}"
 
 
+def _board_columns(w) -> list[str]:
+    header = w.page.locator("#board thead th").locator("visible=true")
+    return [" ".join(t.split()) for t in header.all_inner_texts() if t.strip()]
+
+
+def test_every_leaderboard_metric_keeps_the_tables_columns(walker):
+    """Each metric of the IoU tab's leaderboard (IoU@p, the per-map columns, MaxBoxAccV2), picked as a person does:
+    the table keeps real columns (rank, model, method, layer, the metric), never a repr or ``[object Object]``."""
+    w = walker
+    w.tab("IoU")
+    panel = _panel(w)
+    for metric in w.options("Leaderboard metric", within=panel):
+        if panel.get_by_label("Leaderboard metric", exact=True).input_value() != metric:
+            w.pick("Leaderboard metric", metric, within=panel)
+        _check_page(w, f"leaderboard by {metric}")
+        columns = _board_columns(w)
+        shown = "iou_90" if metric == "IoU@p" else metric
+        assert columns[:4] == ["rank", "model", "method", "layer"] and shown in columns, f"{metric}: {columns}"
+    w.pick("Leaderboard metric", "IoU@p", within=panel)
+
+
+def test_the_trust_tab_follows_the_header_model(walker):
+    """The Trust view reads the header's model: while open, and when opened again after a switch elsewhere (this
+    store has no curves: its line names the model and the command that computes them)."""
+    w = walker
+    w.tab("Trust")
+    note = w.page.locator("#trust-note")
+    for model in ("vit", "resnet50"):
+        w.header_model(model)
+        assert f"of {model}" in note.inner_text() and "--sanity-images" in note.inner_text()
+    w.tab("Gallery")
+    w.header_model("dinov2")
+    w.tab("Trust")
+    assert "of dinov2" in note.inner_text()
+
+
 @pytest.mark.parametrize("width", [1400, 1024])
 def test_screenshots_of_every_tab(walker, width):
     w = walker
     w.page.set_viewport_size({"width": width, "height": 1000})
     try:
         for tab in ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Gallery", "Heads",
-                    "Variants", "Features"]:  # fmt: skip
+                    "Variants", "Features", "Trust"]:  # fmt: skip
             w.tab(tab)
             _check_page(w, f"{tab} at {width} px")
             w.shot(f"tab-{tab.lower().replace(' ', '-')}-{width}")

@@ -17,7 +17,7 @@ from vitattn.metrics.boxacc import max_box_acc_summary
 from vitattn.sanity import SIMILARITY_NAMES, model_randomization
 from vitattn.store import open_store
 from vitattn.ui import AppConfig, Explorer
-from vitattn.ui.actions import iou, trust
+from vitattn.ui.actions import iou
 
 EXPLORER_STORE = lambda: store_dir(TRUST_MODELS, trust=True)  # noqa: E731
 
@@ -74,10 +74,10 @@ def test_without_curves_one_line_says_how_to_compute_them():
 
 def test_the_live_run_is_the_librarys(handlers, explorer):
     image_id = explorer.image_ids()[0]
-    rows, strip = handlers.sanity_live(image_id, "vit", "cls")
+    rows, strip = handlers.sanity_live(image_id, "clip", "rollout")
     torch.manual_seed(0)  # what the app's live models (and the store) build
-    net = vitattn.load_model("vit", pretrained=False, device="cpu", **small_overrides("vit"))
-    expected = model_randomization(net, explorer.item(image_id).image(), "cls")
+    net = vitattn.load_model("clip", pretrained=False, device="cpu", **small_overrides("clip"))
+    expected = model_randomization(net, explorer.item(image_id).image(), "rollout")
     assert rows["stage"].tolist() == [r["stage"] for r in expected]
     for k in SIMILARITY_NAMES:
         np.testing.assert_allclose(rows[k].to_numpy(float), [r[k] for r in expected], atol=1e-3)
@@ -159,15 +159,16 @@ def test_the_metric_choices_and_a_bad_one(handlers, explorer):
 
 
 def test_stored_flow_exists_at_its_layers_only(handlers, explorer, store):
-    info = explorer.info("vit")
+    info = explorer.info("clip")
     assert info.layers["flow"] == (info.num_layers - 1,) and info.heads["flow"] == 0
+    assert "flow" not in explorer.info("resnet50").methods
     image_id = explorer.image_ids()[0]
-    picture, metrics, _ = handlers.attention(image_id, "vit", "flow", info.num_layers - 1, -1)
+    picture, metrics, _ = handlers.attention(image_id, "clip", "flow", info.num_layers - 1, -1)
     assert picture is not None and metrics is not None
-    rows = handlers.layer_metrics(image_id, "vit", "flow", info.num_layers - 1)
-    assert len(rows) == 1  # the per-layer chart has the one stored layer
+    rows = handlers.layer_metrics(image_id, "clip", "flow", info.num_layers - 1)
+    assert set(rows["layer"]) == {f"[layer {info.num_layers - 1}]"}  # the per-layer chart: the one stored layer
     with pytest.raises(Exception, match="valid layers"):
-        handlers.attention(image_id, "vit", "flow", 0, -1)
+        handlers.attention(image_id, "clip", "flow", 0, -1)
 
 
 def test_live_flow_is_offered_for_vits_and_computed_on_request():

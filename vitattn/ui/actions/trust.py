@@ -19,6 +19,7 @@ from PIL import Image
 
 from vitattn import render
 from vitattn.sanity import SIMILARITY_NAMES, model_randomization
+from vitattn.specs import ON_REQUEST_METHODS
 from vitattn.ui.actions.common import warning
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
@@ -39,7 +40,7 @@ PAIRS = {  # the two charts: each a measure and its companion (dashed)
 }
 TITLES = {
     "spearman": "Spearman",
-    "spearman_abs": "|Spearman| (of absolute values)",
+    "spearman_abs": "|Spearman|",
     "ssim": "SSIM",
     "hog_similarity": "HOG similarity",
 }
@@ -121,7 +122,7 @@ def curves_plot(ex: Explorer, model: str, which: str) -> AltairPlotData:
         raise fail(f"chart must be one of {', '.join(PAIRS)}, got {brief(which)}")
     rows = curve_rows(ex, model)
     layer = int(table(ex, model)["layer"][0])
-    what = f"{model} · fused map at {ex.info(model).layer_name(layer)}"
+    what = f"{model} · {ex.info(model).layer_name(layer)}, fused; x: randomised from the output down"
     return plot(rows, which, what, warning(ex, model))
 
 
@@ -142,26 +143,32 @@ def plot(rows: pd.DataFrame, which: str, what: str, warn: str = "") -> AltairPlo
         {"field": "measure", "type": "nominal"},
         {"field": "value", "type": "quantitative", "format": ".4f"},
     ]
-    subtitle = f"{what}; x: stages re-initialised from the output down (none: the intact model)"
-    spec = {
-        "$schema": VEGA_LITE,
-        "title": {"text": f"{TITLES[first]} and {TITLES[second]} (dashed) against randomisation", "subtitle": subtitle},
-        "height": 300,
-        "usermeta": {"embedOptions": {"renderer": "svg"}},
-        "data": {"values": long},
+    subtitle = what
+    line = {
         "mark": {"type": "line", "point": {"size": 40, "filled": True}, "strokeWidth": 2},
         "encoding": {
             "x": {"field": "stage", "type": "ordinal", "sort": stages, "title": "randomised down to (stage)",
                   "axis": {"labelAngle": -40}},
             "y": {"field": "value", "type": "quantitative", "title": "similarity to the intact map",
-                  "scale": {"domain": [-0.2, 1.0]}},
+                  "scale": {"domain": [-1.0, 1.0]}},
             "color": {"field": "method", "type": "nominal", "scale": {"domain": methods_shown, "range": palette}},
-            "strokeDash": {"field": "measure", "type": "nominal", "scale": {"domain": [TITLES[first], TITLES[second]]}},
+            "strokeDash": {"field": "measure", "type": "nominal", "title": "measure",
+                           "scale": {"domain": [TITLES[first], TITLES[second]]},
+                           "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2, "symbolStrokeColor": "#666"}},
             "tooltip": hover,
         },
     }  # fmt: skip
-    if warn:
-        spec["title"]["subtitle"] = [subtitle, warn.upper()]
+    # Gradio's front end, for chart="line", reads ``layer`` and gives each layer's colour scale the page's colours
+    spec = {
+        "$schema": VEGA_LITE,
+        "title": {"text": f"{TITLES[first]} (solid), {TITLES[second]} (dashed)", "subtitle": subtitle},
+        "height": 300,
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+        "data": {"values": long},
+        "layer": [line],
+    }
+    if warn:  # the app's one random-weights label, in red under the title
+        spec["title"]["subtitle"] = f"{subtitle} · {warn}"
         spec["title"]["subtitleColor"] = "#b91c1c"
     return AltairPlotData(chart="line", plot=json.dumps(spec))
 
@@ -189,7 +196,7 @@ def strip(ex: Explorer, model: str, method: str, image_id: str) -> Image.Image:
 
 def _title(ex: Explorer, model: str, t: dict, i: int) -> str:
     spearman = float(t["spearman"][i])
-    rho = f"ρ {spearman:.2f}" if np.isfinite(spearman) else "ρ n/a"
+    rho = f"r {spearman:.2f}" if np.isfinite(spearman) else "r n/a"
     return f"{stage_name(ex, model, str(t['stage'][i]))} · {rho}"
 
 
@@ -201,7 +208,7 @@ def _tiles(ex: Explorer, model: str, image_id: str, maps: list, titles: list[str
         columns=min(8, len(maps)),
         side=130,
         warning=warning(ex, model),
-        bar_label="each map scaled to its own range (given under its title); ρ: Spearman with the intact map",
+        bar_label="each map scaled to its own range (given under its title); r: Spearman with the intact map",
     )
 
 
@@ -209,8 +216,8 @@ def _tiles(ex: Explorer, model: str, image_id: str, maps: list, titles: list[str
 
 
 def live_methods(ex: Explorer, model: str) -> list[str]:
-    """The methods a live run offers for ``model`` (the spec's; not flow, which is a max-flow per patch per stage)."""
-    return list(ex.live.spec(model).methods) if model in ex.models() else []
+    """The methods a live run offers for ``model`` (the app's; not flow: a max-flow per patch at every stage)."""
+    return [m for m in ex.info(model).methods if m not in ON_REQUEST_METHODS]
 
 
 def _randomize(network, image: Image.Image, method: str) -> list[dict]:
@@ -235,5 +242,5 @@ def live(ex: Explorer, image_id: str, model: str, method: str) -> tuple[pd.DataF
             for r in rows
         ]
     ).round(4)
-    titles = [f"{stage_name(ex, model, r['stage'])} · ρ {r['spearman']:.2f}" for r in rows]
+    titles = [f"{stage_name(ex, model, r['stage'])} · r {r['spearman']:.2f}" for r in rows]
     return frame, _tiles(ex, model, image_id, [r["map"] for r in rows], titles)

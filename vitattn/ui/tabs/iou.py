@@ -46,7 +46,6 @@ class Layout:
                     [iou.ALL_BOXES, *labels],
                     value=iou.ALL_BOXES,
                     label="Box label",
-                    info="image methods on this label's boxes, text methods prompted with it",
                     elem_id="board-label",
                 )
             self.board = gr.Dataframe(
@@ -133,6 +132,8 @@ def on_board_click(ex: Explorer, board: pd.DataFrame, evt: gr.SelectData) -> tup
     """A click on a leaderboard row opens that model at its method and layer (baseline rows open nothing)."""
     row = board.iloc[int(evt.index[0])] if board is not None and len(board) > int(evt.index[0]) else None
     if row is None or str(row["model"]) not in ex.models() or pd.isna(row["layer"]):
+        return tuple(gr.skip() for _ in range(6))
+    if str(row["method"]) not in ex.info(str(row["model"])).methods:  # a text method (label filter): no image view
         return tuple(gr.skip() for _ in range(6))
     return open_view(ex, str(row["model"]), str(row["method"]), int(row["layer"]), FUSED)
 

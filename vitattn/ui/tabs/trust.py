@@ -6,7 +6,9 @@ endpoints ``/sanity_curves``, ``/sanity_strip`` and ``/sanity_live``."""
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
+from vitattn.sanity import SIMILARITY_NAMES
 from vitattn.ui.actions import trust
 from vitattn.ui.actions.common import warning
 from vitattn.ui.data.explorer import Explorer
@@ -50,7 +52,9 @@ class Layout:
                 )
                 self.run = gr.Button("Run the randomisation test live", variant="primary", elem_id="trust-run")
             self.live_table = gr.Dataframe(
-                label="Live: similarity to the intact map per stage", elem_id="trust-live-table"
+                pd.DataFrame(columns=["step", "stage", *SIMILARITY_NAMES]),
+                label="Live: similarity to the intact map per stage",
+                elem_id="trust-live-table",
             )
             self.live_strip = gr.Image(label="Live: randomised maps", elem_id="trust-live-strip", **PNG)  # fmt: skip
 
@@ -73,8 +77,8 @@ def page_trust(ex: Explorer, model: str, method: str, image_id: str, live_method
     rows = trust.curve_rows(ex, model)
     layer = ex.info(model).layer_name(int(trust.table(ex, model)["layer"][0]))
     note = (
-        f"**{model}**: {len(methods)} methods, the fused map at {layer}, mean over {len(images)} stored "
-        f"image{'s' * (len(images) != 1)}."
+        f"**{model}**: {len(methods)} method{'s' * (len(methods) != 1)}, the fused map at {layer}, mean over "
+        f"{len(images)} stored image{'s' * (len(images) != 1)}."
     )
     label = warning(ex, model)
     if label:
