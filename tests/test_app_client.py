@@ -40,6 +40,10 @@ ENDPOINTS = {
     # the Compare and Query tabs
     "/compare_maps",
     "/query_attention",
+    # the Trust tab
+    "/sanity_curves",
+    "/sanity_strip",
+    "/sanity_live",
 }
 
 

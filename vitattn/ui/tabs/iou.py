@@ -147,7 +147,18 @@ def on_table_click(ex: Explorer, model: str, method: str, evt: gr.SelectData) ->
 
 
 def export_iou(
-    ex: Explorer, percentile, board_method, metric, label, grid_model, grid_method, group_method, group_layer, by, a, b
+    ex: Explorer,
+    percentile,
+    board_method,
+    grid_model,
+    grid_method,
+    group_method,
+    group_layer,
+    by,
+    a,
+    b,
+    metric=iou.IOU_AT,
+    label=iou.ALL_BOXES,
 ):
     """The IoU tab's tables as CSV: leaderboard, per-layer curves, layer x head means, breakdown, comparison."""
     stem = export.name("iou", percentile)
@@ -213,8 +224,8 @@ def wire(page: Page, t: Layout) -> None:
     opens = [page.tabs, h.model, h.method, h.layer, h.head, h.explain]
     page.follow(t.board.select(bind(on_board_click, ex), t.board, opens, **queue(False)))
     page.follow(t.grid_picture.select(bind(on_table_click, ex), [t.grid_model, t.grid_method], opens, **queue(False)))
-    tables = [t.percentile, t.board_method, t.board_metric, t.board_label, t.grid_model, t.grid_method]
-    tables += [t.group_method, t.group_layer, t.by]
-    t.export.click(bind(export_iou, ex), [*tables, t.model_a, t.model_b], t.files, **queue(False))
+    tables = [t.percentile, t.board_method, t.grid_model, t.grid_method, t.group_method, t.group_layer, t.by]
+    board = [t.board_metric, t.board_label]
+    t.export.click(bind(export_iou, ex), [*tables, t.model_a, t.model_b, *board], t.files, **queue(False))
     if ex.store is not None:
         page.on_load.append(("leaderboard", "layer_curves", "layer_head", "breakdown", "compare"))
