@@ -68,20 +68,23 @@ def metric_of(percentile: float) -> str:
     return f"iou_{int(percentile)}"
 
 
+BOARD_METRICS = (IOU_AT, *(m for m in METRIC_NAMES if m == "iou_auc" or not m.startswith("iou_")), MAX_BOX_ACC)
+
+
 def board_metrics(ex: Explorer) -> list[str]:
-    """The leaderboard's metric choices this store has: IoU@p, the other per-map columns, MaxBoxAccV2."""
-    have = set(ex.metrics_table()) if ex.store is not None else set(METRIC_NAMES)
-    per_map = [m for m in METRIC_NAMES if m in have and (m == "iou_auc" or not m.startswith("iou_"))]
-    return [IOU_AT, *per_map, MAX_BOX_ACC]
+    """The leaderboard's metric choices: IoU@p, the other per-map columns, MaxBoxAccV2 (without reading the store:
+    a column an older store lacks is refused when picked, ``column_of``)."""
+    return list(BOARD_METRICS)
 
 
 def column_of(ex: Explorer, percentile: float, metric: str) -> str:
     """The metrics-table column of a leaderboard metric (``IoU@p``: ``iou_<percentile>``)."""
     if metric == IOU_AT:
         return metric_of(percentile)
-    valid = board_metrics(ex)
-    if metric not in valid:
-        raise fail(f"unknown leaderboard metric {brief(metric)}; valid: {', '.join(valid)}")
+    if metric not in BOARD_METRICS:
+        raise fail(f"unknown leaderboard metric {brief(metric)}; valid: {', '.join(BOARD_METRICS)}")
+    if metric != MAX_BOX_ACC and metric not in ex.metrics_table():
+        raise fail(f"this store's metrics table has no {metric} (it was made before that metric existed)")
     return metric
 
 

@@ -28,7 +28,6 @@ class Layout:
         models, methods = ex.models(), ex.extent()[1]
         first_methods = iou.methods_of(ex, models[0])
         metrics = iou.board_metrics(ex)
-        labels = iou.labels(ex)
         with gr.Tab("IoU", id="iou", elem_id="iou-panel"):
             if ex.store is None:
                 gr.Markdown(NO_STORE)
@@ -42,8 +41,8 @@ class Layout:
                 self.board_metric = gr.Dropdown(
                     metrics, value=iou.IOU_AT, label="Leaderboard metric", elem_id="board-metric"
                 )
-                self.board_label = gr.Dropdown(
-                    [iou.ALL_BOXES, *labels],
+                self.board_label = gr.Dropdown(  # the store's labels: filled when the page loads (page_labels)
+                    [iou.ALL_BOXES],
                     value=iou.ALL_BOXES,
                     label="Box label",
                     elem_id="board-label",
@@ -119,6 +118,12 @@ def endpoints(page: Page, a: api.Inputs) -> None:
 def page_curves(ex: Explorer, percentile: int, method: str):
     """The per-layer curves with their 95% bootstrap bands and the baselines as chance lines (hover: the numbers)."""
     return iou_plot.curves_plot(ex, percentile, method)
+
+
+def page_labels(ex: Explorer) -> dict:
+    """The label filter's choices: every box label of the store, most boxes first (read when the page loads, not
+    when the app starts)."""
+    return gr.update(choices=[iou.ALL_BOXES, *iou.labels(ex)])
 
 
 def on_grid_model(ex: Explorer, model: str, method: str) -> tuple[dict, dict]:
@@ -228,4 +233,5 @@ def wire(page: Page, t: Layout) -> None:
     board = [t.board_metric, t.board_label]
     t.export.click(bind(export_iou, ex), [*tables, t.model_a, t.model_b, *board], t.files, **queue(False))
     if ex.store is not None:
+        page.loads.append((bind(page_labels, ex), None, t.board_label))
         page.on_load.append(("leaderboard", "layer_curves", "layer_head", "breakdown", "compare"))
