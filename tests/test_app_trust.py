@@ -52,7 +52,8 @@ def test_resnet_stages_are_named_as_stages(handlers):
 
 def test_the_view_follows_the_model_and_keeps_valid_choices(handlers, store):
     for model in TRUST_MODELS:
-        note, rank, structure, table, method, image, strip, live = handlers.page_trust(model, "no-such", None, None)
+        note, rank, structure, table, method, image, strip, live, shown = handlers.page_trust(model, "no-such", None)
+        assert shown["visible"] is True
         methods = sorted(set(store.sanity(model)["method"]))
         assert method["choices"] == methods and method["value"] == methods[0]
         assert image["value"] == store.image_ids()[0]
@@ -69,7 +70,7 @@ def test_without_curves_one_line_says_how_to_compute_them():
 
     note, *rest = page_trust(ex, "vit", None, None)
     assert "--sanity-images" in note and "python -m precompute" in note
-    assert rest[0] is None and rest[5] is None
+    assert rest[0] is None and rest[5] is None and rest[-1]["visible"] is False
 
 
 def test_the_live_run_is_the_librarys(handlers, explorer):

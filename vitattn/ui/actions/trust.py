@@ -122,7 +122,7 @@ def curves_plot(ex: Explorer, model: str, which: str) -> AltairPlotData:
         raise fail(f"chart must be one of {', '.join(PAIRS)}, got {brief(which)}")
     rows = curve_rows(ex, model)
     layer = int(table(ex, model)["layer"][0])
-    what = f"{model} · {ex.info(model).layer_name(layer)}, fused; x: randomised from the output down"
+    what = f"{model} · {ex.info(model).layer_name(layer)}, fused"
     return plot(rows, which, what, warning(ex, model))
 
 
@@ -147,14 +147,14 @@ def plot(rows: pd.DataFrame, which: str, what: str, warn: str = "") -> AltairPlo
     line = {
         "mark": {"type": "line", "point": {"size": 40, "filled": True}, "strokeWidth": 2},
         "encoding": {
-            "x": {"field": "stage", "type": "ordinal", "sort": stages, "title": "randomised down to (stage)",
-                  "axis": {"labelAngle": -40}},
+            "x": {"field": "stage", "type": "ordinal", "sort": stages,
+                  "title": "stages re-initialised, from the output down", "axis": {"labelAngle": -40}},
             "y": {"field": "value", "type": "quantitative", "title": "similarity to the intact map",
                   "scale": {"domain": [-1.0, 1.0]}},
             "color": {"field": "method", "type": "nominal", "scale": {"domain": methods_shown, "range": palette}},
             "strokeDash": {"field": "measure", "type": "nominal", "title": "measure",
                            "scale": {"domain": [TITLES[first], TITLES[second]]},
-                           "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2, "symbolStrokeColor": "#666"}},
+                           "legend": None},  # the title says which is dashed
             "tooltip": hover,
         },
     }  # fmt: skip

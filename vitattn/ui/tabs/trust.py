@@ -30,20 +30,24 @@ class Layout:
             gr.Markdown(INTRO)
             gr.Markdown(trust.MEANING)
             self.note = gr.Markdown(elem_id="trust-note")
-            with gr.Row():
-                self.rank = gr.Plot(show_label=False, elem_id="trust-rank")
-                self.structure = gr.Plot(show_label=False, elem_id="trust-structure")
-            self.table = gr.Dataframe(
-                label="Curves (mean over the stored images)", max_height=260, elem_id="trust-table"
-            )
-            with gr.Row():
-                self.method = gr.Dropdown(
-                    [], label="Method of the strip", elem_id="trust-method", allow_custom_value=True
+            with gr.Column(visible=ex.store is not None) as self.stored:  # hidden where there are no curves
+                with gr.Row():
+                    self.rank = gr.Plot(show_label=False, elem_id="trust-rank")
+                    self.structure = gr.Plot(show_label=False, elem_id="trust-structure")
+                self.table = gr.Dataframe(
+                    pd.DataFrame(columns=trust.CURVE_COLUMNS),
+                    label="Curves (mean over the stored images)",
+                    max_height=260,
+                    elem_id="trust-table",
                 )
-                self.image = gr.Dropdown(
-                    [], label="Stored sanity image", elem_id="trust-image", allow_custom_value=True
-                )
-            self.strip = gr.Image(label="Randomised maps, stage by stage", elem_id="trust-strip", **PNG)
+                with gr.Row():
+                    self.method = gr.Dropdown(
+                        [], label="Method of the strip", elem_id="trust-method", allow_custom_value=True
+                    )
+                    self.image = gr.Dropdown(
+                        [], label="Stored sanity image", elem_id="trust-image", allow_custom_value=True
+                    )
+                self.strip = gr.Image(label="Randomised maps, stage by stage", elem_id="trust-strip", **PNG)
             gr.Markdown("### Live, on the header's image (an upload too)")
             gr.Markdown(trust.LIVE_COST)
             with gr.Row():
@@ -64,13 +68,13 @@ class Layout:
 
 def page_trust(ex: Explorer, model: str, method: str, image_id: str, live_method: str | None = None) -> tuple:
     """The Trust view of ``model``: a line (what is shown, or the command that computes it), both charts, the
-    curves as a table, the strip of ``method`` on ``image_id`` (each kept when valid, else the first), and the
-    method choices of a live run."""
+    curves as a table, the strip of ``method`` on ``image_id`` (each kept when valid, else the first), the method
+    choices of a live run, and whether the stored part is shown (not where there are no curves)."""
     offered = trust.live_methods(ex, model)
     live = gr.update(choices=offered, value=live_method if live_method in offered else _first(offered, None))
     if not trust.has_curves(ex, model):
         empty = gr.update(choices=[], value=None)
-        return trust.no_curves(ex, model), None, None, None, empty, empty, None, live
+        return trust.no_curves(ex, model), None, None, None, empty, empty, None, live, gr.update(visible=False)
     methods, images = trust.methods(ex, model), trust.images(ex, model)
     method = method if method in methods else methods[0]
     image_id = image_id if image_id in images else images[0]
@@ -92,6 +96,7 @@ def page_trust(ex: Explorer, model: str, method: str, image_id: str, live_method
         gr.update(choices=images, value=image_id),
         trust.strip(ex, model, method, image_id),
         live,
+        gr.update(visible=True),
     )
 
 
@@ -126,7 +131,7 @@ def endpoints(page: Page, a: api.Inputs) -> None:
 
 def build(page: Page) -> Layout:
     t = Layout(page.explorer)
-    outputs = [t.note, t.rank, t.structure, t.table, t.method, t.image, t.strip, t.live_method]
+    outputs = [t.note, t.rank, t.structure, t.table, t.method, t.image, t.strip, t.live_method, t.stored]
     inputs = [page.header.model, t.method, t.image, t.live_method]
     page.views.add("trust", api.bind(page_trust, page.explorer), inputs, outputs, tab=ID)
     return t
