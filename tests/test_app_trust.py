@@ -184,3 +184,19 @@ def test_live_flow_is_offered_for_vits_and_computed_on_request():
     expected = net.analyze(item.image(), methods=["flow"], features=False).map("flow", info.num_layers - 1)
     assert origin == "live"
     np.testing.assert_allclose(heatmap, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_header_offers_flow_at_its_one_layer_with_its_cost():
+    """A method that exists at one layer only (live flow: the last) keeps the header valid: the layer slider shows
+    that layer and is off, the head control is off (flow fuses heads), and the method's info line gives the cost."""
+    from vitattn.ui.data.catalog import FLOW_COST
+    from vitattn.ui.shell.header import on_model
+
+    ex = Explorer.open(AppConfig(store=None, weights="small"))
+    last = ex.info("vit").num_layers - 1
+    method, slider, head, _ = on_model(ex, "vit", "flow", 0, 3)
+    assert method["value"] == "flow" and method["info"] == FLOW_COST and "flow" in method["choices"]
+    assert slider["value"] == last and slider["interactive"] is False
+    assert head["value"] == -1 and head["interactive"] is False
+    method, *_ = on_model(ex, "vit", "cls", 0, -1)
+    assert method["info"] == ""
