@@ -59,6 +59,9 @@ def store_dir(models: tuple[str, ...] | None = None, trust: bool = False) -> Pat
     return built_once(key, lambda out: run(Config(output=out / "store", **config))) / "store"
 
 
+TRUST_MODELS = ("clip", "resnet50")  # a ViT with a text tower (naclip) and flow, a CNN (stages, not heads)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -43,6 +43,10 @@ ENDPOINTS = {
     # the Text tab (tests/test_text_tab.py); the API grows with the tabs, so new endpoints are added here
     "/text_map",
     "/text_metrics",
+    # the Trust tab
+    "/sanity_curves",
+    "/sanity_strip",
+    "/sanity_live",
 }
 
 

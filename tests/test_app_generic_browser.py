@@ -30,7 +30,7 @@ SKIP_DROPDOWNS = {"Image", "Explain class (gradient methods of classifiers; anot
 
 
 TABS = ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Text", "Gallery", "Heads", "Variants",
-        "Features"]  # fmt: skip
+        "Features", "Trust"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +169,49 @@ def test_the_text_tab_on_a_text_model_and_on_one_without_a_text_tower(walker):
     assert not panel.locator("#text-maps img").locator("visible=true").count()
     w.header_model("siglip")
     assert not note.is_visible() and _picture(w, "#text-maps")
+
+
+def _board_columns(w) -> list[str]:
+    header = w.page.locator("#board thead th").locator("visible=true")
+    return [" ".join(t.split()) for t in header.all_inner_texts() if t.strip()]
+
+
+def test_every_leaderboard_metric_keeps_the_tables_columns(walker):
+    """Each metric of the IoU tab's leaderboard (IoU@p, the per-map columns, MaxBoxAccV2), picked as a person does:
+    the table keeps real columns (rank, model, method, layer, the metric), never a repr or ``[object Object]``."""
+    w = walker
+    w.tab("IoU")
+    panel = _panel(w)
+    if panel.get_by_label("Box label", exact=True).input_value() != "all boxes":  # the walk above picked a label
+        w.pick("Box label", "all boxes", within=panel)
+    for metric in w.options("Leaderboard metric", within=panel):
+        if panel.get_by_label("Leaderboard metric", exact=True).input_value() != metric:
+            w.pick("Leaderboard metric", metric, within=panel)
+        _check_page(w, f"leaderboard by {metric}")
+        columns = _board_columns(w)
+        shown = "iou_90" if metric == "IoU@p" else metric
+        assert columns[:4] == ["rank", "model", "method", "layer"] and shown in columns, f"{metric}: {columns}"
+    w.pick("Leaderboard metric", "IoU@p", within=panel)
+    label = next(o for o in w.options("Box label", within=panel) if o != "all boxes")
+    w.pick("Box label", label, within=panel)  # image methods on that label's boxes (this store has no text maps)
+    _check_page(w, f"leaderboard for {label}")
+    assert _board_columns(w)[:5] == ["rank", "model", "method", "kind", "layer"], _board_columns(w)
+    w.pick("Box label", "all boxes", within=panel)
+
+
+def test_the_trust_tab_follows_the_header_model(walker):
+    """The Trust view reads the header's model: while open, and when opened again after a switch elsewhere (this
+    store has no curves: its line names the model and the command that computes them)."""
+    w = walker
+    w.tab("Trust")
+    note = w.page.locator("#trust-note")
+    for model in ("vit", "resnet50"):
+        w.header_model(model)
+        assert f"of {model}" in note.inner_text() and "--sanity-images" in note.inner_text()
+    w.tab("Gallery")
+    w.header_model("dinov2")
+    w.tab("Trust")
+    assert "of dinov2" in note.inner_text()
 
 
 @pytest.mark.parametrize("width", [1400, 1024])

@@ -437,11 +437,15 @@ def test_clicks_select_an_expert_box_a_point_or_two_corners():
 
 @pytest.mark.parametrize("model", list(vitattn.MODELS))
 def test_the_live_model_info_matches_what_an_analysis_has(model):
-    """``ModelInfo.from_spec`` (no store) must offer exactly the layers and heads an analysis holds."""
+    """``ModelInfo.from_spec`` (no store) must offer exactly the layers and heads an analysis holds (``flow``, on
+    request only, as the app computes it live: its default layer, the last)."""
     net = small_model(model)
     analysis = net.analyze(noise_image(), features=False)
     info = ModelInfo.from_spec(net.spec)
+    assert ("flow" in info.methods) == (net.spec.family == "vit")
     for method in info.methods:
+        if method == "flow":
+            analysis = net.analyze(noise_image(), methods=["flow"], features=False)
         assert info.layers[method] == analysis.layers(method)
         assert info.heads[method] == (analysis.heads(method).shape[0] if analysis.has_heads(method) else 0)
 

@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from vitattn.ui.demo import build_demo
+from vitattn.ui.demo import TABS, build_demo
 from vitattn.ui.shell import wiring
 from vitattn.ui.shell.registry import Registry
 
@@ -16,7 +16,7 @@ ENDPOINTS = {
     "analyze", "attention", "breakdown", "compare", "compare_maps", "faithfulness", "head_exemplars", "head_matrix",
     "head_ranking", "head_stats", "heads", "image", "info", "layer_curves", "layer_head", "layer_metrics", "layers",
     "leaderboard", "metrics", "pca", "ping", "predictions", "query_attention", "similarity", "variant_compare",
-    "variant_table",
+    "variant_table", "sanity_curves", "sanity_strip", "sanity_live", "text_map", "text_metrics",
 }  # fmt: skip
 
 
@@ -43,9 +43,9 @@ def test_tab_labels_and_ids_are_unique_and_the_tab_bar_holds_tabs_only(demo):
     tabs after it, and the browser's tab bar read "Heads | Variants | Variants" with Features gone."""
     tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
     labels, ids = [t.label for t in tabs], [t.id for t in tabs]
-    assert len(tabs) == 10 and len(set(labels)) == len(labels) and len(set(ids)) == len(ids)
+    assert len(tabs) == len(TABS) and len(set(labels)) == len(labels) and len(set(ids)) == len(ids)
     bar = next(b for b in demo.blocks.values() if isinstance(b, gr.Tabs))
-    assert [type(c).__name__ for c in bar.children] == ["Tab"] * 10
+    assert [type(c).__name__ for c in bar.children] == ["Tab"] * len(TABS)
 
 
 def test_the_public_api_keeps_its_endpoints(demo):

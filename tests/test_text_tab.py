@@ -1,5 +1,6 @@
-"""The Text tab (issue 17): its handlers on a store of tiny random clip (text maps of every label, naclip and legrad)
-and dinov2 (no text tower), and its endpoints ``/text_map`` and ``/text_metrics`` through ``gradio_client``.
+"""The Text tab (issue 17): its handlers on a store of tiny random clip (text maps of every label, naclip and legrad,
+prompts as given) and resnet50 (no text tower), the store the Trust tests share (``store_dir(TRUST_MODELS,
+trust=True)``), and its endpoints ``/text_map`` and ``/text_metrics`` through ``gradio_client``.
 
 Checked against the library: a stored label's map is the store's textmap; a typed prompt's map is
 ``Model.analyze(prompts=...)`` of the live model; two prompts give two maps; the metrics are
@@ -15,13 +16,13 @@ from functools import partial
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import app_server, store_dir
+from app_support import TRUST_MODELS, app_server, store_dir
 from small_models import noise_image
 
 from vitattn.metrics import all_metrics, baseline_metrics
 
 STORED = ("naclip", "legrad")
-EXPLORER_STORE = partial(store_dir, ("clip",), STORED)  # the explorer fixture (conftest.py) opens this store
+EXPLORER_STORE = partial(store_dir, TRUST_MODELS, trust=True)  # the explorer fixture (conftest.py) opens this store
 IMAGE = "astronaut"
 
 

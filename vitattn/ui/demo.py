@@ -16,11 +16,24 @@ from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api, header
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import LAST, queue
-from vitattn.ui.tabs import attention, compare, features, gallery, heads, iou, query, similarity, text, upload, variants
+from vitattn.ui.tabs import (
+    attention,
+    compare,
+    features,
+    gallery,
+    heads,
+    iou,
+    query,
+    similarity,
+    text,
+    trust,
+    upload,
+    variants,
+)
 
 TITLE = "vitattn · where do vision models look?"
 # the tab bar's order; Text after Your image, whose boxes (page.user_boxes) it reads
-TABS = (attention, similarity, query, compare, iou, upload, text, gallery, heads, variants, features)
+TABS = (attention, similarity, query, compare, iou, upload, text, gallery, heads, variants, features, trust)
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:

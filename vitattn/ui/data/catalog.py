@@ -15,12 +15,16 @@ from PIL import Image
 from vitattn.boxes import LabeledBox, check_box
 from vitattn.images import MAX_PIXELS, open_image
 from vitattn.render import MAX_SIDE, MIN_SIDE, fit
-from vitattn.specs import ModelSpec, get_spec
+from vitattn.specs import ON_REQUEST_METHODS, ModelSpec, get_spec
 from vitattn.ui.data.errors import brief, fail
 
 FUSED = -1  # the head value meaning "all heads fused", as in the metrics tables
-HEADLESS_METHODS = ("rollout", "gradcam", "gae")  # fuse heads by definition: no per-head maps
+HEADLESS_METHODS = ("rollout", "gradcam", "gae", "flow")  # fuse heads by definition: no per-head maps
 LAST_LAYER_METHODS = ("pool",)  # SigLIP's pooling head belongs to the last layer only
+# Attention flow (vitattn.methods.flow) is computed only when asked: one max-flow per patch and layer, seconds per
+# image on a CPU for a ViT-B/16. Live, the app offers it at the last layer only (one layer's cost); a store offers
+# the layers its job computed (--flow-layers).
+FLOW_COST = "flow: a max-flow per patch, ~5 s per image live on CPU for a ViT-B/16 (last layer only)"
 ANALYSIS_SIDE = 1024  # uploads are kept at most this large (the models see 224 px)
 MAX_BOXES = 100  # of your own boxes scored at once
 
@@ -52,12 +56,14 @@ class ModelInfo:
     def from_spec(cls, spec: ModelSpec) -> ModelInfo:
         """What live inference computes for a model (``Model.analyze`` with every method)."""
         last = spec.num_layers - 1
+        methods = spec.methods + (ON_REQUEST_METHODS if spec.family == "vit" else ())  # flow: live, on request
+        single = LAST_LAYER_METHODS + ON_REQUEST_METHODS
         return cls(
             name=spec.name,
             title=spec.title,
-            methods=spec.methods,
-            layers={m: (last,) if m in LAST_LAYER_METHODS else tuple(range(spec.num_layers)) for m in spec.methods},
-            heads={m: 0 if m in HEADLESS_METHODS else spec.num_heads for m in spec.methods},
+            methods=methods,
+            layers={m: (last,) if m in single else tuple(range(spec.num_layers)) for m in methods},
+            heads={m: 0 if m in HEADLESS_METHODS else spec.num_heads for m in methods},
             num_layers=spec.num_layers,
             grid=spec.grid,
             classifier=spec.classifier,

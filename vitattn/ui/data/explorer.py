@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 import gradio as gr
 import numpy as np
@@ -33,7 +34,7 @@ from vitattn.analysis import Analysis
 from vitattn.boxes import LabeledBox
 from vitattn.cache import LRU
 from vitattn.datasets import load_examples
-from vitattn.specs import MODELS
+from vitattn.specs import MODELS, ON_REQUEST_METHODS
 from vitattn.ui.data.catalog import Item, ModelInfo, display, read_upload, upload_item
 from vitattn.ui.data.classes import ClassScores
 from vitattn.ui.data.config import AppConfig
@@ -309,7 +310,18 @@ class Explorer(ClassScores, StoredTables):
                 return self._maps.get_or_make(key, read), "store"
             except Exception as e:
                 self._store_failed(item, model, "maps", e)
+        if method in ON_REQUEST_METHODS:
+            return self._on_request(item, model, method, layer), "live"
         return self._live(lambda a: a.map(method, layer, head), item, model), "live"
+
+    def _on_request(self, item: Item, model: str, method: str, layer: int) -> np.ndarray:
+        """A method the live analysis leaves out (``flow``: a max-flow per patch), at one layer, live and cached."""
+
+        def make() -> np.ndarray:
+            fn = partial(_on_request_map, method=method, layer=layer)
+            return _readonly(self._inference(model, lambda: self.live.run(model, fn, item.image)))
+
+        return self._maps.get_or_make(("live", item.key, model, method, layer), make)
 
     def heads(
         self, item: Item, model: str, method: str, layer: int, target: int | None = None
@@ -350,6 +362,11 @@ class Explorer(ClassScores, StoredTables):
     def memo(self, key: tuple, make):
         """A value derived from the stored tables, computed once per key (the tables do not change)."""
         return self._memo.get_or_make(key, make)
+
+
+def _on_request_map(network, image, method: str, layer: int) -> np.ndarray:
+    """The ``[gh, gw]`` map of an on-request method at one layer (module level: picklable for a ZeroGPU call)."""
+    return network.analyze(image, methods=[method], flow_layers=(layer,), features=False).map(method, layer, None)
 
 
 def _readonly(array) -> np.ndarray:

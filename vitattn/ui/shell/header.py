@@ -11,6 +11,7 @@ import gradio as gr
 
 from vitattn.ui.actions import page as nav
 from vitattn.ui.actions import views
+from vitattn.ui.data.catalog import FLOW_COST
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell.page import Header
 from vitattn.ui.shell.presets import OPACITY
@@ -77,7 +78,7 @@ def on_model(ex: Explorer, model: str, method: str, layer: float, head: int) -> 
     info = ex.info(model)
     c = nav.controls(info, method, layer, head)
     return (
-        gr.update(choices=list(c.methods), value=c.method),
+        gr.update(choices=list(c.methods), value=c.method, info=FLOW_COST if c.method == "flow" else ""),
         gr.update(  # one layer only (pool): the whole range shown, the slider off (Gradio refuses minimum == maximum)
             minimum=c.layers[0] if len(c.layers) > 1 else 0,
             maximum=c.layers[-1] if c.layers[-1] > 0 else 1,

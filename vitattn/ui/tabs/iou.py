@@ -27,6 +27,7 @@ class Layout:
     def __init__(self, ex: Explorer) -> None:
         models, methods = ex.models(), ex.extent()[1]
         first_methods = iou.methods_of(ex, models[0])
+        metrics = iou.board_metrics(ex)
         with gr.Tab("IoU", id="iou", elem_id="iou-panel"):
             if ex.store is None:
                 gr.Markdown(NO_STORE)
@@ -37,10 +38,20 @@ class Layout:
                 self.board_method = gr.Dropdown(
                     [iou.BEST, *methods], value=iou.BEST, label="Method", elem_id="board-method"
                 )
+                self.board_metric = gr.Dropdown(
+                    metrics, value=iou.IOU_AT, label="Leaderboard metric", elem_id="board-metric"
+                )
+                self.board_label = gr.Dropdown(  # the store's labels: filled when the page loads (page_labels)
+                    [iou.ALL_BOXES],
+                    value=iou.ALL_BOXES,
+                    label="Box label",
+                    elem_id="board-label",
+                )
             self.board = gr.Dataframe(
                 label="Leaderboard: each model at its best layer (click a row to open it)", wrap=True, elem_id="board"
             )
             gr.Markdown(iou.SELECTION_NOTE)
+            gr.Markdown(iou.BOARD_NOTE)
             self.curves = iou_plot.curves_component(elem_id="layer-curves")  # bands and chance lines: Vega-Lite
             gr.Markdown(iou.BANDS_NOTE)
             with gr.Row():
@@ -85,7 +96,14 @@ class Layout:
 
 def endpoints(page: Page, a: api.Inputs) -> None:
     ex, rows = page.explorer, [api.table("rows")]
-    api.endpoint("leaderboard", api.bind(iou.leaderboard, ex), [a.percentile, a.board_method], rows, **VIEWS)
+    metric = api.choice(
+        "metric", "IoU@p (at the percentile), another metric column, or max_box_acc", iou.board_metrics(ex), iou.IOU_AT
+    )
+    label = api.free_choice(
+        "label", f"a box label, or {iou.ALL_BOXES!r}", [iou.ALL_BOXES, *iou.labels(ex)], iou.ALL_BOXES
+    )
+    board_in = [a.percentile, a.board_method, metric, label]
+    api.endpoint("leaderboard", api.bind(iou.leaderboard, ex), board_in, rows, **VIEWS)
     api.endpoint("layer_curves", api.bind(iou.curves, ex), [a.percentile, a.board_method], rows, **VIEWS)
     grid_out = [api.picture("picture"), api.data("data")]
     api.endpoint("layer_head", api.bind(iou.grid, ex), [a.model, a.method, a.percentile], grid_out, **VIEWS)
@@ -102,6 +120,12 @@ def page_curves(ex: Explorer, percentile: int, method: str):
     return iou_plot.curves_plot(ex, percentile, method)
 
 
+def page_labels(ex: Explorer) -> dict:
+    """The label filter's choices: every box label of the store, most boxes first (read when the page loads, not
+    when the app starts)."""
+    return gr.update(choices=[iou.ALL_BOXES, *iou.labels(ex)])
+
+
 def on_grid_model(ex: Explorer, model: str, method: str) -> tuple[dict, dict]:
     """The layer x head grid and the breakdown offer the chosen model's methods only."""
     methods = iou.methods_of(ex, model)
@@ -114,6 +138,8 @@ def on_board_click(ex: Explorer, board: pd.DataFrame, evt: gr.SelectData) -> tup
     row = board.iloc[int(evt.index[0])] if board is not None and len(board) > int(evt.index[0]) else None
     if row is None or str(row["model"]) not in ex.models() or pd.isna(row["layer"]):
         return tuple(gr.skip() for _ in range(6))
+    if str(row["method"]) not in ex.info(str(row["model"])).methods:  # a text method (label filter): no image view
+        return tuple(gr.skip() for _ in range(6))
     return open_view(ex, str(row["model"]), str(row["method"]), int(row["layer"]), FUSED)
 
 
@@ -125,7 +151,20 @@ def on_table_click(ex: Explorer, model: str, method: str, evt: gr.SelectData) ->
     return open_view(ex, model, method, *at)
 
 
-def export_iou(ex: Explorer, percentile, board_method, grid_model, grid_method, group_method, group_layer, by, a, b):
+def export_iou(
+    ex: Explorer,
+    percentile,
+    board_method,
+    grid_model,
+    grid_method,
+    group_method,
+    group_layer,
+    by,
+    a,
+    b,
+    metric=iou.IOU_AT,
+    label=iou.ALL_BOXES,
+):
     """The IoU tab's tables as CSV: leaderboard, per-layer curves, layer x head means, breakdown, comparison."""
     stem = export.name("iou", percentile)
     _, numbers = iou.grid(ex, grid_model, grid_method, percentile)
@@ -133,7 +172,7 @@ def export_iou(ex: Explorer, percentile, board_method, grid_model, grid_method, 
     heads.insert(0, "layer", range(len(heads)))
     heads["fused"] = numbers["fused"]
     files = [
-        export.csv(f"{stem}_leaderboard", iou.leaderboard(ex, percentile, board_method)),
+        export.csv(f"{stem}_leaderboard", iou.leaderboard(ex, percentile, board_method, metric, label)),
         export.csv(f"{stem}_per-layer", iou.curves(ex, percentile, board_method)),
         export.csv(export.name(stem, grid_model, grid_method, "layer-head"), heads),
     ]
@@ -152,7 +191,8 @@ def build(page: Page) -> Layout:
     ex, bind = page.explorer, api.bind
     t = Layout(ex)
     v = page.views
-    v.add("leaderboard", bind(iou.leaderboard, ex), [t.percentile, t.board_method], [t.board])
+    board_in = [t.percentile, t.board_method, t.board_metric, t.board_label]
+    v.add("leaderboard", bind(iou.leaderboard, ex), board_in, [t.board])
     v.add("layer_curves", bind(page_curves, ex), [t.percentile, t.board_method], [t.curves])
     v.add(
         "layer_head",
@@ -163,7 +203,8 @@ def build(page: Page) -> Layout:
     group_in = [t.grid_model, t.group_method, t.group_layer, t.by, t.percentile]
     v.add("breakdown", bind(iou.by_group, ex), group_in, [t.groups])
     v.add("compare", bind(iou.compare, ex), [t.model_a, t.model_b, t.percentile], [t.paired])
-    tables = [t.percentile, t.board_method, t.grid_model, t.grid_method, t.group_method, t.group_layer, t.by]
+    tables = [t.percentile, t.board_method, t.board_metric, t.board_label, t.grid_model, t.grid_method]
+    tables += [t.group_method, t.group_layer, t.by]
     v.add("iou_files", lambda *_: None, [*tables, t.model_a, t.model_b], [t.files])  # the files of another view: gone
     return t
 
@@ -172,6 +213,7 @@ def wire(page: Page, t: Layout) -> None:
     ex, v, bind = page.explorer, page.views, api.bind
     v.on([t.percentile.select], t.percentile)
     v.on([t.board_method.select], t.board_method)
+    v.on([t.board_metric.select, t.board_label.select], "leaderboard", "iou_files")
     v.on([t.grid_method.select], t.grid_method)
     v.on([t.by.input, t.group_method.select, t.group_layer.submit], "breakdown")
     v.on([t.model_a.select, t.model_b.select], "compare")
@@ -188,6 +230,8 @@ def wire(page: Page, t: Layout) -> None:
     page.follow(t.board.select(bind(on_board_click, ex), t.board, opens, **queue(False)))
     page.follow(t.grid_picture.select(bind(on_table_click, ex), [t.grid_model, t.grid_method], opens, **queue(False)))
     tables = [t.percentile, t.board_method, t.grid_model, t.grid_method, t.group_method, t.group_layer, t.by]
-    t.export.click(bind(export_iou, ex), [*tables, t.model_a, t.model_b], t.files, **queue(False))
+    board = [t.board_metric, t.board_label]
+    t.export.click(bind(export_iou, ex), [*tables, t.model_a, t.model_b, *board], t.files, **queue(False))
     if ex.store is not None:
+        page.loads.append((bind(page_labels, ex), None, t.board_label))
         page.on_load.append(("leaderboard", "layer_curves", "layer_head", "breakdown", "compare"))
