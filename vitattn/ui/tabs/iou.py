@@ -99,9 +99,8 @@ def endpoints(page: Page, a: api.Inputs) -> None:
     metric = api.choice(
         "metric", "IoU@p (at the percentile), another metric column, or max_box_acc", iou.board_metrics(ex), iou.IOU_AT
     )
-    label = api.free_choice(
-        "label", f"a box label, or {iou.ALL_BOXES!r}", [iou.ALL_BOXES, *iou.labels(ex)], iou.ALL_BOXES
-    )
+    # a string, not a list of the store's labels: reading them needs the box table, and start-up reads the manifest only
+    label = api.text("label", f"a box label of the store (e.g. a Gallery image's), or {iou.ALL_BOXES!r}", iou.ALL_BOXES)
     board_in = [a.percentile, a.board_method, metric, label]
     api.endpoint("leaderboard", api.bind(iou.leaderboard, ex), board_in, rows, **VIEWS)
     api.endpoint("layer_curves", api.bind(iou.curves, ex), [a.percentile, a.board_method], rows, **VIEWS)
