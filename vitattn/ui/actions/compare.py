@@ -145,8 +145,9 @@ def compare_maps(
     scale: str = RAW,
     opacity: float = 0.6,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
-    """Two maps of one image side by side on one colour scale, the difference B - A on a symmetric diverging scale,
-    and every metric of A and B at the image's expert boxes with B - A.
+    """Two maps of one image (two models, methods, layers or heads) side by side on one colour scale, the
+    difference B - A on a symmetric diverging scale, every metric of A and B with B - A, and the maps as numbers
+    (both resampled to the finer grid when the grids differ).
 
     Args:
         ex: the app's data.

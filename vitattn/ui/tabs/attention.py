@@ -17,6 +17,7 @@ from vitattn.ui.actions import page as nav
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import chart
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import BANDED, LIVE, PICTURE, VIEWS, queue
 
@@ -58,17 +59,16 @@ class Layout:
                     self.table = gr.Dataframe(
                         label="Metrics against the boxes, with baselines", wrap=True, max_height=250, elem_id="metrics"
                     )
-                    self.chart = gr.LinePlot(
-                        x="layer",
-                        y="value",
-                        color="series",
+                    self.chart = chart(
+                        gr.LinePlot,
+                        "layer",
+                        "value",
+                        "series",
                         title="This image at every layer",
-                        x_title="layer",
-                        y_title="score",
-                        color_title="",
-                        show_label=False,
-                        height=310,
+                        axes=("layer", "score"),
                         elem_id="layer-chart",
+                        color_title="",
+                        height=310,
                         tooltip="all",
                     )
                     self.chart_note = gr.Markdown(visible=False, elem_id="layer-chart-note")

@@ -10,18 +10,17 @@ import pandas as pd
 
 from vitattn import render
 from vitattn.specs import get_spec
-from vitattn.ui.actions import export
 from vitattn.ui.actions import features as features_view
 from vitattn.ui.actions.common import all_models
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import chart, table
 from vitattn.ui.shell.links import link_updates
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import LAST, LIVE, PNG, VIEWS
-from vitattn.ui.shell.wiring import safe, skips
+from vitattn.ui.shell.wiring import listen, skips
 
 PICTURE = PNG
-PRIVATE = {"api_visibility": "private", **LAST}
 
 BACKGROUNDS = ("none", "auto", "0.3", "0.5")
 FEATURES_INTRO = (
@@ -70,26 +69,23 @@ def build(page: Page) -> None:
             **PICTURE,
         )
         with gr.Row():
-            diversity = gr.ScatterPlot(
-                x="layer",
-                y="diversity",
-                color="model",
+            diversity = chart(
+                gr.ScatterPlot,
+                "layer",
+                "diversity",
+                "model",
                 title="Head diversity per layer (0: all heads alike, 1: disjoint)",
-                x_title="layer (0 = first block)",
-                y_title="mean pairwise TV distance of the heads' maps",
-                height=360,
+                axes=("layer (0 = first block)", "mean pairwise TV distance of the heads' maps"),
                 elem_id="head-diversity-plot",
-                show_label=False,
             )
         dot_places = gr.State([])  # where the picture's dots are (render.Dot), for a click
         picked = gr.State()  # the head a click on the picture picked
-        stat_table = gr.Dataframe(
-            label="Per head (click a row: open that head in the Attention tab)",
-            interactive=False,
+        stat_table = table(
+            "Per head (click a row: open that head in the Attention tab)",
+            "head-stats-table",
+            csv="head-statistics",
             max_height=260,
-            elem_id="head-stats-table",
         )
-        export.csv_button(stat_table, "head-statistics")
         gr.Markdown("### Faithfulness (image, model, method and layer: the controls above; all heads fused)")
         with gr.Row():
             mode = gr.Radio(list(features_view.MODES), value="blur", label="A removed patch becomes")
@@ -98,25 +94,22 @@ def build(page: Page) -> None:
                 variant="primary",
             )
         with gr.Row():
-            curves = gr.LinePlot(
-                x="fraction",
-                y="score",
-                color="curve",
+            curves = chart(
+                gr.LinePlot,
+                "fraction",
+                "score",
+                "curve",
                 title="Deletion and insertion",
-                x_title="share of patches removed (deletion) or inserted (insertion)",
-                y_title="model score",
-                height=360,
+                axes=("share of patches removed (deletion) or inserted (insertion)", "model score"),
                 elem_id="faithfulness-plot",
-                show_label=False,
             )
             with gr.Column():
-                areas = gr.Dataframe(
-                    pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
-                    label="Areas under the curves (press the button)",
-                    interactive=False,
-                    elem_id="faithfulness-areas",
+                areas = table(
+                    "Areas under the curves (press the button)",
+                    "faithfulness-areas",
+                    csv="faithfulness-areas",
+                    value=pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
                 )
-                export.csv_button(areas, "faithfulness-areas")
 
     def on_pca(image, extra, model_name, lay, back, together):
         picture, _ = features_view.pca(ex, [image, *(extra or [])], model_name, int(lay), back, bool(together))
@@ -159,20 +152,20 @@ def build(page: Page) -> None:
 
     def on_picked(image, pick: dict | None):
         if not pick:
-            return skips(6)
+            return skips(len(link_outputs))
         return head_link(image, pick["model"], int(pick["layer"]), int(pick["head"]))
 
     pca_inputs = [image_id, more, model, layer, background, joint]
     for trigger in (more.input, background.input, joint.input):  # the header's values: read when the tab opens
-        trigger(safe(1)(on_pca), pca_inputs, pca, **PRIVATE, **VIEWS)
+        listen(trigger, on_pca, pca_inputs, pca, **LAST)
     stat_inputs = [stat_models, image_id, stat]
     stat_outputs = [dots, dot_places, diversity, stat_note, stat_table]
     for trigger in (stat_models.input, stat.input):
-        trigger(safe(5)(on_stats), stat_inputs, stat_outputs, **PRIVATE, **LIVE)
-    wire(stat_table.select(safe(6)(on_stat_row), [image_id, stat_table], link_outputs, **PRIVATE, **VIEWS))
-    dots.select(safe(1)(on_dot), dot_places, picked, **PRIVATE, **VIEWS)
-    wire(picked.change(safe(6)(on_picked), [image_id, picked], link_outputs, **PRIVATE, **VIEWS))
-    run.click(safe(2)(on_run), [image_id, model, method, layer, mode], [curves, areas], **PRIVATE, **LIVE)
+        listen(trigger, on_stats, stat_inputs, stat_outputs, live=True, **LAST)
+    wire(listen(stat_table.select, on_stat_row, [image_id, stat_table], link_outputs, **LAST))
+    listen(dots.select, on_dot, dot_places, picked, **LAST)
+    wire(listen(picked.change, on_picked, [image_id, picked], link_outputs, **LAST))
+    listen(run.click, on_run, [image_id, model, method, layer, mode], [curves, areas], live=True, **LAST)
 
     # Views of this tab (computed while it is open and when it opens): the PCA follows the header's image, model
     # and layer; the statistics the header's image.
