@@ -59,20 +59,22 @@ class Layout:
                     self.table = gr.Dataframe(
                         label="Metrics against the boxes, with baselines", wrap=True, max_height=250, elem_id="metrics"
                     )
-                    self.chart = chart(
-                        gr.LinePlot,
-                        "layer",
-                        "value",
-                        "series",
-                        title="This image at every layer",
-                        axes=("layer", "score"),
-                        elem_id="layer-chart",
-                        color_title="",
-                        height=310,
-                        tooltip="all",
-                    )
-                    self.chart_note = gr.Markdown(visible=False, elem_id="layer-chart-note")
                     self.top5 = gr.Label(label="Top-5 ImageNet classes", num_top_classes=5, visible=False)
+            # the chart spans the page: its legend (map, coverage and five baselines) is one row that Vega never
+            # wraps, and a column's width cut it ("sob")
+            self.chart = chart(
+                gr.LinePlot,
+                "layer",
+                "value",
+                "series",
+                title="This image at every layer",
+                axes=("layer", "score"),
+                elem_id="layer-chart",
+                color_title="",
+                height=310,
+                tooltip="all",
+            )
+            self.chart_note = gr.Markdown(visible=False, elem_id="layer-chart-note")
             self.scale = gr.Radio(
                 list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip and the grid"
             )

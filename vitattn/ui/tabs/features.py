@@ -68,16 +68,16 @@ def build(page: Page) -> None:
             elem_id="head-stats-plot",
             **PICTURE,
         )
-        with gr.Row():
-            diversity = chart(
-                gr.ScatterPlot,
-                "layer",
-                "diversity",
-                "model",
-                title="Head diversity per layer (0: all heads alike, 1: disjoint)",
-                axes=("layer (0 = first block)", "mean pairwise TV distance of the heads' maps"),
-                elem_id="head-diversity-plot",
-            )
+        diversity = chart(
+            gr.ScatterPlot,
+            "layer",
+            "diversity",
+            "model",
+            title="Head diversity per layer (0: all heads alike, 1: disjoint)",
+            axes=("layer (0 = first block)", "heads' mean pairwise TV distance"),
+            elem_id="head-diversity-plot",
+            y_lim=[0, 1],  # the distance's whole range: no dot on the frame's edge, two models compare
+        )
         dot_places = gr.State([])  # where the picture's dots are (render.Dot), for a click
         picked = gr.State()  # the head a click on the picture picked
         stat_table = table(
@@ -93,23 +93,22 @@ def build(page: Page) -> None:
                 f"Compute deletion and insertion ({4 * features_view.STEPS - 2} forward passes, live)",
                 variant="primary",
             )
-        with gr.Row():
-            curves = chart(
-                gr.LinePlot,
-                "fraction",
-                "score",
-                "curve",
-                title="Deletion and insertion",
-                axes=("share of patches removed (deletion) or inserted (insertion)", "model score"),
-                elem_id="faithfulness-plot",
-            )
-            with gr.Column():
-                areas = table(
-                    "Areas under the curves (press the button)",
-                    "faithfulness-areas",
-                    csv="faithfulness-areas",
-                    value=pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
-                )
+        # the chart spans the page: its legend (four curves) is one row Vega never wraps, and its title names the view
+        curves = chart(
+            gr.LinePlot,
+            "fraction",
+            "score",
+            "curve",
+            title="Deletion and insertion",
+            axes=("share of patches removed or inserted", "model score"),
+            elem_id="faithfulness-plot",
+        )
+        areas = table(
+            "Areas under the curves (press the button)",
+            "faithfulness-areas",
+            csv="faithfulness-areas",
+            value=pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
+        )
 
     def on_pca(image, extra, model_name, lay, back, together):
         picture, _ = features_view.pca(ex, [image, *(extra or [])], model_name, int(lay), back, bool(together))
@@ -118,8 +117,9 @@ def build(page: Page) -> None:
     def on_stats(models, image, which):
         frame, div, note = features_view.head_stats(ex, models or [], image, which)
         picture, places = features_view.dots_picture(ex, frame, which)
-        div = div.assign(layer=lambda f: f["layer"].map(_layer_tick))
-        return picture, places, div, note, frame
+        layers = sorted(int(v) for v in div["layer"].unique())
+        div = div.assign(layer=lambda f: f["layer"].map(str))  # categories, one tick each, in the layers' order
+        return picture, places, gr.update(value=div, sort=[str(v) for v in layers]), note, frame
 
     def on_run(image, model_name, meth, lay, how):
         """The curves, titled with what they are of (model, method, layer: the header's, all heads fused)."""
@@ -171,11 +171,6 @@ def build(page: Page) -> None:
     # and layer; the statistics the header's image.
     page.views.add("pca", on_pca, pca_inputs, [pca], tab="features")
     page.views.add("head_stats", on_stats, stat_inputs, stat_outputs, tab="features", live=True)
-
-
-def _layer_tick(layer: int) -> str:
-    """A layer as a category of a plot's x axis ("00", "01", ...: sorted in order, one tick per layer)."""
-    return f"{int(layer):02d}"
 
 
 def pca(ex: Explorer, image_ids: str, model: str, layer: int, background: str, joint: bool):

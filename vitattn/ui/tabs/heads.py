@@ -66,8 +66,11 @@ def build(page: Page) -> None:
                     **FREE,
                 )
                 which = gr.Dropdown([], label="Head (default: the best for the feature type)", **FREE)
+            # the label as a line above, not a badge over the first exemplar's title and random-weights band
+            gr.Markdown("Exemplars: where this head scores best on this feature type (click one: open it)")
             gallery = gr.Gallery(
                 label="Exemplars: where this head scores best on this feature type (click: open)",
+                show_label=False,
                 columns=4,
                 height=420,
                 object_fit="contain",
