@@ -6,7 +6,8 @@ every enabled slider a keyboard step (ArrowRight on the focused slider). After e
 own idle signal: ``Walker.act``), show no notice, no table holding pandas' text repr (``[14 rows x 16 columns]``)
 or ``[object Object]``, and no tab label twice; a keyboard step must send at least one request (the views that read
 the slider). Then the header's model is switched: the pictures of every tab that shows it change, while the tab is
-open and when it is opened again. Screenshots of every tab at 1400 and 1024 px: artifacts/screens/generic-*.png.
+open and when it is opened again. Screenshots of every tab at 1400 and 1024 px: artifacts/screens/generic-*.png, and
+at both widths no text wider than its box (unless it scrolls) and no chart text outside its chart.
 """
 
 from __future__ import annotations
@@ -129,15 +130,22 @@ def test_the_header_model_changes_the_pictures_of_every_tab_that_shows_it(walker
 
 
 @pytest.mark.parametrize("width", [1400, 1024])
-def test_screenshots_of_every_tab(walker, width):
+def test_screenshots_of_every_tab_and_no_text_is_cut(walker, width):
+    """Screenshots of every tab; no text wider than its box unless it scrolls, no chart text outside its chart (issue
+    20, problem 9: legends cut to "sob", axis titles cut, headers broken mid-word); at 1024 px the faithfulness
+    chart is drawn too (its four-entry legend and long title)."""
     w = walker
     w.page.set_viewport_size({"width": width, "height": 1000})
     try:
         for tab in ["Attention", "Similarity", "Query", "Compare", "IoU", "Your image", "Gallery", "Heads",
                     "Variants", "Features"]:  # fmt: skip
             w.tab(tab)
+            if tab == "Features" and width == 1024:
+                w.click("faithfulness", w.page.get_by_role("button", name="Compute deletion and insertion"))
             _check_page(w, f"{tab} at {width} px")
             w.shot(f"tab-{tab.lower().replace(' ', '-')}-{width}")
+            cut = w.overflowing()
+            assert not cut, f"{tab} at {width} px: text does not fit its box: {cut}"
     finally:
         w.page.set_viewport_size({"width": 1400, "height": 1000})
 

@@ -46,6 +46,7 @@ class Layout:
                             value=views.ALL_BOXES,
                             label="Score against (or click a box)",
                             elem_id="scope",
+                            min_width=170,  # "all expert boxes" clear of the arrow at 1024 px
                         )
                     self.explain = gr.Dropdown(
                         [TOP1_CHOICE],
