@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +41,19 @@ def percentiles(times: list[float]) -> tuple[float, float]:
     """p50 and p90 in milliseconds."""
     q = statistics.quantiles(times, n=10)
     return statistics.median(times) * 1e3, q[-1] * 1e3
+
+
+@contextmanager
+def store_or_built(given: str | None, model: str, prefix: str) -> Iterator[Path]:
+    """The store at ``given``, else one of ``model`` built in a temporary folder (``prefix``), removed on exit."""
+    if given is not None:
+        yield Path(given)
+        return
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield build_store(model, folder / "store")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_store(model: str, out: Path) -> Path:
@@ -140,14 +155,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=100, help="calls per endpoint and per measurement")
     args = p.parse_args()
 
-    tmp = None
-    if args.store is None:
-        tmp = Path(tempfile.mkdtemp(prefix="vitattn-bench-app-"))
-        store = build_store(args.model, tmp / "store")
-    else:
-        store = Path(args.store)
-    os.environ["VITATTN_STORE"] = str(store)
-    try:
+    with store_or_built(args.store, args.model, "vitattn-bench-app-") as store:
+        os.environ["VITATTN_STORE"] = str(store)
         import app
 
         cases = views(app.EXPLORER, args.model)
@@ -161,9 +170,6 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=30)
         first, second = live_analysis(args.model)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n{'measurement':58s} {'p50 ms':>8s} {'p90 ms':>8s}")
     print(f"{'in process: app.attention (cached view)':58s} {local[0]:8.2f} {local[1]:8.2f}")

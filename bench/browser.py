@@ -22,12 +22,9 @@ Printed: p50 and p90 per kind, and the queue requests each change caused. Goal: 
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
-from pathlib import Path
 
-from bench.app import build_store, launch
+from bench.app import launch, store_or_built
 
 CHROMIUM = "/usr/bin/chromium"
 SETTLED = """([before]) => { const i = document.querySelector('#attention-map img');
@@ -114,23 +111,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="dinov2")
     p.add_argument("--repeats", type=int, default=20)
     args = p.parse_args(argv)
-    folder = None
-    if args.store is None:
-        folder = Path(tempfile.mkdtemp(prefix="vitattn-bench-browser-"))
-        store = build_store(args.model, folder / "store")
-    else:
-        store = Path(args.store)
-    process, url = launch(store)
-    try:
-        from vitattn.store import open_store
+    with store_or_built(args.store, args.model, "vitattn-bench-browser-") as store:
+        process, url = launch(store)
+        try:
+            from vitattn.store import open_store
 
-        images = open_store(store).image_ids()
-        results = measure(url, args.model, images, args.repeats)
-    finally:
-        process.terminate()
-        process.wait()
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+            images = open_store(store).image_ids()
+            results = measure(url, args.model, images, args.repeats)
+        finally:
+            process.terminate()
+            process.wait()
     print(f"{args.model}, {len(images)} images, {args.repeats} changes per kind, chromium 1400x1000, cached views")
     print(f"{'control':<10}{'p50 ms':>10}{'p90 ms':>10}{'requests':>10}")
     medians = []

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from vitattn.cli import config_from
 from vitattn.hub import REPO_ID
 from vitattn.specs import ALL_METHODS, MODELS, get_spec
 from vitattn.store.quantize import FEATURE_DTYPES
@@ -193,33 +194,16 @@ class Config:
         if shard is None:
             raise SystemExit(f"--shard {args.shard!r}: expected i/n, e.g. 0/4")
         try:
-            return cls(
-                source=args.source,
+            return config_from(
+                cls,
+                args,
                 models=tuple(n.partition("=")[0] for n in _names(args.models, tuple(MODELS))),
                 checkpoints=dict(n.split("=", 1) for n in _names(args.models, ()) if "=" in n),
                 methods=_names(args.methods, None),
-                feature_layers=args.feature_layers,
-                feature_dtype=args.feature_dtype,
-                faithfulness_layers=args.faithfulness_layers,
-                flow_layers=args.flow_layers,
-                sanity_images=args.sanity_images,
                 text_methods=() if args.text_methods == "none" else _names(args.text_methods, TEXT_METHODS),
-                templates=args.templates,
-                batch_size=args.batch_size,
-                device=args.device,
                 output=Path(args.output),
-                chunk_size=args.chunk_size,
                 shard=(int(shard[1]), int(shard[2])),
-                push_to_hub=args.push_to_hub,
-                private=args.private,
-                random_weights=args.random_weights,
-                seed=args.seed,
-                resolution=args.resolution,
                 progress=not args.quiet,
-                engine=args.engine,
-                ray_address=args.ray_address,
-                gpus_per_worker=args.gpus_per_worker,
-                ray_workers=args.ray_workers,
                 overrides=json.loads(args.overrides) if args.overrides else {},
             )
         except ValueError as e:

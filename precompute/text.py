@@ -71,23 +71,7 @@ def text_tables(config, model, records: Sequence, rgbs: Sequence, grids: Sequenc
 
 def textmaps_table(model: str, rows: Sequence[tuple]) -> pa.Table:
     """``rows``: ``(image_id, method, layer, prompt, float16 [gh, gw])``."""
-    values = [r[4] for r in rows]
-    sizes = np.array([v.size for v in values], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
-    flat = np.concatenate([v.ravel() for v in values]) if values else np.zeros(0, np.float16)
-    return pa.Table.from_pydict(
-        {
-            "image_id": [r[0] for r in rows],
-            "model": [model] * len(rows),
-            "method": [r[1] for r in rows],
-            "layer": [r[2] for r in rows],
-            "prompt": [r[3] for r in rows],
-            "grid_h": [v.shape[0] for v in values],
-            "grid_w": [v.shape[1] for v in values],
-            "values": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float16())),
-        },
-        schema=SCHEMAS["textmaps"],
-    )
+    return writer.keyed_maps_table("textmaps", model, rows, "prompt")
 
 
 def _concat(tables: list[pa.Table], name: str) -> pa.Table:

@@ -167,6 +167,37 @@ POLL_MS = 50
 IDLE = """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))
     && !document.querySelector('.eta-bar, .progress-text')"""
 ERROR_TEXT = re.compile(r"\bError\b|failed")
+# Text cut or spilling out of its box (issue 20, problem 9): an element whose own text is wider than its box, unless an
+# ancestor scrolls sideways (a wide table scrolls: its text is reachable); Vega charts' text (legend entries, titles)
+# outside their SVG (Vega lays a bottom legend in one row, and the SVG cuts what does not fit) or ending in Vega's "…".
+OVERFLOW = """(root) => {
+  const found = [];
+  const shown = (e) => { const r = e.getBoundingClientRect();
+                         return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== "hidden"; };
+  const scrolls = (e) => { for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+                             const o = getComputedStyle(a).overflowX; if (o === "auto" || o === "scroll") return true; }
+                           return false; };
+  const SKIP = new Set(["TEXTAREA", "INPUT", "CODE", "PRE"]);
+  for (const e of root.querySelectorAll("*")) {
+    if (e.closest("svg, [data-testid=status-tracker], .sr-only") || !shown(e) || e.clientWidth < 4) continue;
+    const own = [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || SKIP.has(e.tagName) || getComputedStyle(e).display === "inline") continue;
+    if (e.scrollWidth > e.clientWidth + 1 && !scrolls(e))
+      found.push(`${e.tagName} "${e.textContent.trim().slice(0, 40)}" ${e.scrollWidth} > ${e.clientWidth} px`);
+  }
+  for (const svg of root.querySelectorAll(".vega-embed svg")) {
+    if (!shown(svg)) continue;
+    const box = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll("text")) {
+      const r = t.getBoundingClientRect(), text = t.textContent;
+      const out = r.right > box.right + 1 || r.left < box.left - 1 || r.top < box.top - 1 || r.bottom > box.bottom + 1;
+      if (text.trim() && (out || text.endsWith("\u2026")))
+        found.push(`chart text "${text}" at x ${Math.round(r.left)}..${Math.round(r.right)}, ` +
+                   `its chart ${Math.round(box.left)}..${Math.round(box.right)}`);
+    }
+  }
+  return found;
+}"""
 
 
 class Walker:
@@ -283,6 +314,10 @@ class Walker:
     def header_model(self, model: str) -> None:
         """Picks the header's model (its views and a link's re-run may take up to ``LINK_REQUESTS``)."""
         self.pick("Model", model, self.page.locator("#top-controls"), bound=LINK_REQUESTS)
+
+    def overflowing(self) -> list[str]:
+        """The page's text that does not fit its box (``OVERFLOW``): one line per element, empty when all fits."""
+        return self.page.evaluate(OVERFLOW, self.page.locator("body").element_handle())
 
     def selected_tab(self) -> str:
         return self.page.locator("[role=tab][aria-selected=true]").first.inner_text().strip()

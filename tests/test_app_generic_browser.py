@@ -8,7 +8,8 @@ or ``[object Object]``, and no tab label twice; a keyboard step must send at lea
 the slider). Then the header's model is switched: the pictures of every tab that shows it change, while the tab is
 open and when it is opened again. The Text tab is walked with the header on a text model (siglip, whose tokenizer a
 local Hub serves) and on one without a text tower (its one line). Screenshots of every tab at 1400 and 1024 px:
-artifacts/screens/generic-*.png.
+artifacts/screens/generic-*.png, and at both widths no text wider than its box (unless it scrolls) and no chart text
+outside its chart.
 """
 
 from __future__ import annotations
@@ -215,14 +216,21 @@ def test_the_trust_tab_follows_the_header_model(walker):
 
 
 @pytest.mark.parametrize("width", [1400, 1024])
-def test_screenshots_of_every_tab(walker, width):
+def test_screenshots_of_every_tab_and_no_text_is_cut(walker, width):
+    """Screenshots of every tab; no text wider than its box unless it scrolls, no chart text outside its chart (issue
+    20, problem 9: legends cut to "sob", axis titles cut, headers broken mid-word); at 1024 px the faithfulness
+    chart is drawn too (its four-entry legend and long title)."""
     w = walker
     w.page.set_viewport_size({"width": width, "height": 1000})
     try:
         for tab in TABS:
             w.tab(tab)
+            if tab == "Features" and width == 1024:
+                w.click("faithfulness", w.page.get_by_role("button", name="Compute deletion and insertion"))
             _check_page(w, f"{tab} at {width} px")
             w.shot(f"tab-{tab.lower().replace(' ', '-')}-{width}")
+            cut = w.overflowing()
+            assert not cut, f"{tab} at {width} px: text does not fit its box: {cut}"
     finally:
         w.page.set_viewport_size({"width": 1400, "height": 1000})
 

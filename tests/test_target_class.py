@@ -86,11 +86,16 @@ def test_no_target_and_the_top1_index_both_give_the_stored_top1_map(ex, store, m
         np.testing.assert_allclose(np.array(data["map"]), stored, atol=1e-5)
 
 
+def _another_class(item) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The tiny vit's logits and probabilities on ``item`` (computed here, not by the app), and a class that is not
+    its top-1."""
+    logits = reference_logits("vit", item.image())
+    return logits, torch.softmax(logits, dim=-1), not_top1("vit", item.image())
+
+
 def test_the_class_score_is_the_softmax_of_the_models_logits(ex):
     item = ex.item(IMAGE)
-    logits = reference_logits("vit", item.image())
-    probs = torch.softmax(logits, dim=-1)
-    target = not_top1("vit", item.image())
+    logits, probs, target = _another_class(item)
     _, _, data = views.attention(ex, IMAGE, "vit", "agcam", 1, FUSED, 0.6, target=target)
     assert data["target_prob"] == pytest.approx(float(probs[target]), abs=1e-5)
     assert data["target_logit"] == pytest.approx(float(logits[target]), abs=1e-4)
@@ -105,9 +110,7 @@ def test_the_class_score_is_the_softmax_of_the_models_logits(ex):
 
 def test_the_picture_names_the_explained_class_with_its_probability_and_logit(ex):
     item = ex.item(IMAGE)
-    logits = reference_logits("vit", item.image())
-    probs = torch.softmax(logits, dim=-1)
-    target = not_top1("vit", item.image())
+    logits, probs, target = _another_class(item)
     picture, _, _ = views.attention(ex, IMAGE, "vit", "agcam", 1, FUSED, 0.6, target=target)
     width = item.picture.width
     label = imagenet_labels()[target]

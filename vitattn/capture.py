@@ -6,11 +6,33 @@ error rather than an empty map (for instance fused attention left on, which comp
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 from torch import nn
 
+H = TypeVar("H", bound="Hooks")
 
-class Capture:
+
+class Hooks:
+    """Owns hook handles (``self._handles``) and removes them all on ``release`` or when its ``with`` block ends."""
+
+    def __init__(self) -> None:
+        self._handles: list = []
+
+    def release(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __enter__(self: H) -> H:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class Capture(Hooks):
     """Records the output of named modules during a forward pass, and optionally their gradients.
 
     Usage::
@@ -23,9 +45,9 @@ class Capture:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.outputs: dict[str, torch.Tensor] = {}
         self.grads: dict[str, torch.Tensor] = {}
-        self._handles: list = []
         self._watched: set[str] = set()
         self._want_grad: set[str] = set()
 
@@ -65,14 +87,3 @@ class Capture:
             missing = sorted(self._want_grad - set(self.grads))
             if missing:
                 raise RuntimeError(f"no gradient reached {missing[:4]}; was the backward pass run?")
-
-    def release(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def __enter__(self) -> Capture:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()

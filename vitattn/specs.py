@@ -73,6 +73,20 @@ def _vit(
     )
 
 
+def _siglip(name, title, timm_id, hf_id) -> ModelSpec:
+    """A SigLIP tower: no CLS token (no prefix), so no ``cls`` map but its attention-pooling head's (``pool``)."""
+    return _vit(name, title, timm_id, hf_id, prefix=0, methods=SIGLIP_METHODS, training="language-supervised")
+
+
+def _imagenet(name, title, timm_id, *, patch=16) -> ModelSpec:
+    """A supervised ImageNet classifier ViT: its class gradients add ``agcam``."""
+    methods = CLASSIFIER_METHODS
+    return _vit(name, title, timm_id, None, patch=patch, methods=methods, classifier=True, training="supervised")
+
+
+SIGLIP_METHODS = ("mean", "rollout", "pool", "gae")
+CLASSIFIER_METHODS = ("cls", "mean", "rollout", "agcam", "gae")
+
 MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
@@ -101,43 +115,10 @@ MODELS: dict[str, ModelSpec] = {
             training="language-supervised",
         ),
         _vit("mae", "MAE ViT-B/16", "vit_base_patch16_224.mae", "facebook/vit-mae-base", training="self-supervised"),
-        _vit(
-            "siglip",
-            "SigLIP B/16",
-            "vit_base_patch16_siglip_224.webli",
-            "google/siglip-base-patch16-224",
-            prefix=0,
-            methods=("mean", "rollout", "pool", "gae"),
-            training="language-supervised",
-        ),
-        _vit(
-            "siglip2",
-            "SigLIP 2 B/16",
-            "vit_base_patch16_siglip_224.v2_webli",
-            "google/siglip2-base-patch16-224",
-            prefix=0,
-            methods=("mean", "rollout", "pool", "gae"),
-            training="language-supervised",
-        ),
-        _vit(
-            "vit",
-            "ViT-B/16 (supervised, ImageNet)",
-            "vit_base_patch16_224.augreg2_in21k_ft_in1k",
-            None,
-            methods=("cls", "mean", "rollout", "agcam", "gae"),
-            classifier=True,
-            training="supervised",
-        ),
-        _vit(
-            "vit32",
-            "ViT-B/32 (supervised, ImageNet)",
-            "vit_base_patch32_224.augreg_in21k_ft_in1k",
-            None,
-            patch=32,
-            methods=("cls", "mean", "rollout", "agcam", "gae"),
-            classifier=True,
-            training="supervised",
-        ),
+        _siglip("siglip", "SigLIP B/16", "vit_base_patch16_siglip_224.webli", "google/siglip-base-patch16-224"),
+        _siglip("siglip2", "SigLIP 2 B/16", "vit_base_patch16_siglip_224.v2_webli", "google/siglip2-base-patch16-224"),
+        _imagenet("vit", "ViT-B/16 (supervised, ImageNet)", "vit_base_patch16_224.augreg2_in21k_ft_in1k"),
+        _imagenet("vit32", "ViT-B/32 (supervised, ImageNet)", "vit_base_patch32_224.augreg_in21k_ft_in1k", patch=32),
         ModelSpec(
             name="resnet50",
             title="ResNet-50 (supervised, ImageNet)",

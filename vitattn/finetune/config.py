@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from vitattn.cli import config_from
 from vitattn.specs import MODELS, STRATEGIES, get_spec
 
 DEFAULT_LR = {"linear": 1e-3, "lora": 1e-4, "full": 1e-5}  # the study's: head 1e-3, LoRA 1e-4, backbone 1e-5
@@ -102,28 +103,13 @@ class FinetuneConfig:
     def from_args(cls, argv: Sequence[str] | None = None) -> FinetuneConfig:
         a = parser().parse_args(argv)
         try:
-            return cls(
-                model=a.model,
-                strategy=a.strategy,
-                dataset=a.dataset,
+            return config_from(
+                cls,
+                a,
                 output=Path(a.output),
-                label=a.label,
-                image_column=a.image_column,
-                epochs=a.epochs,
-                batch_size=a.batch_size,
-                lr=a.lr,
-                head_lr=a.head_lr,
-                weight_decay=a.weight_decay,
                 lora=LoraSettings(a.lora_r, a.lora_alpha, a.lora_dropout),
-                val_fraction=a.val_fraction,
-                exclude=a.exclude,
-                device=a.device,
-                random_weights=a.random_weights,
-                seed=a.seed,
-                workers=a.workers,
                 progress=not a.quiet,
                 overrides=json.loads(a.overrides) if a.overrides else {},
-                permute_labels=a.permute_labels,
             )
         except ValueError as e:
             raise SystemExit(f"vitattn.finetune: {e}") from None

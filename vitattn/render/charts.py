@@ -89,6 +89,7 @@ def head_dots_layout(
     *,
     warning: str = "",
     top_ticks: int = 5,
+    title: str = "",
 ) -> tuple[list[Dot], dict]:
     """Where each head's dot goes (the pure geometry of ``head_dots``, which draws exactly this).
 
@@ -96,6 +97,7 @@ def head_dots_layout(
         points: ``(model, layer, head, value)``, any order; models keep the order of their first point.
         warning: the red band above the picture, if any (it shifts everything down).
         top_ticks: about how many y ticks.
+        title: the title above the panels: the picture is at least as wide (a long title was cut at its edge).
 
     Returns:
         ``(dots, frame)``: the dots, and the frame the drawing needs: ``models``, ``layers`` (per model),
@@ -114,7 +116,8 @@ def head_dots_layout(
     for m in models:
         panels.append(x)
         x += _panel_width(layers[m]) + PANEL_GAP
-    width = max(x - PANEL_GAP + 12, 420)
+    title_width = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(title, font=font(14)) + 16 if title else 0
+    width = max(x - PANEL_GAP + 12, 420, int(title_width))
     band = text_band(width, warning, WARNING_RED).height if warning else 0
     top = band + TITLE_HEIGHT + LEGEND_HEIGHT + PANEL_TITLE_HEIGHT
     bottom = top + PLOT_HEIGHT
@@ -158,7 +161,7 @@ def head_dots(
     """
     if not points:
         raise ValueError("no heads to plot")
-    dots, f = head_dots_layout(points, warning=warning)
+    dots, f = head_dots_layout(points, warning=warning, title=title)
     out = Image.new("RGB", (f["width"], f["height"] - f["band"]), (255, 255, 255))
     draw = ImageDraw.Draw(out)
     small, text_font = font(11), font(12)

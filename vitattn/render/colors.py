@@ -119,7 +119,8 @@ def colorbar(width: int, lo: float, hi: float, label: str = "", cmap: str = "inf
     left, right = _numbers(lo, hi)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     ends = measure.textlength(left, font=text_font) + measure.textlength(right, font=text_font)
-    below = bool(label) and ends + measure.textlength(label, font=text_font) + 40 > width  # label on its own line
+    # the label goes on its own line when it would meet the end values, or the 0 in the middle of a diverging bar
+    below = bool(label) and (cmap == "diverging" or ends + measure.textlength(label, font=text_font) + 40 > width)
     bar = Image.new("RGB", (width, BAR_HEIGHT + 22 + (16 if below else 0)), (255, 255, 255))
     bar.paste(_ramp(max(1, width - 16), cmap), (8, 2))
     draw = ImageDraw.Draw(bar)

@@ -26,7 +26,6 @@ def heat_table(
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2 or v.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"values {v.shape} do not match {len(row_labels)} row and {len(col_labels)} column labels")
-    text_font = font(12)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     left, top = _table_origin(row_labels, title)
     width = max(left + cell * v.shape[1] + 4, int(measure.textlength(title, font=font(14))) + 12, 240)
@@ -37,18 +36,7 @@ def heat_table(
     finite = v[np.isfinite(v)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     shades = colorize(normalize(np.where(np.isfinite(v), v, lo), lo, hi))  # [R, C, 3]
-    for c, label in enumerate(col_labels):
-        draw.text((left + c * cell + 4, top - 18), label, fill=(0, 0, 0), font=text_font)
-    for r, label in enumerate(row_labels):
-        y = top + r * TABLE_ROW
-        draw.text((4, y + 4), label, fill=(0, 0, 0), font=text_font)
-        for c in range(v.shape[1]):
-            x = left + c * cell
-            ok = bool(np.isfinite(v[r, c]))
-            fill = tuple(int(k) for k in shades[r, c]) if ok else (220, 220, 220)
-            draw.rectangle((x, y, x + cell - 2, y + 20), fill=fill)
-            ink = (0, 0, 0) if not ok or sum(fill) > 380 else (255, 255, 255)
-            draw.text((x + 4, y + 4), f"{v[r, c]:.2f}" if ok else "n/a", fill=ink, font=text_font)
+    _cells(draw, v, shades, row_labels, col_labels, (left, top), (cell, TABLE_ROW), inset=(2, 4, 4))
     return stack([out, colorbar(width, lo, hi, bar_label)])
 
 
@@ -98,7 +86,7 @@ def feature_table(
     if v.ndim != 2 or v.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"values {v.shape} do not match {len(row_labels)} row and {len(col_labels)} column labels")
     n = None if counts is None else np.asarray(counts)
-    text_font, small = font(12), font(10)
+    text_font = font(12)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     left = int(8 + max((measure.textlength(s, font=text_font) for s in row_labels), default=0)) + 6
     head = int(max((measure.textlength(s, font=text_font) for s in col_labels), default=0))
@@ -120,6 +108,31 @@ def feature_table(
         draw.text((4, 4), title, fill=(0, 0, 0), font=font(14))
     lo, hi = shared_range([v])
     shades = colorize(scaled(np.where(np.isfinite(v), v, lo), lo, hi))  # [R, C, 3]
+    _cells(draw, v, shades, row_labels, col_labels, (left, top), (cell, row_h), inset=(3, 5, 3), best=best, counts=n)
+    return stack([out, colorbar(width, lo, hi, legend)])
+
+
+def _cells(
+    draw: ImageDraw.ImageDraw,
+    v: np.ndarray,
+    shades: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    origin: tuple[int, int],
+    size: tuple[int, int],
+    *,
+    inset: tuple[int, int, int],
+    best: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
+) -> None:
+    """Draws the labels and cells of a heat table: column labels above, row labels left of ``origin`` (the first
+    cell's top-left pixel); each cell of ``size`` (width, height) in its shade (``shades`` ``[R, C, 3]``; NaN cells
+    grey, "n/a") with its value, a cyan outline where ``best``, its count (``n=...``) below the value where
+    ``counts``; ``inset``: the gap between cells and the value's (x, y) offset in its cell."""
+    left, top = origin
+    cell, row_h = size
+    gap, dx, dy = inset
+    text_font = font(12)
     for c, label in enumerate(col_labels):
         draw.text((left + c * cell + 4, top - 18), label, fill=(0, 0, 0), font=text_font)
     for r, label in enumerate(row_labels):
@@ -129,11 +142,10 @@ def feature_table(
             x = left + c * cell
             ok = bool(np.isfinite(v[r, c]))
             fill = tuple(int(k) for k in shades[r, c]) if ok else NAN_FILL
-            draw.rectangle((x, y, x + cell - 3, y + row_h - 2), fill=fill)
+            draw.rectangle((x, y, x + cell - gap, y + row_h - 2), fill=fill)
             if best is not None and best[r, c]:
-                draw.rectangle((x, y, x + cell - 3, y + row_h - 2), outline=BEST_COLOR, width=3)
+                draw.rectangle((x, y, x + cell - gap, y + row_h - 2), outline=BEST_COLOR, width=3)
             ink = (0, 0, 0) if not ok or sum(fill) > 380 else (255, 255, 255)
-            draw.text((x + 5, y + 3), f"{v[r, c]:.2f}" if ok else "n/a", fill=ink, font=text_font)
-            if n is not None:
-                draw.text((x + 5, y + 18), f"n={int(n[r, c])}", fill=ink, font=small)
-    return stack([out, colorbar(width, lo, hi, legend)])
+            draw.text((x + dx, y + dy), f"{v[r, c]:.2f}" if ok else "n/a", fill=ink, font=text_font)
+            if counts is not None:
+                draw.text((x + dx, y + 18), f"n={int(counts[r, c])}", fill=ink, font=font(10))

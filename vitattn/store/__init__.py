@@ -8,10 +8,10 @@
     store.head_stats("dinov2"); store.faithfulness("vit")   # per-head statistics, deletion/insertion, as columns
 
 Layout and schemas: ``layout.py``; the manifest: ``manifest.py``; writing (used by the precompute job):
-``writer.py``; reading: ``reader.py`` over ``files.py`` (a local folder or a Hub repo, read-only, bounded
-timeouts), ``tables.py`` (row groups as numpy), ``quantize.py`` (int8 / float16 features), ``vitattn/cache.py``
-and ``recover.py`` (a manifest rebuilt from the data files); the dataset card: ``card.py``. Numpy, pyarrow and (for
-the Hub) huggingface_hub; no torch.
+``writer.py``; reading: ``reader.py`` (the views) and ``whole.py`` (the tables read whole) over ``files.py`` (a
+local folder or a Hub repo, read-only, bounded timeouts), ``tables.py`` (row groups as numpy), ``quantize.py``
+(int8 / float16 features), ``vitattn/cache.py`` and ``recover.py`` (a manifest rebuilt from the data files); the
+dataset card: ``card.py``. Numpy, pyarrow and (for the Hub) huggingface_hub; no torch.
 """
 
 from vitattn.store.layout import SCHEMA_VERSION, TABLES, HubUnavailable, StoreError, table_path

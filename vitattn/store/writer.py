@@ -60,18 +60,25 @@ def map_rows(analysis: Analysis) -> list[tuple[str, int, int, np.ndarray]]:
 def maps_table(model: str, image_ids: Sequence[str], rows: Sequence[Sequence[tuple]]) -> pa.Table:
     """The maps table of some images: ``rows[i]`` are ``map_rows`` of ``image_ids[i]``."""
     flat = [(image_id, *row) for image_id, per_image in zip(image_ids, rows, strict=True) for row in per_image]
+    return keyed_maps_table("maps", model, flat, "head")
+
+
+def keyed_maps_table(table: str, model: str, rows: Sequence[tuple], key: str) -> pa.Table:
+    """A table of maps (``maps``: keyed by head, ``textmaps``: by prompt) of one model: ``rows`` are
+    ``(image_id, method, layer, <key>, float16 [gh, gw])``."""
+    values = [r[4] for r in rows]
     return pa.Table.from_pydict(
         {
-            "image_id": [r[0] for r in flat],
-            "model": [model] * len(flat),
-            "method": [r[1] for r in flat],
-            "layer": [r[2] for r in flat],
-            "head": [r[3] for r in flat],
-            "grid_h": [r[4].shape[0] for r in flat],
-            "grid_w": [r[4].shape[1] for r in flat],
-            "values": _flat_list([r[4] for r in flat]),
+            "image_id": [r[0] for r in rows],
+            "model": [model] * len(rows),
+            "method": [r[1] for r in rows],
+            "layer": [r[2] for r in rows],
+            key: [r[3] for r in rows],
+            "grid_h": [v.shape[0] for v in values],
+            "grid_w": [v.shape[1] for v in values],
+            "values": _flat_list(values),
         },
-        schema=SCHEMAS["maps"],
+        schema=SCHEMAS[table],
     )
 
 

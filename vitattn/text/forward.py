@@ -12,31 +12,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vitattn.capture import Hooks
 
-class GraphCapture:
+
+class GraphCapture(Hooks):
     """Records module outputs (not detached) and a module's input during one forward pass."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.outputs: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
-        self._handles: list = []
 
     def watch(self, key: str, module: nn.Module) -> None:
         self._handles.append(module.register_forward_hook(lambda _m, _a, out: self.outputs.__setitem__(key, out)))
 
     def watch_input(self, key: str, module: nn.Module) -> None:
         self._handles.append(module.register_forward_pre_hook(lambda _m, args: self.inputs.__setitem__(key, args[0])))
-
-    def release(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-
-    def __enter__(self) -> GraphCapture:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 @dataclass(frozen=True)

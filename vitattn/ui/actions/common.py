@@ -7,26 +7,33 @@ fine-tuned variants (``clip@lora``), which these tabs read from the store direct
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES
 from vitattn.specs import get_spec
-from vitattn.ui.data.catalog import FUSED, ModelInfo
+from vitattn.ui.data.catalog import FUSED, ModelInfo, integer
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
 
 RANDOM_WEIGHTS = "random weights: not a result"
 
 
-def integer(value: object, what: str) -> int:
-    """``value`` as an int (a float that is a whole number is accepted), else a one-line ``gr.Error``."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise fail(f"{what} must be a whole number, got {brief(value)}")
-    if not math.isfinite(float(value)) or float(value) != int(value):
-        raise fail(f"{what} must be a whole number, got {brief(value)}")
-    return int(value)
+def metric_deltas(a: Mapping[str, float], b: Mapping[str, float]) -> list[dict]:
+    """Every metric (``METRIC_NAMES``) both scores ``a`` and ``b`` hold: rows ``metric, better`` (which way: mse, kl
+    and emd lower), ``A, B, B - A`` and ``B is`` ("better", "worse", or "same" within 1e-9)."""
+    rows = []
+    for metric in METRIC_NAMES:
+        if metric not in a or metric not in b:
+            continue
+        va, vb = float(a[metric]), float(b[metric])
+        lower = metric in LOWER_IS_BETTER
+        verdict = "same" if np.isclose(va, vb, rtol=0, atol=1e-9) else ("better" if (vb < va) == lower else "worse")
+        better = "lower" if lower else "higher"
+        rows.append({"metric": metric, "better": better, "A": va, "B": vb, "B - A": vb - va, "B is": verdict})
+    return rows
 
 
 def all_models(ex: Explorer) -> list[str]:
@@ -71,21 +78,6 @@ def check_layer(model_info: ModelInfo, method: str, layer: object) -> int:
     return value
 
 
-def check_head(model_info: ModelInfo, method: str, head: object) -> int | None:
-    """None for all heads fused (-1 or None), else a head the method has."""
-    if head is None:
-        return None
-    value = integer(head, "head")
-    if value == FUSED:
-        return None
-    n = model_info.heads[model_info.check_method(method)]
-    if n == 0:
-        raise fail(f"method {method!r} of {model_info.name} fuses all heads by definition; use head -1")
-    if not 0 <= value < n:
-        raise fail(f"head {value} out of range for {model_info.name}/{method}: valid heads 0..{n - 1}, or -1 fused")
-    return value
-
-
 def warning(ex: Explorer, model: str) -> str:
     """The red label of pictures made from random-weight maps, else empty."""
     stored = ex.store is not None and model in ex.store.manifest.get("models", {})
@@ -109,7 +101,7 @@ def attention_link(ex: Explorer, image_id: str | None, model: str, method: str, 
         raise fail(f"the Attention tab does not serve {brief(model)}; it serves {', '.join(ex.models())}")
     model_info = ex.info(model)
     layer = check_layer(model_info, method, layer)
-    fused = check_head(model_info, method, head)
+    fused = model_info.check_head(method, head)
     if image_id is not None:
         ex.item(image_id)
     return Link(image_id, model, method, layer, FUSED if fused is None else fused)

@@ -32,8 +32,7 @@ import pandas as pd
 from PIL import Image
 
 from vitattn import render, variants
-from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES
-from vitattn.ui.actions.common import all_models, check_head, check_layer, info
+from vitattn.ui.actions.common import all_models, check_layer, info, metric_deltas
 from vitattn.ui.actions.page import Controls, controls
 from vitattn.ui.actions.views import RANDOM_LABEL, numbers, view_name
 from vitattn.ui.data.catalog import FUSED, ModelInfo
@@ -109,7 +108,7 @@ def _side(ex: Explorer, name: str, model: object, method: object, layer: object,
                 raise
             names = ", ".join(f"{v} = {model_info.layer_name(v)}" for v in model_info.layers[method])
             raise fail(f"{e.message} ({names})") from None
-        return model_info, method, layer, check_head(model_info, method, head)
+        return model_info, method, layer, model_info.check_head(method, head)
     except gr.Error as e:
         raise fail(f"side {name}: {e.message}") from None
 
@@ -145,8 +144,9 @@ def compare_maps(
     scale: str = RAW,
     opacity: float = 0.6,
 ) -> tuple[Image.Image, pd.DataFrame, dict]:
-    """Two maps of one image side by side on one colour scale, the difference B - A on a symmetric diverging scale,
-    and every metric of A and B at the image's expert boxes with B - A.
+    """Two maps of one image (two models, methods, layers or heads) side by side on one colour scale, the
+    difference B - A on a symmetric diverging scale, every metric of A and B with B - A, and the maps as numbers
+    (both resampled to the finer grid when the grids differ).
 
     Args:
         ex: the app's data.
@@ -282,23 +282,7 @@ def metrics_table(ex: Explorer, item, sides) -> pd.DataFrame:
     scores = [ex.scores(item, s[0].name, s[1], s[2], s[3])[0] for s in sides]
     if scores[0] is None or scores[1] is None:
         return pd.DataFrame([{"metric": "(this image has no expert boxes)"}], columns=METRIC_COLUMNS)
-    rows = []
-    for metric in METRIC_NAMES:
-        if metric not in scores[0] or metric not in scores[1]:
-            continue
-        va, vb = float(scores[0][metric]), float(scores[1][metric])
-        lower = metric in LOWER_IS_BETTER
-        verdict = "same" if np.isclose(va, vb, rtol=0, atol=1e-9) else ("better" if (vb < va) == lower else "worse")
-        rows.append(
-            {
-                "metric": metric,
-                "better": "lower" if lower else "higher",
-                "A": va,
-                "B": vb,
-                "B - A": vb - va,
-                "B is": verdict,
-            }
-        )
+    rows = metric_deltas(scores[0], scores[1])
     return pd.DataFrame(rows, columns=METRIC_COLUMNS).round(4)
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 from vitattn import render
 from vitattn.ui.actions.views import (
     METRIC_COLUMNS,
+    OPACITY,
     _check_opacity,
     _describe,
     _view,
@@ -95,15 +96,18 @@ def user_metrics(
     image_id: str,
     model: str,
     method: str,
-    layer: float,
-    head: float | None = FUSED,
+    layer: int,
+    head: int | None = FUSED,
     boxes: str = "",
-    opacity: float = 0.6,
+    opacity: float = OPACITY,
+    *,
     corner: Sequence[float] | None = None,
 ) -> tuple[Image.Image, pd.DataFrame]:
-    """Your own boxes (typed ``x0 y0 x1 y1 [label]`` per line) over the map, and the map's metrics against them.
+    """Your own boxes (one per line: x0 y0 x1 y1 [label], normalized) over the map, and the map's metrics against
+    them beside the baselines'.
 
-    ``corner``: the first corner of a box being drawn (normalized x, y), marked on the picture.
+    Args:
+        corner: (the page's, not the endpoint's) the first corner of a box being drawn (normalized x, y), marked.
     """
     item = ex.item(image_id)
     info, layer, head = _view(ex, model, method, layer, head)

@@ -19,7 +19,15 @@ from PIL import Image
 from vitattn import render, variants
 from vitattn.boxes import LabeledBox
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, all_metrics, upsample
-from vitattn.ui.actions.common import all_models, check_head, check_layer, info, integer, layer_name, warning
+from vitattn.ui.actions.common import (
+    all_models,
+    check_layer,
+    info,
+    integer,
+    layer_name,
+    metric_deltas,
+    warning,
+)
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
 
@@ -109,8 +117,8 @@ def compare(
     infos = [info(ex, m) for m in (model_a, model_b)]
     layer = check_layer(infos[0], method, layer)
     check_layer(infos[1], method, layer)
-    head = check_head(infos[0], method, head)
-    check_head(infos[1], method, -1 if head is None else head)
+    head = infos[0].check_head(method, head)
+    infos[1].check_head(method, -1 if head is None else head)
     a, b = (_map(ex, item, m, method, layer, head) for m in (model_a, model_b))
     boxes, scope = _scope(item, box)
     where = f"{method} · {layer_name(infos[0], layer)}" + ("" if head is None else f" · head {head}")
@@ -147,24 +155,9 @@ def _deltas(ex, item, models, maps, method, layer, head, boxes, scope, box) -> p
     else:
         scores = [None, None]
     scores = [s if s else all_metrics(np.asarray(m), boxes) for s, m in zip(scores, maps, strict=True)]
-    rows = []
-    for metric in METRIC_NAMES:
-        if metric not in scores[0] or metric not in scores[1]:
-            continue
-        va, vb = float(scores[0][metric]), float(scores[1][metric])
-        lower = metric in LOWER_IS_BETTER
-        rows.append(
-            {
-                "metric": metric,
-                "A": va,
-                "B": vb,
-                "B - A": vb - va,
-                "better": "lower" if lower else "higher",
-                "B is": "same" if vb == va else ("better" if (vb < va) == lower else "worse"),
-                "scope": scope,
-            }
-        )
-    return pd.DataFrame(rows).round(4)
+    rows = [{**row, "scope": scope} for row in metric_deltas(scores[0], scores[1])]
+    columns = ["metric", "A", "B", "B - A", "better", "B is", "scope"]
+    return pd.DataFrame(rows, columns=columns).round(4)
 
 
 def box_choices(ex: Explorer, image_id: str) -> list[tuple[str, int]]:

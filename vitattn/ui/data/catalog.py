@@ -7,6 +7,7 @@ Every ``check_*`` function turns a plain input (a name, a number, four numbers) 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -97,32 +98,43 @@ class ModelInfo:
     def check_layer(self, method: str, layer: float | int) -> int:
         """The layer as an int, if ``method`` has maps there."""
         valid = self.layers[self.check_method(method)]
-        value = _integer(layer, "layer")
+        value = integer(layer, "layer")
         if value not in valid:
             raise fail(f"layer {layer!r} out of range for {self.name}/{method}: valid layers {_span(valid)}")
         return value
 
     def check_head(self, method: str, head: float | int | None) -> int | None:
         """``None`` for all heads fused (``head`` is -1 or None), else the head number if the method has heads."""
-        if head is None or (isinstance(head, int | float) and not isinstance(head, bool) and head == FUSED):
+        if head is None:
             return None
-        value = _integer(head, "head")
+        value = integer(head, "head")
+        if value == FUSED:
+            return None
         n = self.heads[self.check_method(method)]
         if n == 0:
-            raise fail(f"method {brief(method)} fuses all heads by definition; use head -1 (all heads fused)")
+            raise fail(f"method {brief(method)} of {self.name} fuses all heads by definition; use head -1 (all fused)")
         if not 0 <= value < n:
-            raise fail(f"head {head!r} out of range for {self.name}: valid heads 0..{n - 1}, or -1 for all fused")
+            raise fail(
+                f"head {value} out of range for {self.name}/{method}: valid heads 0..{n - 1}, or -1 for all fused"
+            )
         return value
 
     def check_feature_layer(self, layer: float | int) -> int:
-        value = _integer(layer, "layer")
+        value = integer(layer, "layer")
         if not 0 <= value < self.num_layers:
             raise fail(f"layer {layer!r} out of range for {self.name}: valid layers 0..{self.num_layers - 1}")
         return value
 
 
-def _integer(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
+def integer(value: object, what: str) -> int:
+    """``value`` as an int (a float that is a whole number is accepted, numpy's numbers too), else a one-line
+    ``gr.Error``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise fail(f"{what} must be a whole number, got {brief(value)}")
     return int(value)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import gradio as gr
 
 from vitattn.ui.data.errors import guard, warn
+from vitattn.ui.shell.presets import queue
 
 Step = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 
@@ -114,3 +115,11 @@ def safe(n: int) -> Callable:
 def skips(n: int) -> tuple:
     """``n`` outputs left as they are."""
     return tuple(gr.skip() for _ in range(n))
+
+
+def listen(trigger: Callable, fn: Callable, inputs, outputs, *, live: bool = False, **options):
+    """``fn`` on ``trigger`` as a private page event in the views' queue (``live``: the live one), guarded by `safe`
+    with one skip per output: the count follows ``outputs`` (a list, or one component), never a hand-written number.
+    """
+    n = len(outputs) if isinstance(outputs, list | tuple) else 1
+    return trigger(safe(n)(fn), inputs, outputs, **queue(live), **options)

@@ -17,6 +17,7 @@ from vitattn.ui.actions import page as nav
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import chart
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import BANDED, LIVE, PICTURE, VIEWS, queue
 
@@ -45,6 +46,7 @@ class Layout:
                             value=views.ALL_BOXES,
                             label="Score against (or click a box)",
                             elem_id="scope",
+                            min_width=170,  # "all expert boxes" clear of the arrow at 1024 px
                         )
                     self.explain = gr.Dropdown(
                         [TOP1_CHOICE],
@@ -58,21 +60,22 @@ class Layout:
                     self.table = gr.Dataframe(
                         label="Metrics against the boxes, with baselines", wrap=True, max_height=250, elem_id="metrics"
                     )
-                    self.chart = gr.LinePlot(
-                        x="layer",
-                        y="value",
-                        color="series",
-                        title="This image at every layer",
-                        x_title="layer",
-                        y_title="score",
-                        color_title="",
-                        show_label=False,
-                        height=310,
-                        elem_id="layer-chart",
-                        tooltip="all",
-                    )
-                    self.chart_note = gr.Markdown(visible=False, elem_id="layer-chart-note")
                     self.top5 = gr.Label(label="Top-5 ImageNet classes", num_top_classes=5, visible=False)
+            # the chart spans the page: its legend (map, coverage and five baselines) is one row that Vega never
+            # wraps, and a column's width cut it ("sob")
+            self.chart = chart(
+                gr.LinePlot,
+                "layer",
+                "value",
+                "series",
+                title="This image at every layer",
+                axes=("layer", "score"),
+                elem_id="layer-chart",
+                color_title="",
+                height=310,
+                tooltip="all",
+            )
+            self.chart_note = gr.Markdown(visible=False, elem_id="layer-chart-note")
             self.scale = gr.Radio(
                 list(views.SCALES), value=views.SCALES[0], label="Colour scale of the strip and the grid"
             )

@@ -13,22 +13,17 @@ from __future__ import annotations
 import gradio as gr
 
 from vitattn.ui.actions import compare as compare_view
-from vitattn.ui.actions import export
 from vitattn.ui.actions.common import all_models
 from vitattn.ui.actions.compare import SCALES, Side
 from vitattn.ui.data.catalog import FUSED
-from vitattn.ui.data.config import VIEW_WORKERS
-from vitattn.ui.data.errors import guard
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import table as read_only_table
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.wiring import safe
+from vitattn.ui.shell.presets import FREE, LAST, OPACITY, VIEWS
+from vitattn.ui.shell.presets import PNG as PICTURE
+from vitattn.ui.shell.wiring import listen
 
-VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
-PRIVATE = {"api_visibility": "private", "trigger_mode": "always_last"}
-PICTURE = {"format": "png", "interactive": False, "buttons": ["download", "fullscreen"], "show_label": False}
-FREE = {"allow_custom_value": True}  # choices follow the model: a stale value reaches the handler, which fixes it
-OPACITY = 0.6
 INTRO = (
     "Two maps of the image chosen above, side by side on **one colour scale**: two models, two methods, or two "
     "layers or heads of one model. Side A starts from the controls above when this tab opens, side B one layer "
@@ -105,19 +100,17 @@ def build(page: Page) -> None:
             scale = gr.Radio(list(SCALES), value=SCALES[0], label="Colour scale and difference of", scale=3)
             swap = gr.Button("Swap A and B", scale=1, elem_id="compare-swap")
         picture = gr.Image(label="A and B, and B - A", elem_id="compare-picture", **PICTURE)
-        table = gr.Dataframe(
-            label="Metrics at the image's expert boxes: A, B and B - A",
-            interactive=False,
+        table = read_only_table(
+            "Metrics at the image's expert boxes: A, B and B - A",
+            "compare-metrics",
+            csv="compare-metrics",
             max_height=640,  # every metric without scrolling
-            elem_id="compare-metrics",
         )
-        export.csv_button(table, "compare-metrics")
         chosen = gr.State(False)  # whether a person chose side B (then opening the tab keeps it)
 
     image_id = h.image_id
     header = [h.model, h.method, h.layer, h.head]
     outputs = [*a_controls, *b_controls, chosen, picture, table]
-    n = len(outputs)
 
     def view(image, a: Side, b: Side, scale_value, opacity_value, b_chosen: bool) -> tuple:
         shown, metrics, _ = compare_view.compare_maps(
@@ -156,12 +149,12 @@ def build(page: Page) -> None:
     # A dropdown's ``select`` (a person picked an option) fires once per pick; its ``input`` fires twice in Gradio 6.31
     # (on the pick and again after it), which computed every view twice.
     for component in a_controls:
-        component.select(safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
-    scale.input(safe(n)(on_side), inputs, outputs, **PRIVATE, **VIEWS)
+        listen(component.select, on_side, inputs, outputs, **LAST)
+    listen(scale.input, on_side, inputs, outputs, **LAST)
     for component in b_controls:
-        component.select(safe(n)(on_b), inputs, outputs, **PRIVATE, **VIEWS)
-    swap.click(safe(n)(on_swap), inputs, outputs, **PRIVATE, **VIEWS)
-    tab.select(safe(n)(on_open), [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **PRIVATE, **VIEWS)
+        listen(component.select, on_b, inputs, outputs, **LAST)
+    listen(swap.click, on_swap, inputs, outputs, **LAST)
+    listen(tab.select, on_open, [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **LAST)
 
 
 def endpoints(page: Page, a=None) -> None:
@@ -178,27 +171,10 @@ def endpoints(page: Page, a=None) -> None:
         ]
     inputs.append(api.choice("scale", "raw values on one scale, or each map min-max normalised", SCALES, SCALES[0]))
 
-    def compare_maps(
-        image_id: str,
-        model_a: str,
-        method_a: str,
-        layer_a: int,
-        head_a: int,
-        model_b: str,
-        method_b: str,
-        layer_b: int,
-        head_b: int,
-        scale: str = SCALES[0],
-    ):
-        """Two maps of one image (two models, methods, layers or heads) side by side on one colour scale, the
-        difference B - A on a symmetric diverging scale, every metric of A and B with B - A, and the maps as numbers
-        (both resampled to the finer grid when the grids differ)."""
-        return compare_view.compare_maps(
-            ex, image_id, model_a, method_a, layer_a, head_a, model_b, method_b, layer_b, head_b, scale
-        )
-
     outputs = [api.picture("picture"), api.table("metrics"), api.data("data")]
-    api.endpoint("compare_maps", guard(compare_maps), inputs, outputs, **VIEWS)
+    # the action itself (its signature and docstring: the endpoint's parameters and description); opacity keeps its
+    # default, as before
+    api.endpoint("compare_maps", api.bind(compare_view.compare_maps, ex), inputs, outputs, **VIEWS)
 
 
 def wire(page: Page, layout: None) -> None:

@@ -10,18 +10,17 @@ import pandas as pd
 
 from vitattn import render
 from vitattn.specs import get_spec
-from vitattn.ui.actions import export
 from vitattn.ui.actions import features as features_view
 from vitattn.ui.actions.common import all_models
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import chart, table
 from vitattn.ui.shell.links import link_updates
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import LAST, LIVE, PNG, VIEWS
-from vitattn.ui.shell.wiring import safe, skips
+from vitattn.ui.shell.wiring import listen, skips
 
 PICTURE = PNG
-PRIVATE = {"api_visibility": "private", **LAST}
 
 BACKGROUNDS = ("none", "auto", "0.3", "0.5")
 FEATURES_INTRO = (
@@ -69,27 +68,24 @@ def build(page: Page) -> None:
             elem_id="head-stats-plot",
             **PICTURE,
         )
-        with gr.Row():
-            diversity = gr.ScatterPlot(
-                x="layer",
-                y="diversity",
-                color="model",
-                title="Head diversity per layer (0: all heads alike, 1: disjoint)",
-                x_title="layer (0 = first block)",
-                y_title="mean pairwise TV distance of the heads' maps",
-                height=360,
-                elem_id="head-diversity-plot",
-                show_label=False,
-            )
+        diversity = chart(
+            gr.ScatterPlot,
+            "layer",
+            "diversity",
+            "model",
+            title="Head diversity per layer (0: all heads alike, 1: disjoint)",
+            axes=("layer (0 = first block)", "heads' mean pairwise TV distance"),
+            elem_id="head-diversity-plot",
+            y_lim=[0, 1],  # the distance's whole range: no dot on the frame's edge, two models compare
+        )
         dot_places = gr.State([])  # where the picture's dots are (render.Dot), for a click
         picked = gr.State()  # the head a click on the picture picked
-        stat_table = gr.Dataframe(
-            label="Per head (click a row: open that head in the Attention tab)",
-            interactive=False,
+        stat_table = table(
+            "Per head (click a row: open that head in the Attention tab)",
+            "head-stats-table",
+            csv="head-statistics",
             max_height=260,
-            elem_id="head-stats-table",
         )
-        export.csv_button(stat_table, "head-statistics")
         gr.Markdown("### Faithfulness (image, model, method and layer: the controls above; all heads fused)")
         with gr.Row():
             mode = gr.Radio(list(features_view.MODES), value="blur", label="A removed patch becomes")
@@ -97,26 +93,22 @@ def build(page: Page) -> None:
                 f"Compute deletion and insertion ({4 * features_view.STEPS - 2} forward passes, live)",
                 variant="primary",
             )
-        with gr.Row():
-            curves = gr.LinePlot(
-                x="fraction",
-                y="score",
-                color="curve",
-                title="Deletion and insertion",
-                x_title="share of patches removed (deletion) or inserted (insertion)",
-                y_title="model score",
-                height=360,
-                elem_id="faithfulness-plot",
-                show_label=False,
-            )
-            with gr.Column():
-                areas = gr.Dataframe(
-                    pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
-                    label="Areas under the curves (press the button)",
-                    interactive=False,
-                    elem_id="faithfulness-areas",
-                )
-                export.csv_button(areas, "faithfulness-areas")
+        # the chart spans the page: its legend (four curves) is one row Vega never wraps, and its title names the view
+        curves = chart(
+            gr.LinePlot,
+            "fraction",
+            "score",
+            "curve",
+            title="Deletion and insertion",
+            axes=("share of patches removed or inserted", "model score"),
+            elem_id="faithfulness-plot",
+        )
+        areas = table(
+            "Areas under the curves (press the button)",
+            "faithfulness-areas",
+            csv="faithfulness-areas",
+            value=pd.DataFrame(columns=["curve", "auc", "better", "score", "source"]),
+        )
 
     def on_pca(image, extra, model_name, lay, back, together):
         picture, _ = features_view.pca(ex, [image, *(extra or [])], model_name, int(lay), back, bool(together))
@@ -125,8 +117,9 @@ def build(page: Page) -> None:
     def on_stats(models, image, which):
         frame, div, note = features_view.head_stats(ex, models or [], image, which)
         picture, places = features_view.dots_picture(ex, frame, which)
-        div = div.assign(layer=lambda f: f["layer"].map(_layer_tick))
-        return picture, places, div, note, frame
+        layers = sorted(int(v) for v in div["layer"].unique())
+        div = div.assign(layer=lambda f: f["layer"].map(str))  # categories, one tick each, in the layers' order
+        return picture, places, gr.update(value=div, sort=[str(v) for v in layers]), note, frame
 
     def on_run(image, model_name, meth, lay, how):
         """The curves, titled with what they are of (model, method, layer: the header's, all heads fused)."""
@@ -159,30 +152,25 @@ def build(page: Page) -> None:
 
     def on_picked(image, pick: dict | None):
         if not pick:
-            return skips(6)
+            return skips(len(link_outputs))
         return head_link(image, pick["model"], int(pick["layer"]), int(pick["head"]))
 
     pca_inputs = [image_id, more, model, layer, background, joint]
     for trigger in (more.input, background.input, joint.input):  # the header's values: read when the tab opens
-        trigger(safe(1)(on_pca), pca_inputs, pca, **PRIVATE, **VIEWS)
+        listen(trigger, on_pca, pca_inputs, pca, **LAST)
     stat_inputs = [stat_models, image_id, stat]
     stat_outputs = [dots, dot_places, diversity, stat_note, stat_table]
     for trigger in (stat_models.input, stat.input):
-        trigger(safe(5)(on_stats), stat_inputs, stat_outputs, **PRIVATE, **LIVE)
-    wire(stat_table.select(safe(6)(on_stat_row), [image_id, stat_table], link_outputs, **PRIVATE, **VIEWS))
-    dots.select(safe(1)(on_dot), dot_places, picked, **PRIVATE, **VIEWS)
-    wire(picked.change(safe(6)(on_picked), [image_id, picked], link_outputs, **PRIVATE, **VIEWS))
-    run.click(safe(2)(on_run), [image_id, model, method, layer, mode], [curves, areas], **PRIVATE, **LIVE)
+        listen(trigger, on_stats, stat_inputs, stat_outputs, live=True, **LAST)
+    wire(listen(stat_table.select, on_stat_row, [image_id, stat_table], link_outputs, **LAST))
+    listen(dots.select, on_dot, dot_places, picked, **LAST)
+    wire(listen(picked.change, on_picked, [image_id, picked], link_outputs, **LAST))
+    listen(run.click, on_run, [image_id, model, method, layer, mode], [curves, areas], live=True, **LAST)
 
     # Views of this tab (computed while it is open and when it opens): the PCA follows the header's image, model
     # and layer; the statistics the header's image.
     page.views.add("pca", on_pca, pca_inputs, [pca], tab="features")
     page.views.add("head_stats", on_stats, stat_inputs, stat_outputs, tab="features", live=True)
-
-
-def _layer_tick(layer: int) -> str:
-    """A layer as a category of a plot's x axis ("00", "01", ...: sorted in order, one tick per layer)."""
-    return f"{int(layer):02d}"
 
 
 def pca(ex: Explorer, image_ids: str, model: str, layer: int, background: str, joint: bool):

@@ -7,17 +7,17 @@ import gradio as gr
 import pandas as pd
 
 from vitattn.metrics import METRIC_NAMES
-from vitattn.ui.actions import export, heads
+from vitattn.ui.actions import heads
 from vitattn.ui.actions.common import all_models, deepest, info, nearest
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import table
 from vitattn.ui.shell.links import link_updates
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import FREE, LAST, PNG, VIEWS
-from vitattn.ui.shell.wiring import safe, skips
+from vitattn.ui.shell.wiring import listen, skips
 
 PICTURE = PNG
-PRIVATE = {"api_visibility": "private", **LAST}
 
 HEADS_INTRO = (
     "Which single heads agree with the experts, and on which feature types (the study's Q3)? The **ranking** orders "
@@ -47,22 +47,17 @@ def build(page: Page) -> None:
                 last = gr.Slider(
                     0, deep, value=top, step=1, label="To layer", interactive=top > 0, elem_id="heads-last"
                 )
-            ranking = gr.Dataframe(
-                label="Head ranking (click a row: open that head in the Attention tab; click a header to sort)",
-                interactive=False,
+            ranking = table(
+                "Head ranking (click a row: open that head in the Attention tab; click a header to sort)",
+                "head-ranking",
+                csv="head-ranking",
                 max_height=320,
-                elem_id="head-ranking",
             )
-            export.csv_button(ranking, "head-ranking")
             # the head x feature-type table at its own size, scrolling (style.py): readable, not fitted
             matrix = gr.Image(label="Head x feature type", elem_id="head-matrix", **PICTURE)
-            best = gr.Dataframe(
-                label="Best head per feature type (click a row: its exemplars)",
-                interactive=False,
-                max_height=520,
-                elem_id="head-best",
+            best = table(
+                "Best head per feature type (click a row: its exemplars)", "head-best", csv="best-heads", max_height=520
             )
-            export.csv_button(best, "best-heads")
             with gr.Row():
                 feature = gr.Dropdown(
                     list(start.features),
@@ -71,8 +66,11 @@ def build(page: Page) -> None:
                     **FREE,
                 )
                 which = gr.Dropdown([], label="Head (default: the best for the feature type)", **FREE)
+            # the label as a line above, not a badge over the first exemplar's title and random-weights band
+            gr.Markdown("Exemplars: where this head scores best on this feature type (click one: open it)")
             gallery = gr.Gallery(
                 label="Exemplars: where this head scores best on this feature type (click: open)",
+                show_label=False,
                 columns=4,
                 height=420,
                 object_fit="contain",
@@ -89,7 +87,7 @@ def build(page: Page) -> None:
     def everything(model_name, method_name, metric_name, lo, hi, feature_name, keep_feature=True):
         c = heads.choices(ex, model_name, method_name)
         if c.note:
-            return (gr.update(value=c.note, visible=True), gr.update(visible=not c.models), *skips(10))
+            return (gr.update(value=c.note, visible=True), gr.update(visible=not c.models), *skips(len(panel) - 2))
         top = c.layers[-1]
         lo, hi = nearest(c.layers, lo, c.layers[0]), nearest(c.layers, hi, top)
         lo, hi = min(lo, hi), max(lo, hi)
@@ -140,16 +138,15 @@ def build(page: Page) -> None:
         image_id, layer, head = ids[int(evt.index)]
         return link_updates(ex, image_id, model_name, method_name, layer, head)
 
-    n = len(panel)
     for trigger in (tab.select, model.input, method.input, metric.input, first.input, last.input):
-        trigger(safe(n)(on_controls), main, panel, **PRIVATE, **VIEWS)
+        listen(trigger, on_controls, main, panel, **LAST)
     ex_out = [which, gallery, shown]
     for trigger in (feature.input, which.input):
         inputs = [model, method, first, last, feature, which if trigger == which.input else no_head]
-        trigger(safe(3)(on_exemplar), inputs, ex_out, **PRIVATE, **VIEWS)
-    best.select(safe(4)(on_best), [model, method, first, last, best], [feature, *ex_out], **PRIVATE, **VIEWS)
-    wire(ranking.select(safe(6)(on_rank), [model, method, ranking], link_outputs, **PRIVATE, **VIEWS))
-    wire(gallery.select(safe(6)(on_gallery), [model, method, shown], link_outputs, **PRIVATE, **VIEWS))
+        listen(trigger, on_exemplar, inputs, ex_out, **LAST)
+    listen(best.select, on_best, [model, method, first, last, best], [feature, *ex_out], **LAST)
+    wire(listen(ranking.select, on_rank, [model, method, ranking], link_outputs, **LAST))
+    wire(listen(gallery.select, on_gallery, [model, method, shown], link_outputs, **LAST))
 
 
 def _exemplar_parts(ex: Explorer, model: str, method: str, lo, hi, feature: str | None, chosen: str | None):

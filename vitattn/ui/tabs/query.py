@@ -19,13 +19,9 @@ from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.errors import guard
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import LAST, VIEWS
-from vitattn.ui.shell.wiring import safe
+from vitattn.ui.shell.presets import BANDED, LAST, PICTURE, VIEWS
+from vitattn.ui.shell.wiring import listen
 
-PRIVATE = {"api_visibility": "private", **LAST}
-
-PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}
-BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band (a label would cover it)
 INTRO = (
     "**Click a patch** on the left picture: the middle one shows where that patch's token attends at the chosen "
     "layer and head (the share it gives to the CLS and register tokens is in the title), the right one how similar "
@@ -138,7 +134,6 @@ def build(page: Page) -> None:
         clicked = query_view.click(ex, image, evt.index)  # None: on the title band, the query stays
         return everything(image, model_name, lay, hd, pt, opac, sc, clicked)
 
-    n = len(outputs)
     # While the tab is open its view follows the header's image and model (``tab="query"``); when it opens, layer and
     # head start from the header's (its own select event, below).
     page.views.add(
@@ -150,11 +145,11 @@ def build(page: Page) -> None:
         on_open=False,
     )
     tab_inputs = [image_id, model, header_layer, header_head, point, opacity, scale]
-    tab.select(safe(n)(on_query_controls), tab_inputs, outputs, **PRIVATE, **VIEWS)
+    listen(tab.select, on_query_controls, tab_inputs, outputs, **LAST)
     inputs = [image_id, model, layer, head, point, opacity, scale]
     for trigger in (layer.input, head.input, scale.input):
-        trigger(safe(n)(on_query_controls), inputs, outputs, **PRIVATE, **VIEWS)
-    surface.select(safe(n)(on_query_click), inputs, outputs, **PRIVATE, **VIEWS)
+        listen(trigger, on_query_controls, inputs, outputs, **LAST)
+    listen(surface.select, on_query_click, inputs, outputs, **LAST)
 
 
 def wire(page: Page, layout: None) -> None:

@@ -12,7 +12,7 @@ from vitattn.ui.actions import views
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import BANDED, PICTURE, queue
+from vitattn.ui.shell.presets import BANDED, queue
 
 INTRO = (
     "Click the left picture: on an expert box, a point, or two corners of your own box (or type four numbers and "
@@ -40,7 +40,9 @@ class Layout:
                 self.show = gr.Button("Show", variant="primary")
             self.pending = gr.State(None)
             with gr.Row():
-                self.surface = gr.Image(label="Click here", elem_id="click-surface", **PICTURE)
+                self.surface = gr.Image(
+                    label="Click here", elem_id="click-surface", **BANDED
+                )  # no badge over a box label
                 self.picture = gr.Image(label="Cosine similarity", elem_id="similarity-map", **BANDED)
             with gr.Accordion("Similarity (numbers)", open=False):
                 self.data = gr.JSON(label="similarity")

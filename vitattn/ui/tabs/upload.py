@@ -4,19 +4,18 @@ the endpoints ``/analyze`` and ``/metrics``."""
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 from PIL import Image
 
 from vitattn.ui.actions import export
 from vitattn.ui.actions import page as nav
 from vitattn.ui.actions import upload as uploads
-from vitattn.ui.data.catalog import FUSED, format_boxes, parse_boxes
+from vitattn.ui.data.catalog import format_boxes, parse_boxes
 from vitattn.ui.data.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 from vitattn.ui.data.errors import warn
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import BANDED, LIVE, OPACITY, VIEWS, queue
+from vitattn.ui.shell.presets import BANDED, LIVE, VIEWS, queue
 
 LIMITS = (
     f"Limits: at most {MAX_UPLOAD_BYTES // 2**20} MiB and {MAX_UPLOAD_PIXELS // 10**6} million pixels (PNG, JPEG, "
@@ -73,26 +72,13 @@ def analyze(ex: Explorer, image_file: str | dict, model: str, progress=gr.Progre
     return uploads.analyze(ex, image_file, model, progress)
 
 
-def metrics(
-    ex: Explorer,
-    image_id: str,
-    model: str,
-    method: str,
-    layer: int,
-    head: int | None = FUSED,
-    boxes: str = "",
-    opacity: float = OPACITY,
-) -> tuple[Image.Image, pd.DataFrame]:
-    """Your own boxes (one per line: x0 y0 x1 y1 [label], normalized) over the map, and the map's metrics against
-    them beside the baselines'."""
-    return uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity)
-
-
 def endpoints(page: Page, a: api.Inputs) -> None:
     ex = page.explorer
     metrics_out = [api.picture("picture"), api.table("metrics")]
     view = [a.image, a.model, a.method, a.layer, a.head]
-    api.endpoint("metrics", api.bind(metrics, ex), [*view, a.boxes, a.opacity], metrics_out, **VIEWS)
+    api.endpoint(
+        "metrics", api.bind(uploads.user_metrics, ex, "metrics"), [*view, a.boxes, a.opacity], metrics_out, **VIEWS
+    )
     analyzed = [api.plain("image_id"), api.picture("picture"), api.data("map")]
     api.endpoint("analyze", api.bind(analyze, ex), [a.file, a.model], analyzed, preprocess=False, **LIVE)
 
@@ -104,7 +90,7 @@ def page_mine(ex: Explorer, image_id, model, method, layer, head, boxes, opacity
     except gr.Error as e:
         warn(f"your boxes are not scored: {e.message}")
         boxes = ""
-    return uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity, corner)
+    return uploads.user_metrics(ex, image_id, model, method, layer, head, boxes, opacity, corner=corner)
 
 
 def use_boxes(ex: Explorer, image_id: str, boxes: str) -> None:

@@ -8,18 +8,17 @@ import pandas as pd
 
 from vitattn import render
 from vitattn.metrics import METRIC_NAMES
-from vitattn.ui.actions import export
 from vitattn.ui.actions import variants as variants_view
 from vitattn.ui.actions.common import RANDOM_WEIGHTS, all_models, deepest, info, nearest, warning
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
+from vitattn.ui.shell.components import table
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import FREE, LAST, PNG, VIEWS
-from vitattn.ui.shell.wiring import safe
+from vitattn.ui.shell.wiring import listen
 
 PICTURE = PNG
-PRIVATE = {"api_visibility": "private", **LAST}
 
 VARIANTS_INTRO = (
     "Does fine-tuning move attention toward what experts marked (the study's Q2)? Compare a fine-tuned variant with "
@@ -76,8 +75,7 @@ def build(page: Page) -> None:
             shift = gr.Image(
                 label="Shift B - A (click a box to scope the metrics)", elem_id="variant-shift", scale=1, **PICTURE
             )
-        deltas = gr.Dataframe(label="Metrics of A and B and their delta", interactive=False, elem_id="variant-deltas")
-        export.csv_button(deltas, "variant-metrics")
+        deltas = table("Metrics of A and B and their delta", "variant-deltas", csv="variant-metrics")
         gr.Markdown("### Fine-tuned vs frozen over the store, per model and strategy")
         gr.Markdown(variants_view.NO_VARIANTS, visible=not has_pairs, elem_id="variants-note")
         with gr.Column(visible=has_pairs):
@@ -86,10 +84,9 @@ def build(page: Page) -> None:
                 t_layer = gr.Dropdown(list(variants_view.LAYERS), value="last", label="Layer (store)")
                 t_metric = gr.Dropdown(list(METRIC_NAMES), value="iou_90", label="Metric")
             summary = gr.Markdown(elem_id="variants-summary")
-            table = gr.Dataframe(
-                label="Delta table (click a row: compare that pair above)", interactive=False, elem_id="variants-table"
+            store_table = table(
+                "Delta table (click a row: compare that pair above)", "variants-table", csv="variant-deltas"
             )
-            export.csv_button(table, "variant-deltas")
 
     pair_inputs = [image_id, model_a, model_b, method, layer, head, box]
     pair_outputs = [pair_note, method, layer, head, box, pair, shift, deltas]
@@ -123,17 +120,16 @@ def build(page: Page) -> None:
         a, b = str(row["model"]), str(row["variant"])
         return (gr.update(value=a), gr.update(value=b), *pair_view(image, a, b, None, lay, hd, bx))
 
-    n = len(pair_outputs)
     # The header's image is read when this tab opens and with each of its controls; listening to the header's own
     # events would start a second event beside the Attention tab's on every header change (a race on its method).
     for trigger in (model_a.input, model_b.input, method.input, layer.input, head.input, box.input):
-        trigger(safe(n)(pair_view), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
-    shift.select(safe(n)(on_shift), pair_inputs, pair_outputs, **PRIVATE, **VIEWS)
-    t_inputs, t_outputs = [t_method, t_layer, t_metric], [table, summary]
+        listen(trigger, pair_view, pair_inputs, pair_outputs, **LAST)
+    listen(shift.select, on_shift, pair_inputs, pair_outputs, **LAST)
+    t_inputs, t_outputs = [t_method, t_layer, t_metric], [store_table, summary]
     for trigger in (t_method.input, t_layer.input, t_metric.input):
-        trigger(safe(2)(on_table), t_inputs, t_outputs, **PRIVATE, **VIEWS)
-    row_inputs = [image_id, table, layer, head, box]
-    table.select(safe(n + 2)(on_row), row_inputs, [model_a, model_b, *pair_outputs], **PRIVATE, **VIEWS)
+        listen(trigger, on_table, t_inputs, t_outputs, **LAST)
+    row_inputs = [image_id, store_table, layer, head, box]
+    listen(store_table.select, on_row, row_inputs, [model_a, model_b, *pair_outputs], **LAST)
 
     # Views of this tab (computed while it is open and when it opens): the pair follows the header's image.
     page.views.add("variant_pair", pair_view, pair_inputs, pair_outputs, tab="variants")

@@ -1,29 +1,9 @@
-"""Variants of a model (fine-tuned weights) against their frozen base: delta tables, breakdowns, shift maps.
-
-Does fine-tuning move attention toward what experts marked? (the study's Q2). Every comparison pairs, image by
-image, one map selection of the frozen model (``clip``) with the same selection of a variant (``clip@lora``) in a
-metrics table (``store.metrics()``: columns ``image_id, model, method, layer, head`` and every metric)::
-
-    from vitattn.store import open_store
-    from vitattn import variants
-    store = open_store("hf://datasets/ns/vitattn-wikichurches")
-    table = store.metrics()                                    # all models, variants included
-    rows = variants.delta_table(table, method="cls", layer="last", metric="iou_90",
-                                val_accuracy=variants.validation_accuracies(store.manifest))
-    variants.label_counts(rows)                                # {"Enhance": 3, "Preserve": 12, "Destroy": 3}
-    diff, limit = variants.shift_map(store.map(i, "clip@lora", "cls", 11), store.map(i, "clip", "cls", 11))
-
-Statistics come from `vitattn.metrics.stats`: the paired difference ``variant - frozen`` with its percentile
-bootstrap interval, Cohen's d_z, the p-value of the paired t-test or the Wilcoxon signed-rank test (chosen by a
-Shapiro-Wilk check), Holm-corrected over every row of one table. A row is **Enhance** when the corrected p is at
-most ``alpha`` and the difference positive, **Destroy** when it is at most ``alpha`` and negative, else **Preserve**.
-Numpy and scipy only, except `checkpoint_record` (reads a checkpoint; imports torch on use).
-"""
+"""Frozen vs variant over a store: paired scores per image, the delta table per (model, strategy), breakdowns by
+feature type and style, and the frozen-score / delta correlation (statistics: ``vitattn.variants`` explains them)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -31,96 +11,11 @@ from scipy import stats
 from vitattn.metrics.continuous import LOWER_IS_BETTER
 from vitattn.metrics.stats import holm, paired_comparison
 from vitattn.metrics.tables import FUSED_HEAD, Table, require_columns
-from vitattn.specs import STRATEGIES, VARIANT_SEPARATOR, split_variant
+from vitattn.variants.names import strategy_of, variant_pairs
 
 ENHANCE, PRESERVE, DESTROY = "Enhance", "Preserve", "Destroy"
 LABELS = (ENHANCE, PRESERVE, DESTROY)
 Row = dict[str, object]
-
-
-# ------------------------------------------------------------------------------------------------ names and records
-
-
-def is_variant(name: str) -> bool:
-    """``clip@lora`` is a variant, ``clip`` is not."""
-    return VARIANT_SEPARATOR in name
-
-
-def base_of(name: str) -> str:
-    """The base model of a variant name (a base name is its own base)."""
-    return split_variant(name)[0]
-
-
-def variant_pairs(models: Iterable[str]) -> list[tuple[str, str]]:
-    """``(frozen, variant)`` for every variant whose base is among ``models`` too, sorted by base then strategy
-    order (linear, lora, full), then name."""
-    names = list(models)
-    present = set(names)
-    pairs = [(base_of(n), n) for n in names if is_variant(n) and base_of(n) in present]
-    rank = {s: i for i, s in enumerate(STRATEGIES)}
-    return sorted(pairs, key=lambda p: (p[0], rank.get(split_variant(p[1])[1], len(rank)), p[1]))
-
-
-def strategy_of(name: str, manifest: Mapping | None = None) -> str | None:
-    """A variant's fine-tuning strategy: from the store's manifest entry when given, else its label if it names one."""
-    entry = (manifest or {}).get("models", {}).get(name, {})
-    if entry.get("strategy"):
-        return str(entry["strategy"])
-    label = split_variant(name)[1]
-    return label if label in STRATEGIES else None
-
-
-def validation_accuracies(manifest: Mapping) -> dict[str, float]:
-    """Variant name -> the validation accuracy its fine-tune run reported (the last finished epoch), from the store's
-    manifest (precompute records it when the checkpoint folder has it)."""
-    out = {}
-    for name, entry in manifest.get("models", {}).items():
-        accuracy = (entry.get("variant") or {}).get("val_accuracy")
-        if accuracy is not None:
-            out[name] = float(accuracy)
-    return out
-
-
-def checkpoint_of(manifest: Mapping, name: str) -> str | None:
-    """A stored variant's checkpoint as ``load_model(..., checkpoint=)`` takes it, for live inference: the Hub id when
-    it was loaded from the Hub; None for a local checkpoint (a store records its name and content hash only, never
-    the folders of the machine that made it) and for base models."""
-    recorded = ((manifest.get("models", {}).get(name) or {}).get("variant") or {}).get("checkpoint")
-    return recorded if isinstance(recorded, str) and recorded.startswith("hf-hub:") else None
-
-
-def checkpoint_record(checkpoint: str) -> dict:
-    """What precompute records about a variant's checkpoint (in its settings digest and its manifest entry).
-
-    The checkpoint's identity (a local checkpoint's name and content sha256, or the Hub id as given) and, for a
-    fine-tune folder, its strategy, labels, finished epochs, validation accuracy and the base it was trained from
-    (pretrained or seeded random: ``random_weights``, ``seed``). A plain state dict holds every weight:
-    ``random_weights`` False, strategy unknown.
-    """
-    if checkpoint.startswith("hf-hub:"):
-        return dict(_hub_record(checkpoint))  # one download per process, not one per unit of work
-    return _record(checkpoint)
-
-
-@lru_cache(maxsize=16)
-def _hub_record(checkpoint: str) -> dict:
-    return _record(checkpoint)
-
-
-def _record(checkpoint: str) -> dict:
-    from vitattn.finetune import checkpoint as ckpt
-
-    record = ckpt.identity(checkpoint)
-    info = ckpt.read_info(ckpt.locate(checkpoint))
-    if info is None:
-        return {**record, "strategy": None, "random_weights": False, "seed": None}
-    keys = ("strategy", "labels", "epochs_done", "val_accuracy", "base_checkpoint", "train_images", "excluded")
-    return {
-        **record,
-        **{k: info.get(k) for k in keys},
-        "random_weights": bool(info["random_weights"]),
-        "seed": info["seed"] if info["random_weights"] else None,
-    }
 
 
 # ------------------------------------------------------------------------------------------------ pairing
@@ -379,99 +274,3 @@ def frozen_delta_correlation(
         "spearman_r": float(spearman.statistic),
         "spearman_p": float(spearman.pvalue),
     }
-
-
-# ------------------------------------------------------------------------------------------------ one image
-
-
-def image_deltas(
-    table: Table,
-    image_id: str,
-    frozen: str,
-    variant: str,
-    *,
-    method: str,
-    layer: int,
-    head: int = FUSED_HEAD,
-    metrics: Sequence[str] | None = None,
-) -> list[Row]:
-    """Every metric of one image's map, frozen vs variant: rows ``metric, frozen, variant, delta`` (variant - frozen).
-
-    Args:
-        table: a metrics table with both models (``store.metrics()``).
-        metrics: the metric columns (default: every column that is not a key column).
-    """
-    keys = ("image_id", "model", "method", "layer", "head")
-    names = [c for c in table if c not in keys] if metrics is None else list(metrics)
-    require_columns(table, (*keys, *names))
-    values = {}
-    for model in (frozen, variant):
-        idx = _rows(table, image_id=image_id, model=model, method=method, layer=layer, head=head)
-        if idx.size != 1:
-            found = "no row" if idx.size == 0 else f"{idx.size} rows"
-            raise ValueError(f"{found} for image {image_id!r}, model {model!r}, {method} layer {layer} head {head}")
-        values[model] = {m: float(np.asarray(table[m])[idx[0]]) for m in names}
-    return [
-        {
-            "metric": m,
-            "frozen": values[frozen][m],
-            "variant": values[variant][m],
-            "delta": values[variant][m] - values[frozen][m],
-        }
-        for m in names
-    ]
-
-
-def box_deltas(
-    boxes: Table, image_id: str, frozen: str, variant: str, *, method: str, layer: int, head: int = FUSED_HEAD
-) -> list[Row]:
-    """Each box of one image alone, frozen vs variant (per-box IoU): rows ``box, label, frozen, variant, delta``,
-    by box index (the index of the box in the image's box list, as a clicked box gives it)."""
-    require_columns(boxes, ("image_id", "model", "method", "layer", "head", "box", "label", "iou"))
-    found = {}
-    for model in (frozen, variant):
-        idx = _rows(boxes, image_id=image_id, model=model, method=method, layer=layer, head=head)
-        if idx.size == 0:
-            raise ValueError(f"no box rows for image {image_id!r}, model {model!r}, {method} layer {layer} head {head}")
-        found[model] = {
-            int(b): (str(lab), float(v))
-            for b, lab, v in zip(
-                np.asarray(boxes["box"])[idx],
-                np.asarray(boxes["label"])[idx],
-                np.asarray(boxes["iou"])[idx],
-                strict=True,
-            )
-        }
-    shared = sorted(set(found[frozen]) & set(found[variant]))
-    return [
-        {
-            "box": b,
-            "label": found[frozen][b][0],
-            "frozen": found[frozen][b][1],
-            "variant": found[variant][b][1],
-            "delta": found[variant][b][1] - found[frozen][b][1],
-        }
-        for b in shared
-    ]
-
-
-# ------------------------------------------------------------------------------------------------ maps
-
-
-def shift_map(map_variant: np.ndarray, map_frozen: np.ndarray) -> tuple[np.ndarray, float]:
-    """Where attention moved: ``variant - frozen`` on one grid, and the symmetric colour range ``[-limit, limit]``.
-
-    Args:
-        map_variant: ``[gh, gw]`` map of the variant (or any map B).
-        map_frozen: ``[gh, gw]`` map of the frozen model (or any map A) on the same grid.
-
-    Returns:
-        ``(diff [gh, gw] float32, limit)`` with ``limit = max |diff|`` (0.0 when the maps are equal).
-    """
-    b, a = np.asarray(map_variant, dtype=np.float32), np.asarray(map_frozen, dtype=np.float32)
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"shift_map needs two maps on one grid, got shapes {b.shape} and {a.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("shift_map: the maps hold NaN or infinite values")
-    diff = b - a  # [gh, gw]
-    return diff, float(np.abs(diff).max()) if diff.size else 0.0
