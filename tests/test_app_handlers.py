@@ -287,7 +287,7 @@ class Tables:
 
 def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
     from vitattn.metrics import best_layers
-    from vitattn.ui.actions import iou
+    from vitattn.ui.actions import iou, iou_board
 
     rng = np.random.default_rng(0)
     rows = [
@@ -304,7 +304,7 @@ def test_the_best_method_is_chosen_with_the_layer_and_its_interval_says_so():
         "head": np.full(len(rows), FUSED),
         "iou_90": np.array([r[3] for r in rows]),
     }
-    (best,) = iou._best(Tables(table), "iou_90", None)
+    (best,) = iou_board.best_per_model(Tables(table), "iou_90", None)
     assert (best["method"], best["layer"]) == ("mean", 2) and 0 <= best["p_best"] <= 1
     (alone,) = best_layers(table, "iou_90", method="mean", n_boot=iou.N_BOOT)
     assert best["mean"] == pytest.approx(alone["mean"])

@@ -95,7 +95,7 @@ def test_equal_on_cuda() -> None:
 
 
 def test_host_upsample_is_raster_upsample_bit_for_bit() -> None:
-    from vitattn.metrics.batched import host_upsample
+    from vitattn.metrics.batched_host import host_upsample
     from vitattn.metrics.raster import upsample
 
     rng = np.random.default_rng(0)
