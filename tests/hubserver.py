@@ -888,7 +888,8 @@ def point_client_at(url: str, home: str | Path) -> Iterator[None]:
 
     Both libraries read ``HF_ENDPOINT`` and their cache paths into module constants at import time, so setting the
     environment variable in a test is too late; this patches those constants (endpoint, URL templates, caches and
-    token path under ``home``) and the environment (for subprocesses), and restores everything on exit.
+    token path under ``home``), transformers' cached ``HfApi`` and the environment (for subprocesses), and restores
+    everything on exit.
     """
     from huggingface_hub import HfFileSystem, constants
 
@@ -909,6 +910,10 @@ def point_client_at(url: str, home: str | Path) -> Iterator[None]:
             "HF_HUB_OFFLINE": False,
         }.items():
             patch(mock.patch.object(constants, name, value))
+        if importlib.util.find_spec("transformers") is not None:
+            # transformers keeps the first HfApi it makes (and its endpoint) for the process: a later test's Hub
+            # would see an earlier test's stopped server (50 s of retries of a refused connection)
+            patch(mock.patch.object(importlib.import_module("transformers.utils.hub"), "_hf_api", None))
         if importlib.util.find_spec("datasets") is not None:
             # Imported now (not first inside the block) so that its import-time constants are restored on exit.
             _patch_datasets_config(stack, importlib.import_module("datasets.config"), url, home)

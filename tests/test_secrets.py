@@ -86,7 +86,7 @@ def test_the_store_reader_has_no_write_path():
     public = {name for name in dir(Store) if not name.startswith("_")}
     assert public == {  # reads only
         "baselines", "box_metrics", "close", "faithfulness", "features", "head_stats", "image", "image_ids",
-        "image_meta", "map", "metrics", "models", "predictions", "random_weights", "sanity",
+        "image_meta", "map", "metrics", "models", "predictions", "random_weights", "sanity", "text_map",
     }  # fmt: skip
     for name in READER_MODULES:
         source = inspect.getsource(importlib.import_module(name))
