@@ -20,8 +20,7 @@ from vitattn.cache import LRU
 from vitattn.metrics import METRIC_NAMES
 from vitattn.store import open_store
 from vitattn.ui import AppConfig, Explorer, LiveModels
-from vitattn.ui.actions import page, views
-from vitattn.ui.actions import similarity as sim
+from vitattn.ui.actions import page, similarity as sim, views
 from vitattn.ui.data.catalog import FUSED, ModelInfo, format_boxes, parse_boxes
 from vitattn.ui.data.live import on_gpu
 from vitattn.ui.demo import build_demo

@@ -19,9 +19,7 @@ from vitattn.datasets import load_examples
 from vitattn.metrics import all_metrics, head_exemplars, head_feature_matrix, head_ranking, upsample
 from vitattn.pca import joint_pca
 from vitattn.ui import AppConfig, Explorer
-from vitattn.ui.actions import features as features_view
-from vitattn.ui.actions import heads
-from vitattn.ui.actions import variants as variants_view
+from vitattn.ui.actions import features as features_view, heads, variants as variants_view
 from vitattn.ui.actions.common import RANDOM_WEIGHTS, all_models, attention_link
 
 EXPLORER_STORE = more_store  # the explorer fixture (conftest.py) opens this store

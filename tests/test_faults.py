@@ -26,8 +26,7 @@ from small_models import small_overrides
 
 from precompute import Config, push, run
 from precompute.push import PushError, local_files
-from vitattn.store import HubUnavailable, StoreError, open_store
-from vitattn.store import files as store_files
+from vitattn.store import HubUnavailable, StoreError, files as store_files, open_store
 from vitattn.store.layout import CARD, MANIFEST, METADATA_KEY, file_parts, model_tables, table_path
 from vitattn.store.manifest import parse_manifest
 

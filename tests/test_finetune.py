@@ -14,16 +14,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_app_more_support import TINY
-from test_app_more_support import toy_config as _config
-from test_app_more_support import toy_set as _toy
+from test_app_more_support import TINY, toy_config as _config, toy_set as _toy
 
 import vitattn
 from precompute.config import Config
 from precompute.job import run as precompute
 from vitattn.datasets import load_annotated
-from vitattn.finetune import FinetuneConfig, data, run
-from vitattn.finetune import checkpoint as ckpt
+from vitattn.finetune import FinetuneConfig, checkpoint as ckpt, data, run
 from vitattn.specs import GRADIENT_METHODS
 
 

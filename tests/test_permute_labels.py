@@ -9,8 +9,7 @@ import pytest
 import torch
 from test_app_more_support import toy_config, toy_set
 
-from vitattn.finetune import FinetuneConfig, data, run
-from vitattn.finetune import checkpoint as ckpt
+from vitattn.finetune import FinetuneConfig, checkpoint as ckpt, data, run
 
 
 def _examples(n_per_class: int = 10) -> list[data.Example]:

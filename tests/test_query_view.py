@@ -21,8 +21,7 @@ from small_models import small_model
 from test_query import reference_attention
 
 from vitattn.ui import Explorer
-from vitattn.ui.actions import query as query_view
-from vitattn.ui.actions import similarity as similarity_actions
+from vitattn.ui.actions import query as query_view, similarity as similarity_actions
 from vitattn.ui.data.catalog import FUSED
 
 IMAGE = "astronaut"

@@ -22,8 +22,7 @@ from vitattn.labels import imagenet_labels
 from vitattn.metrics import all_metrics
 from vitattn.store import open_store
 from vitattn.ui import AppConfig, Explorer
-from vitattn.ui.actions import similarity as sim_actions
-from vitattn.ui.actions import views
+from vitattn.ui.actions import similarity as sim_actions, views
 from vitattn.ui.data.catalog import FUSED
 
 # (model, method, head) of every gradient method of a classifier: agcam per head too, gae and gradcam fused only.

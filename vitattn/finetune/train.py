@@ -18,8 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 import vitattn
-from vitattn.finetune import checkpoint as ckpt
-from vitattn.finetune import data
+from vitattn.finetune import checkpoint as ckpt, data
 from vitattn.finetune.config import FinetuneConfig
 from vitattn.specs import get_spec
 

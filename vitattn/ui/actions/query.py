@@ -23,8 +23,7 @@ from vitattn import render
 from vitattn.cache import LRU
 from vitattn.query import AttentionRows, QueryAttention, attention_rows, query_cell
 from vitattn.similarity import check_region, feature_grid
-from vitattn.ui.actions import similarity as sim
-from vitattn.ui.actions import views
+from vitattn.ui.actions import similarity as sim, views
 from vitattn.ui.actions.common import integer
 from vitattn.ui.data.catalog import FUSED, ModelInfo
 from vitattn.ui.data.errors import brief, fail

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui.actions import page as nav
-from vitattn.ui.actions import views
+from vitattn.ui.actions import page as nav, views
 from vitattn.ui.data.catalog import FLOW_COST
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell.page import Header

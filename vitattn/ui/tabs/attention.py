@@ -12,8 +12,7 @@ from __future__ import annotations
 import gradio as gr
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui.actions import export, views
-from vitattn.ui.actions import page as nav
+from vitattn.ui.actions import export, page as nav, views
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api

@@ -20,8 +20,7 @@ from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.components import table as read_only_table
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import FREE, LAST, OPACITY, VIEWS
-from vitattn.ui.shell.presets import PNG as PICTURE
+from vitattn.ui.shell.presets import FREE, LAST, OPACITY, PNG as PICTURE, VIEWS
 from vitattn.ui.shell.wiring import listen
 
 INTRO = (

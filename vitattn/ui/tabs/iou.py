@@ -7,8 +7,7 @@ import gradio as gr
 import pandas as pd
 
 from vitattn.metrics import PERCENTILES
-from vitattn.ui.actions import export, iou, iou_plot
-from vitattn.ui.actions import page as nav
+from vitattn.ui.actions import export, iou, iou_plot, page as nav
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.errors import warn
 from vitattn.ui.data.explorer import Explorer

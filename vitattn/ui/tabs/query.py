@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from vitattn.ui.actions import query as query_view
-from vitattn.ui.actions import views
+from vitattn.ui.actions import query as query_view, views
 from vitattn.ui.data.catalog import FUSED
 from vitattn.ui.data.errors import guard
 from vitattn.ui.shell import api

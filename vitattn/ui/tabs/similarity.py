@@ -6,9 +6,7 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
-from vitattn.ui.actions import page as nav
-from vitattn.ui.actions import similarity as sim
-from vitattn.ui.actions import views
+from vitattn.ui.actions import page as nav, similarity as sim, views
 from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page

@@ -6,9 +6,7 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
-from vitattn.ui.actions import export
-from vitattn.ui.actions import page as nav
-from vitattn.ui.actions import upload as uploads
+from vitattn.ui.actions import export, page as nav, upload as uploads
 from vitattn.ui.data.catalog import format_boxes, parse_boxes
 from vitattn.ui.data.config import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
 from vitattn.ui.data.errors import warn
