@@ -240,7 +240,8 @@ def test_a_fixed_scale_similarity_map_is_drawn_on_minus_one_to_one(ex):
     item = ex.item(IMAGE)
     width, height = item.picture.size
     top = render.banner(width, f"{IMAGE} · dinov2 · layer 1 · similarity to the point", views.RANDOM_LABEL).height
-    assert fixed.size == own.size and fixed.width == width
+    # the same picture above the bar; a diverging bar (the fixed scale) puts its caption on a line of its own
+    assert fixed.width == own.width == width and fixed.height > own.height
     (r, c), gh, gw = data["selected"][0], *sim.shape
     centre = np.asarray(fixed)[top + int((r + 0.5) * height / gh), int((c + 0.5) * width / gw)].astype(float)
     assert np.abs(centre - RED).max() <= 3  # similarity 1: the red end
