@@ -19,6 +19,17 @@ def pytest_configure(config):
         os.environ[RUN_ENV] = uuid.uuid4().hex[:12]
 
 
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests are skipped without CUDA whatever ``-m`` says (the inner loop's ``-m`` replaces addopts')."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            for item in gpu:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
 def pytest_unconfigure(config):
     if not hasattr(config, "workerinput"):
         shutil.rmtree(run_root(), ignore_errors=True)
