@@ -22,7 +22,7 @@ from vitattn import render
 from vitattn.boxes import LabeledBox
 from vitattn.metrics import LOWER_IS_BETTER
 from vitattn.text.specs import TEXT_METHODS, TOWERS, has_text
-from vitattn.ui.actions.views import BASELINES, DECIMALS, OPACITY, RANDOM_LABEL, _check_opacity, numbers
+from vitattn.ui.actions.views import BASELINES, DECIMALS, OPACITY, _check_opacity, _warning, numbers
 from vitattn.ui.data.catalog import parse_boxes
 from vitattn.ui.data.errors import brief, fail
 from vitattn.ui.data.explorer import Explorer
@@ -138,7 +138,7 @@ def text_map(
         boxes=outlined,
         opacity=opacity,
         side=240,
-        warning=RANDOM_LABEL if any(ex.random_weights(o, model) for o in origins) else "",
+        warning=_warning(ex, origins, model),
         bar_label=f"{item.id} · {model} · cosine or relevance with the prompt, one scale for every panel",
     )
     lo, hi = render.shared_range([v.values for v in shown])

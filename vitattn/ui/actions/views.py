@@ -79,8 +79,10 @@ def _view(ex: Explorer, model: str, method: str, layer: float, head: float | Non
     return info, info.check_layer(method, layer), info.check_head(method, head)
 
 
-def _warning(ex: Explorer, origin: str, model: str) -> str:
-    return RANDOM_LABEL if ex.random_weights(origin, model) else ""
+def _warning(ex: Explorer, origin, model: str) -> str:
+    """The pictures' random-weights band when ``origin`` ("store", "live", or several of them) is untrained."""
+    origins = (origin,) if isinstance(origin, str) else origin
+    return RANDOM_LABEL if any(ex.random_weights(o, model) for o in origins) else ""
 
 
 def _describe(info: ModelInfo, image_id: str, method: str, layer: int, head: int | None) -> str:
@@ -251,7 +253,7 @@ def layer_strip(
     maps = [ex.map(item, model, method, layer, head, target) for layer in layers]
     score = _class_score(ex, item, model, method, target)
     origins = {o for _, o in maps}
-    warning = RANDOM_LABEL if any(ex.random_weights(o, model) for o in origins) else ""
+    warning = _warning(ex, origins, model)
     picture = render.tiles(
         item.picture,
         [m for m, _ in maps],
