@@ -160,6 +160,7 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
+_QUEUE = re.compile(r"/queue/(join|data)\b")
 QUIET_MS = 200  # the page idle this long (no request in flight, every status tracker hidden): it has settled
 POLL_MS = 50
 # The page's own idle signal: Gradio shows a status tracker (``data-testid="status-tracker"``) over every output of a
@@ -226,14 +227,16 @@ class Walker:
     def _count(self, request) -> None:
         if "/queue/join" in request.url:
             self.sent += 1
+        if _QUEUE.search(request.url):
             self.in_flight += 1
 
     def _done(self, request) -> None:
-        if "/queue/join" in request.url:
+        if _QUEUE.search(request.url):
             self.in_flight -= 1
 
     def idle(self) -> bool:
-        """No request to Gradio's queue in flight and no event running (the page's own status trackers)."""
+        """No request to Gradio's queue in flight (a join, or the stream of an event's messages, which the server
+        closes when the session's last event is done) and no status tracker shown."""
         return self.in_flight <= 0 and bool(self.page.evaluate(IDLE))
 
     def act(self, what: str, action, bound: int | None = None, check: bool = True) -> int:

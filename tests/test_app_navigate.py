@@ -91,6 +91,7 @@ def test_playback_buttons_and_keys_step_through_the_layers(walker, model):
         assert "stage 1 (layer1)" in w.page.locator("#layer").inner_text()  # the slider names ResNet stages
     # Play from the last layer: it restarts at the first and stops at the last; each tick is one request or two.
     w.page.locator("#layer-play").click()
+    w.page.get_by_role("button", name="pause").wait_for()  # it started (no progress bar on the views' events)
     w.page.wait_for_function(
         "() => document.querySelector('#layer-play').innerText.trim() === 'play'"
         " && !document.querySelector('.eta-bar')",

@@ -57,10 +57,22 @@ def test_a_view_with_one_output_answers_its_value_not_a_list_of_it():
     value, shown as one column "1" of pandas' text (issue 20, problem 1: IoU tab's paired and breakdown tables)."""
     frame = pd.DataFrame({"a": [1, 2]})
     fn, _, outputs = wiring.combine([(lambda: frame, None, ["table"])])
-    answers = list(fn())
-    assert len(outputs) == 1 and all(a is frame for a in answers)
+    assert len(outputs) == 1 and fn() is frame  # one view: a plain handler, one answer
     failing, _, _ = wiring.combine([(lambda: (_ for _ in ()).throw(gr.Error("no")), None, ["table"])])
-    assert [type(a).__name__ for a in failing()] == ["dict"]  # one skip, not [skip] ("[object Object]")
+    assert type(failing()).__name__ == "dict"  # one skip, not [skip] ("[object Object]")
+    streamed, _, _ = wiring.after_step((lambda: 1, None, ["x"]), [(lambda: frame, None, ["table"])])
+    assert all(a[1] is frame for a in streamed())
+
+
+def test_the_first_views_answer_is_sent_once_unless_its_tab_may_not_be_shown_yet():
+    """Several views: the first view's outputs go first; the last answer repeats them only with ``repeat`` (a view of
+    a tab not yet opened takes only a generator's last answer). Sent twice, a picture was written twice to one file
+    and the browser, reading it meanwhile, showed a broken image."""
+    views = [(lambda: "picture", None, ["picture"]), (lambda: ("chart", "note"), None, ["chart", "note"])]
+    once = list(wiring.combine(views, repeat=False)[0]())
+    assert once[0][0] == "picture" and once[-1][1:] == ["chart", "note"] and once[-1][0] == gr.skip()
+    twice = list(wiring.combine(views, repeat=True)[0]())
+    assert twice[-1] == ["picture", "chart", "note"]
 
 
 def test_a_control_recomputes_exactly_the_views_that_read_it():
@@ -80,3 +92,18 @@ def test_the_header_recomputes_every_view_that_reads_it(demo, explorer):
     by_id = {b.elem_id: i for i, b in demo.blocks.items() if getattr(b, "elem_id", None)}
     for name in ("attention-map", "layer-chart", "layer-strip", "head-grid", "similarity-map", "your-boxes"):
         assert any(by_id[name] in [o._id for o in fn.outputs] for fn in demo.fns.values()), name
+
+
+def test_views_of_a_closed_tab_follow_the_picture_in_a_second_event(demo):
+    """An opacity change answers the page's views in one event in the views' queue; the views bound to a tab (the
+    Query tab's, the Text tab's live maps) run in a second event chained to it, so they neither hold the picture
+    back, nor add their outputs to its answer, nor put it in the live queue."""
+    by_id = {b.elem_id: i for i, b in demo.blocks.items() if getattr(b, "elem_id", None)}
+    fns = list(demo.fns.values())
+    (first,) = [fn for fn in fns if (by_id["opacity"], "input") in fn.targets]
+    outputs = {o._id for o in first.outputs}
+    assert by_id["attention-map"] in outputs and by_id["layer-strip"] in outputs
+    assert by_id["query-attention"] not in outputs and by_id["text-maps"] not in outputs
+    assert first.concurrency_id == "views"
+    (chained,) = [fn for fn in fns if fn.trigger_after == first._id]
+    assert {by_id["query-attention"], by_id["text-maps"]} <= {o._id for o in chained.outputs}

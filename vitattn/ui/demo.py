@@ -111,8 +111,7 @@ def _wire_header(demo: gr.Blocks, page: Page, playback: header.Playback) -> None
     # A change made by a step that shows the image itself finds it shown already and does nothing.
     step = _image_step(page)
     names = v.names([h.image_id]) + tuple(n for n in ("status",) if n not in v.names([h.image_id]))
-    (fn, inputs, outputs), kw = v.handler(names, (step[0], [h.image_id, h.shown_image], step[2]))
-    h.image_id.change(fn, inputs, outputs, **kw, **LAST)
+    v.start(h.image_id.change, names, step=(step[0], [h.image_id, h.shown_image], step[2]), options=LAST)
     for after in page.links:  # a link set the header (maybe the image): its resets first, then every view
         refreshed = after(step[0], [h.image_id, gr.State(None)], step[2], **queue(False))
         refreshed.then(lambda m: m, h.model, h.shown_model, **queue(False))  # the model a link showed

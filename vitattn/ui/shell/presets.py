@@ -7,7 +7,7 @@ from vitattn.ui.data.config import LIVE_WORKERS, VIEW_WORKERS
 
 # Live inference (uploads; predictions unless stored) and cached views queue separately: a view never waits for one.
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
-VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS}
+VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS, "show_progress": "hidden"}
 PRIVATE = {"api_visibility": "private"}  # a page event, not part of the public API
 LAST = {"trigger_mode": "always_last"}  # a change during a view is computed once more (one event per trigger: wiring)
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}  # jpeg: fast to encode

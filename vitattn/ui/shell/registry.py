@@ -13,6 +13,7 @@ header refresh.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -107,24 +108,51 @@ class Registry:
         """One handler for the views ``names`` (after ``step``, when given), and its queue options."""
         chosen = [self._views[n] for n in names]
         triples = [self._triple(v, opened) for v in chosen]
-        fn = wiring.combine(triples) if step is None else wiring.after_step(step, triples)
+        repeat = bool(chosen) and self._home(chosen[0]) not in (None, self._shown_first())
+        fn = wiring.combine(triples, repeat) if step is None else wiring.after_step(step, triples, repeat)
         return fn, queue(any(v.live for v in chosen))
 
-    def on(self, triggers: list, *targets, live: bool | None = None) -> None:
-        """``targets`` (controls: every view reading them; or view names) recomputed by one event on ``triggers``."""
-        (fn, inputs, outputs), kw = self.handler(self.names(targets))
+    def start(self, begin: Callable, names: Sequence[str], *, step=None, opened=False, live=None, options=None) -> None:
+        """The views ``names`` (after ``step``) started by ``begin`` (a trigger's event method, ``gr.on`` bound to
+        triggers, or a step's ``.then``): the views of the page in one event, then the views bound to a tab that
+        is not the one opening in a second one, chained to it (each skips while its tab is closed). So a view of a
+        closed tab never holds the picture back, adds its outputs to the picture's answer, nor puts it in the live
+        queue."""
+        now = [n for n in names if opened or self._views[n].tab is None]
+        later = [n for n in names if n not in now]
+        if not now:
+            now, later = later, []
+        (fn, inputs, outputs), kw = self.handler(now, step, opened)
         if live is not None:
             kw = queue(live)
-        gr.on(triggers, fn, inputs, outputs, **kw, **LAST)
+        event = begin(fn, inputs, outputs, **kw, **(options or {}))
+        if later:
+            (fn, inputs, outputs), kw = self.handler(later)
+            event.then(fn, inputs, outputs, **kw)
+
+    def on(self, triggers: list, *targets, live: bool | None = None) -> None:
+        """``targets`` (controls: every view reading them; or view names) recomputed on ``triggers``."""
+        self.start(functools.partial(gr.on, triggers), self.names(targets), live=live, options=LAST)
 
     def after(self, then: Callable, *targets, header: bool = False, opened: bool = False) -> None:
-        """``targets`` recomputed by one event after a step (``then``: the step's ``.then`` or ``.success``);
-        ``header``: also the views marked ``always``; ``opened``: the step opened the views' tab."""
+        """``targets`` recomputed after a step (``then``: the step's ``.then`` or ``.success``); ``header``: also
+        the views marked ``always``; ``opened``: the step opened the views' tab."""
         names = self.names(targets)
         if header:
             names += tuple(n for n, v in self._views.items() if v.always and n not in names)
-        (fn, inputs, outputs), kw = self.handler(names, opened=opened)
-        then(fn, inputs, outputs, **kw)
+        self.start(then, names, opened=opened)
+
+    def _shown_first(self) -> str | None:
+        """The tab shown when the page loads."""
+        return None if self.open_tab is None else self.open_tab.value
+
+    @staticmethod
+    def _home(v: View) -> str | None:
+        """The id of the tab the view's first output lies in (None: outside every tab, e.g. the header)."""
+        block = getattr(v.outputs[0], "parent", None) if v.outputs else None
+        while block is not None and not isinstance(block, gr.Tab):
+            block = block.parent
+        return None if block is None else block.id
 
     def on_open(self, tab: gr.Tab, tab_id: str) -> None:
         """When ``tab`` opens: the open-tab state is set (a ``gr.State`` lives on the server: a value set in the

@@ -20,14 +20,31 @@ from vitattn.ui.shell.presets import queue
 Step = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 
 
-def combine(views: Sequence[Step]) -> Step:
+def combine(views: Sequence[Step], repeat: bool = True) -> Step:
     """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn.
 
-    The handler is a generator: the first view's outputs go to the page as soon as they are ready (the picture a
-    person is waiting for), then every output when all are done. The last answer repeats the first view's outputs
-    because Gradio applies only the last answer of a generator to a tab that has not been opened yet (the IoU tab's
-    leaderboard stayed empty with a skip there).
+    With several views the handler is a generator (``_streamed``): the first view's outputs go to the page as soon as
+    they are ready (the picture a person is waiting for), then the others. One view is a plain handler: one answer,
+    without a generator's second message and streaming status on the page.
     """
+    run, inputs, outputs = _streamed(views, repeat)
+    if len(views) > 1:
+        return run, inputs, outputs
+    fn, ins, _ = views[0]
+
+    def run_one(*values):
+        given = {id(c): v for c, v in zip(inputs, values, strict=True)}
+        return _answer(_outputs(fn, [given[id(c)] for c in (ins or [])], len(outputs)))
+
+    run_one.__name__ = run.__name__
+    return run_one, inputs, outputs
+
+
+def _streamed(views: Sequence[Step], repeat: bool = True) -> Step:
+    """``combine``'s generator: the first view's answer, then the others'. With ``repeat`` the last answer repeats the
+    first view's outputs, because Gradio applies only the last answer of a generator to a tab that has not been
+    opened yet (the IoU tab's leaderboard stayed empty with a skip there). Without it they are left as they are: a
+    picture sent twice is written twice to the same file, and a browser reading it meanwhile showed a broken image."""
     inputs: list = []
     for _, ins, _ in views:
         inputs += [c for c in (ins or []) if all(c is not d for d in inputs)]
@@ -40,18 +57,20 @@ def combine(views: Sequence[Step]) -> Step:
             out += _outputs(fn, [given[id(c)] for c in (ins or [])], len(outs))
             if k == 0 and len(views) > 1:
                 yield _answer(out + [gr.skip()] * (len(outputs) - len(out)))
-        yield _answer(out)  # all of them again: a tab not yet shown takes only the last answer of a generator
+        if not repeat and len(views) > 1:
+            out[: len(views[0][2])] = [gr.skip()] * len(views[0][2])
+        yield _answer(out)
 
     run.__name__ = "+".join(fn.__name__ for fn, _, _ in views)
     return run, inputs, outputs
 
 
-def after_step(step: Step, views: Sequence[Step]) -> Step:
+def after_step(step: Step, views: Sequence[Step], repeat: bool = True) -> Step:
     """One handler that runs ``step`` (a page step that sets controls, e.g. a new image's boxes), then ``views`` on
     the values it set: one request where a ``.then`` would take two. The step's outputs and the first view's go to
     the page first (``combine``). A step that returns None has nothing to do: no output changes."""
     fn, ins, outs = step
-    views_fn, views_in, views_out = combine(views)
+    views_fn, views_in, views_out = _streamed(views, repeat)
     inputs = [*(ins or [])]
     inputs += [c for c in views_in if all(c is not d for d in inputs)]
 
