@@ -161,7 +161,8 @@ MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once 
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
 _QUEUE = re.compile(r"/queue/(join|data)\b")
-QUIET_MS = 200  # the page idle this long (no request in flight, every status tracker hidden): it has settled
+QUIET_MS = 200  # the page idle this long (no queue request open, every status tracker hidden): it has settled
+SETTLE_MS = 90_000  # an action that has not settled by then fails (it never hangs the suite)
 POLL_MS = 50
 # The page's own idle signal: Gradio shows a status tracker (``data-testid="status-tracker"``) over every output of a
 # running event and hides it (class ``hide``) when the event is done; a chained ``.then`` starts within milliseconds.
@@ -218,26 +219,31 @@ class Walker:
         self.bound = bound
         self.notice_ok = notice_ok
         self.sent = 0
-        self.in_flight = 0
+        self.open: set = set()  # queue requests not yet finished
         self.log: list[str] = []
         page.on("request", self._count)
         page.on("requestfinished", self._done)
         page.on("requestfailed", self._done)
+        page.on("framenavigated", self._navigated)
 
     def _count(self, request) -> None:
         if "/queue/join" in request.url:
             self.sent += 1
         if _QUEUE.search(request.url):
-            self.in_flight += 1
+            self.open.add(request)
 
     def _done(self, request) -> None:
-        if _QUEUE.search(request.url):
-            self.in_flight -= 1
+        self.open.discard(request)
+
+    def _navigated(self, frame) -> None:
+        if frame == self.page.main_frame:  # a reload: the old page's requests end with it
+            self.open.clear()
 
     def idle(self) -> bool:
-        """No request to Gradio's queue in flight (a join, or the stream of an event's messages, which the server
-        closes when the session's last event is done) and no status tracker shown."""
-        return self.in_flight <= 0 and bool(self.page.evaluate(IDLE))
+        """No request to Gradio's queue open (a join, or the stream of the session's event messages, which the server
+        closes when its last event is done: the views' events show no status tracker, ``presets.VIEWS``) and no
+        status tracker shown (live events show one)."""
+        return not self.open and bool(self.page.evaluate(IDLE))
 
     def act(self, what: str, action, bound: int | None = None, check: bool = True) -> int:
         """Runs ``action``, waits until the page settles, and returns the requests it caused (at most the bound);
@@ -245,11 +251,14 @@ class Walker:
         bound = self.bound if bound is None else bound
         before = self.sent
         action()
-        quiet, last = 0, self.sent
+        quiet, last, waited = 0, self.sent, 0
         while quiet < QUIET_MS:
             self.page.wait_for_timeout(POLL_MS)
+            waited += POLL_MS
             caused = self.sent - before
             assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
+            open_urls = sorted(r.url.split("?")[0] for r in self.open)
+            assert waited < SETTLE_MS, f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; open: {open_urls}"
             quiet = 0 if self.sent != last or not self.idle() else quiet + POLL_MS
             last = self.sent
         caused = self.sent - before
