@@ -25,6 +25,7 @@ passes over the pixels. ``CPU_PATH = "torch"`` runs the accelerator path on the 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,6 +48,7 @@ from vitattn.metrics.scores import PERCENTILES, BatchScores, _near_box, literatu
 
 CPU_PATH = "numpy"  # on the CPU: "numpy" (batched_host, the fast path) or "torch" (the accelerator path, for tests)
 HOST_CHUNK = 8  # maps per block of host_scores
+HOST_THREADS = min(2, os.cpu_count() or 1)  # threads running host_scores blocks (numpy releases the GIL)
 CPU_CHUNK = 16  # maps per block of the torch path on the CPU: the temporaries (~60 bytes per pixel) stay in cache
 DEVICE_CHUNK = 512  # maps per block on an accelerator
 HOST_WORKERS = min(8, os.cpu_count() or 1)  # threads solving the exact EMDs of maps scored on an accelerator
@@ -251,6 +253,23 @@ def _threads(n: int | None):
             torch.set_num_threads(before)
 
 
+def _host_parts(maps: np.ndarray, h, box_column: int) -> list[dict]:
+    """``host_scores`` of ``[N, gh, gw]`` maps, ``HOST_CHUNK`` at a time, on up to ``host_threads()`` threads."""
+    starts = range(0, len(maps), HOST_CHUNK)
+    threads = min(host_threads(), len(starts))
+    score = lambda s: host_scores(maps[s : s + HOST_CHUNK], h, box_column)  # noqa: E731
+    if threads <= 1:
+        return [score(s) for s in starts]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(score, starts))
+
+
+def host_threads() -> int:
+    """Threads scoring on the CPU: ``HOST_THREADS``, at most the caller's torch threads (the cores ``analyze``
+    uses; 1 in a Ray worker that asks for one CPU)."""
+    return max(1, min(HOST_THREADS, torch.get_num_threads()))
+
+
 def score_maps(
     heatmaps: np.ndarray | torch.Tensor,
     boxes,
@@ -280,8 +299,7 @@ def score_maps(
     box_column = len(PERCENTILES)
     if device == "cpu" and CPU_PATH == "numpy":
         h = host_targets(tuple(check_boxes(boxes)), side, check_percentile(box_percentile))
-        raw = maps.numpy()
-        parts = [host_scores(raw[s : s + HOST_CHUNK], h, box_column) for s in range(0, len(raw), HOST_CHUNK)]
+        parts = _host_parts(maps.numpy(), h, box_column)
         joined = {k: np.concatenate([p[k] for p in parts]).astype(np.float64) for k in parts[0]}
         box_iou = joined.pop("box_iou")
         return BatchScores(metrics=joined, box_iou=box_iou)

@@ -33,7 +33,7 @@ class HostTargets:
     side: int  # R
     area: int  # pixels inside the union (K)
     ks: np.ndarray  # [T] int64: top-k counts of PERCENTILES, box_percentile, then K (relevance rank)
-    union_bit: np.ndarray  # [n] int64 0 / 1
+    outside_bit: np.ndarray  # [n] uint8: 1 outside the union
     rects: tuple  # per box (y0, y1, x0, x1): its mask is that rectangle (box_masks)
     areas: np.ndarray  # [B] float64 box areas
     union_rects: tuple  # disjoint rectangles (y0, y1, x0, x1) that tile the union
@@ -95,7 +95,7 @@ def host_targets(boxes: tuple, side: int, box_percentile: float) -> HostTargets:
         side=side,
         area=int(union.sum()),
         ks=np.array(ks, dtype=np.int64),
-        union_bit=union.astype(np.int64),
+        outside_bit=(~union).astype(np.uint8),
         rects=tuple(_rectangle(m) for m in masks),
         areas=masks.reshape(len(masks), -1).sum(axis=1).astype(np.float64),
         union_rects=_tiles(union.reshape(side, side)),
@@ -109,16 +109,7 @@ def host_targets(boxes: tuple, side: int, box_percentile: float) -> HostTargets:
     )
 
 
-class _Ranks(dict):
-    """``K -> arange(K)``, built once per K."""
-
-    def __missing__(self, k: int) -> np.ndarray:
-        self[k] = value = np.arange(k, dtype=np.int64)
-        return value
-
-
-_RANKS = _Ranks()
-_LOW_BYTE = 0 if sys.byteorder == "little" else 7  # the byte of an int64 holding its lowest bit
+_SPAN = 2**31 - 2  # widest (max - min) of a map's ordered bits for uint32 keys: (span << 1 | 1) + 2 < 2^32
 
 
 def _as_float(ordered: np.ndarray) -> np.ndarray:
@@ -127,73 +118,108 @@ def _as_float(ordered: np.ndarray) -> np.ndarray:
     return (ordered ^ ((ordered >> 31) & 0x7FFFFFFF)).view(np.float32)
 
 
+def _keys(up: np.ndarray, outside_bit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort keys ``[c, n]`` of ``[c, n]`` float32 maps, the ordered bits ``[c, n]`` int32 and the keys' offset
+    ``[c]`` int64: key = ``(ordered - offset) << 1 | outside bit``, whose order is the values' order, then within
+    a tie the inside pixels first.
+
+    uint32 keys where every map's ordered bits span at most ``_SPAN`` (always for non-negative maps: their bits
+    are already ordered, offset 0, and at most ``0x7F800000``; maps from negative to positive values up to about
+    +-1e38), int64 otherwise: numpy sorts 32-bit keys about twice as fast as 64-bit ones."""
+    c = up.shape[0]
+    bits = up.view(np.int32)
+    if bits.min() >= 0:  # no sign bit (no negative value, no -0.0): the bits are in the values' order
+        keys = np.left_shift(bits.view(np.uint32), 1)  # [c, n]
+        return np.bitwise_or(keys, outside_bit, out=keys), bits, np.zeros(c, dtype=np.int64)
+    bits = (up + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 == +0.0: equal values, equal bits
+    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # [c, n] int32, the floats' order
+    offset = ordered.min(axis=1).astype(np.int64)  # [c]
+    if int((ordered.max(axis=1) - offset).max()) <= _SPAN:  # the difference fits int32: its wrap-around is exact
+        keys = np.subtract(ordered, offset.astype(np.int32)[:, None]).view(np.uint32)
+        np.left_shift(keys, 1, out=keys)
+    else:
+        keys = np.left_shift(ordered - offset[:, None], 1)  # [c, n] int64
+    return np.bitwise_or(keys, outside_bit, out=keys), ordered, offset
+
+
 def _host_ranks(up: np.ndarray, h: HostTargets) -> tuple[np.ndarray, ...]:
     """From one sort per map of ``[c, n]`` float32 maps: expected hits ``[c, T]`` of the union at each ``h.ks``, the
     share of a tied pixel kept ``[c, T]``, the thresholds ``[c, T]`` (ordered bits), the pixel AP ``[c]``, whether
     every peak lies in the union ``[c]``, the ordered bits ``[c, n]`` int32 and each map's min and max ``[c]``.
 
-    The sort key is ``(ordered bits of the value) << 1 | inside bit``: ascending value, and within a tie the outside
-    pixels first. The inside pixels' places in the sorted order (``flatnonzero`` of the low bit; exactly ``K`` per
-    map) give everything the union needs by binary search over ``K`` places, and the pixel AP from the inside pixels
-    alone: the pixel at inside rank ``r`` (ascending) scores the precision of the pixels ``>=`` its value,
-    ``(K - r0) / (n - g)``, where ``r0`` is the inside rank and ``g`` the place of its tie group's first pixel."""
+    The sort keys (``_keys``) hold the value and, in the low bit, whether the pixel is outside the union. The
+    inside pixels' places in the sorted order (``flatnonzero`` where the low bit is 0; exactly ``K`` per map) and
+    keys give every threshold's tie bounds by binary search (``ranking.expected_top_k_hits``'s rule) and the pixel
+    AP (``_pixel_ap``)."""
     c, n = up.shape
     k_in = h.area
-    bits = (up + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 == +0.0: equal values, equal bits
-    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # [c, n] int32, the floats' order
-    keys = np.left_shift(ordered, 1, dtype=np.int64)  # [c, n]
-    keys |= h.union_bit
+    keys, ordered, offset = _keys(up, h.outside_bit)
     keys.sort(axis=1)  # [c, n]
-    flat = keys.reshape(-1)
-    low = keys.view(np.uint8)[:, _LOW_BYTE::8] & np.uint8(1)  # [c, n] the inside bit (the key's low byte)
-    where = np.flatnonzero(low.view(bool))  # [c * K] flat places of the inside pixels, ascending in each row
-    places = where.reshape(c, k_in) - np.arange(0, c * n, n, dtype=np.int64)[:, None]  # [c, K] in their row
-    inside_keys = flat[where].reshape(c, k_in)  # [c, K] ascending
-    ap = np.array([_pixel_ap(keys[i], places[i], inside_keys[i]) for i in range(c)])  # [c]
-    # Thresholds: the k-th largest value for every k, and the maximum (pointing).
+    low_byte = 0 if sys.byteorder == "little" else keys.itemsize - 1  # the byte of a key holding its lowest bit
+    outside = keys.view(np.uint8)[:, low_byte :: keys.itemsize] & np.uint8(1)  # [c, n] the outside bit
+    where = np.flatnonzero(np.logical_not(outside, out=outside.view(bool)))  # [c * K] the inside pixels' places
+    inside_keys = keys.reshape(-1)[where].reshape(c, k_in)  # [c, K] ascending
+    places = where.reshape(c, k_in) - np.arange(0, c * n, n)[:, None]  # [c, K] in their row
+    ap = _pixel_ap(places, inside_keys, n)  # [c]
+    # Thresholds: the k-th largest value for every k, and the maximum (pointing). ``a`` = a value's key with the
+    # low bit 0: its pixels are the places from key ``a`` up to (not including) ``a + 2`` (no overflow: _SPAN).
     ks = np.append(h.ks, 1)  # [T + 1]
-    at = keys[:, n - ks] | 1  # [c, T + 1] the threshold's key with the inside bit set
-    lo, hi, in_lo, in_hi = (np.empty((c, len(ks)), dtype=np.int64) for _ in range(4))
-    for i in range(c):
-        lo[i] = np.searchsorted(keys[i], at[i] - 1, side="left")  # first place at the threshold
-        hi[i] = np.searchsorted(keys[i], at[i], side="right")  # first place above it
-        in_lo[i] = np.searchsorted(places[i], lo[i], side="left")  # inside pixels before those places
-        in_hi[i] = np.searchsorted(places[i], hi[i], side="left")
+    at = keys[:, n - ks] & ~np.array(1, dtype=keys.dtype)  # [c, T + 1]
+    bounds = np.concatenate([at, at + 2], axis=1)  # [c, 2 (T + 1)] first key at the value, first above it
+    found, inside_found = (np.empty(bounds.shape, dtype=np.int64) for _ in range(2))
+    for i in range(c):  # two binary searches per map (numpy's searchsorted is one-dimensional)
+        found[i] = np.searchsorted(keys[i], bounds[i])
+        inside_found[i] = np.searchsorted(inside_keys[i], bounds[i])
+    (lo, hi), (in_lo, in_hi) = np.split(found, 2, axis=1), np.split(inside_found, 2, axis=1)  # [c, T + 1]
     share = (ks - (n - hi)) / (hi - lo)  # [c, T + 1] chance that a tied pixel is kept
     hits = (k_in - in_hi) + share * (in_hi - in_lo)  # [c, T + 1]
     peaks_in = (n - lo[:, -1]) == (k_in - in_lo[:, -1])  # [c] every pixel at the maximum is inside
-    lo_hi = _as_float(np.stack([keys[:, 0], keys[:, -1]], axis=1) >> 1)  # [c, 2] min and max
-    return hits[:, :-1], share[:, :-1], (at[:, :-1] >> 1).astype(np.int32), ap, peaks_in, ordered, lo_hi
+    ends = (keys[:, [0, -1]] >> 1) + offset[:, None]  # [c, 2] min and max, ordered bits
+    thresholds = (at[:, :-1] >> 1) + offset[:, None]  # [c, T]
+    return hits[:, :-1], share[:, :-1], thresholds.astype(np.int32), ap, peaks_in, ordered, _as_float(ends)
 
 
-def _pixel_ap(keys: np.ndarray, places: np.ndarray, inside_keys: np.ndarray) -> float:
-    """Pixel AP of one map from its sorted keys ``[n]``, its inside pixels' places ``[K]`` and keys ``[K]``.
+def _pixel_ap(places: np.ndarray, inside_keys: np.ndarray, n: int) -> np.ndarray:
+    """Pixel AP ``[c]`` of maps from their inside pixels' places ``[c, K]`` in the sorted order of all ``n`` pixels
+    and their keys ``[c, K]``, both ascending: sklearn's step-wise AP.
 
-    Over the tie groups that hold inside pixels: a group scores the precision of the pixels ``>=`` its value,
-    ``(K - r0) / (n - g)``, once per inside pixel in it (sklearn's step-wise AP); ``r0`` is the inside rank of its
-    first inside pixel and ``g`` the place of its first pixel (outside pixels of the same value sort just before
-    the inside ones). One map at a time: the arrays stay in cache, and Python's cost is a dozen calls per map."""
-    n, k_in = keys.size, inside_keys.size
-    first = np.flatnonzero(inside_keys[1:] != inside_keys[:-1]) + 1  # [G - 1] a new value among the inside pixels
-    first = np.concatenate([[0], first])  # [G] inside rank of each group's first inside pixel
-    g = places[first]  # [G] its place
-    key = inside_keys[first]  # [G]
-    behind = np.flatnonzero((keys[g - 1] == key - 1) & (g > 0))  # [F] groups that start with outside pixels
-    if behind.size:
-        g[behind] = np.searchsorted(keys, key[behind] - 1)  # the group's first key: value << 1
-    inside_in_group = np.diff(first, append=k_in)  # [G]
-    return float((inside_in_group * ((k_in - first) / (n - g))).sum()) / k_in
+    The inside pixel of rank ``r`` (ascending) scores the precision of the pixels ``>=`` its value,
+    ``(K - r0) / (n - g)``, where ``r0`` is the rank of the first inside pixel of its tie group and ``g`` that
+    pixel's place: inside pixels sort first within a tie (``_keys``), so it is the group's first pixel. Most inside
+    pixels have a value of their own (``r0 = r``): every pixel is summed so, then the tie groups are corrected."""
+    c, k_in = places.shape
+    rest = np.subtract(n, places, dtype=np.float64)  # [c, K] pixels from the place up
+    plain = np.divide(_above(k_in), rest, out=rest).sum(axis=1)  # [c] sum of (K - r) / (n - place)
+    tied = np.zeros((c, k_in), dtype=bool)  # [c, K] the same value as the inside pixel before it
+    np.equal(inside_keys[:, 1:], inside_keys[:, :-1], out=tied[:, 1:])
+    at = np.flatnonzero(tied)  # [S] flat inside index of each tied pixel (not its group's first)
+    if not at.size:
+        return plain / k_in
+    row, rank = np.divmod(at, k_in)  # [S]
+    starts = np.flatnonzero(np.diff(at, prepend=-2) > 1)  # [G] where a run of tied pixels (one group) begins
+    first = np.repeat(at[starts] - 1, np.diff(starts, append=at.size))  # [S] flat index of the group's first
+    place, first_place = places.reshape(-1)[at], places.reshape(-1)[first]  # [S]
+    fix = (k_in - (first - row * k_in)) / (n - first_place) - (k_in - rank) / (n - place)  # [S]
+    return (plain + np.bincount(row, weights=fix, minlength=c)) / k_in
+
+
+@lru_cache(maxsize=8)
+def _above(k: int) -> np.ndarray:
+    """``[K]`` float64 ``K - r``: the inside pixels from inside rank ``r`` up."""
+    return np.arange(k, 0, -1, dtype=np.float64)
 
 
 @lru_cache(maxsize=32)
 def _host_lerp(n_in: tuple[int, int], side: int) -> tuple[np.ndarray, ...]:
-    """``raster._lerp_indices`` along y and x, and along x the source column after each column (edge-clamped)."""
+    """``raster._lerp_indices`` along y and x; along x the source column after each column (edge-clamped) and how
+    many output columns each source column starts (``x0`` ascends: the gather is a ``repeat``)."""
     y0, y1, wy = _lerp_indices(n_in[0], side)
     x0, x1, wx = _lerp_indices(n_in[1], side)
     nxt = np.minimum(np.arange(n_in[1]) + 1, n_in[1] - 1)  # [gw] as _lerp_indices: x1 = min(x0 + 1, gw - 1)
-    if not np.array_equal(nxt[x0], x1):
-        raise AssertionError("_lerp_indices changed: x1 is no longer min(x0 + 1, gw - 1)")
-    return y0, y1, wy[:, None], x0, nxt, wx
+    counts = np.bincount(x0, minlength=n_in[1])  # [gw]
+    if not (np.array_equal(nxt[x0], x1) and np.array_equal(np.repeat(np.arange(n_in[1]), counts), x0)):
+        raise AssertionError("_lerp_indices changed: x0 no longer ascends, or x1 is not min(x0 + 1, gw - 1)")
+    return y0, y1, wy[:, None], nxt, counts, wx
 
 
 def host_upsample(maps: np.ndarray, side: int) -> np.ndarray:
@@ -201,12 +227,12 @@ def host_upsample(maps: np.ndarray, side: int) -> np.ndarray:
 
     The same lerps ``a + w * (b - a)`` in float32 in the same order (rows first). Along x the difference
     ``b - a`` of two source columns is the same for every output pixel between them, so it is taken once per
-    source column on the ``[c, R, gw]`` rows, and gathered with them: one gather, one product and one sum at full
+    source column on the ``[c, R, gw]`` rows, and repeated with them: one copy, one product and one sum at full
     size instead of two gathers, a difference, a product and a sum."""
-    y0, y1, wy, x0, nxt, wx = _host_lerp(maps.shape[-2:], side)
+    y0, y1, wy, nxt, counts, wx = _host_lerp(maps.shape[-2:], side)
     top, bottom = maps[:, y0, :], maps[:, y1, :]  # [c, R, gw]
     rows = top + wy * (bottom - top)  # [c, R, gw]
-    pair = np.stack([rows, rows[..., nxt] - rows])[..., x0]  # [2, c, R, R]: a and b - a at every pixel
+    pair = np.repeat(np.stack([rows, rows[..., nxt] - rows]), counts, axis=-1)  # [2, c, R, R]: a and b - a
     out, step = pair[0], pair[1]
     np.multiply(step, wx, out=step)
     return np.add(out, step, out=out)  # [c, R, R]
@@ -252,16 +278,20 @@ def host_scores(maps: np.ndarray, h: HostTargets, box_column: int) -> dict[str, 
     out["relevance_mass"] = np.where(positive, inside / np.where(positive, total, 1.0), 0.0)
     out["relevance_rank"] = hits[:, -1] / k_in
     out["pxap"] = ap
-    out.update(_host_continuous(up, lo, hi, h))
+    out.update(_host_continuous(up, lo, hi, shifted_total, h))  # last: overwrites up
     return out
 
 
-def _host_continuous(up: np.ndarray, lo: np.ndarray, hi: np.ndarray, h: HostTargets) -> dict[str, np.ndarray]:
-    """mse, kl and emd of ``[c, n]`` upsampled maps (``continuous``'s definitions), numpy on the CPU."""
+def _host_continuous(
+    up: np.ndarray, lo: np.ndarray, hi: np.ndarray, shifted_total: np.ndarray, h: HostTargets
+) -> dict[str, np.ndarray]:
+    """mse, kl and emd of ``[c, n]`` upsampled maps (``continuous``'s definitions), numpy on the CPU, given each
+    map's min and max ``[c]`` and ``shifted_total`` ``[c]``, the sum of ``up - min`` in float64. Overwrites ``up``
+    with the normalised maps."""
     c, n = up.shape
     span = (hi - lo)[:, None]  # [c, 1] float32
     scale = np.divide(np.float32(1.0), span, out=np.zeros_like(span), where=span > 0)  # 0 for a flat map
-    m = up - lo[:, None]
+    m = np.subtract(up, lo[:, None], out=up)
     m *= scale
     np.clip(m, 0.0, 1.0, out=m)  # [c, n] normalize_maps
     diff = m - h.gt  # [c, n] float32
@@ -269,13 +299,15 @@ def _host_continuous(up: np.ndarray, lo: np.ndarray, hi: np.ndarray, h: HostTarg
     mse = diff.sum(axis=1, dtype=np.float64) / n  # [c]
     log_q = np.add(m, np.float32(KL_EPSILON), out=diff)
     np.log(log_q, out=log_q)  # [c, n] float32: relative error ~1e-7 per pixel
-    totals = m.sum(axis=1, dtype=np.float64) + n * KL_EPSILON  # [c]
+    # The sum of m is (sum of up - n min) / span: each m rounds within 2 ulp of it (relative error < 2e-7 in total)
+    totals = shifted_total * scale[:, 0] + n * KL_EPSILON  # [c]
     cross = np.einsum("cn,n->c", log_q, h.p)  # [c] sum p log q in float64, no BLAS (see _mass)
     kl = np.maximum(h.p_log_p - cross + np.log(totals), 0.0)  # [c]
     g = h.rows.shape[0]
     if h.side % g == 0:  # each cell averages b x b pixels: block sums (the average's 1 / b^2 cancels below)
         b = h.side // g
-        cells = m.reshape(c, g, b, g, b).sum(axis=(2, 4), dtype=np.float64).reshape(c, -1)  # [c, g * g]
+        cells = m.reshape(c, g, b, h.side).sum(axis=2, dtype=np.float64)  # [c, g, R] rows first: whole rows added
+        cells = cells.reshape(c, g, g, b).sum(axis=3).reshape(c, -1)  # [c, g * g]
     else:
         cells = (h.rows @ m.reshape(c, h.side, h.side) @ h.cols_t).astype(np.float64).reshape(c, -1)  # [c, g * g]
     mass = cells.sum(axis=1, keepdims=True)  # [c, 1]
