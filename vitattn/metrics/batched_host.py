@@ -9,12 +9,12 @@ list needs, computed once.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from vitattn.metrics.batched_ranks import Buffers, host_ranks
 from vitattn.metrics.continuous import EMD_GRID, KL_EPSILON, emd_grids, soft_ground_truth, wasserstein_grids
 from vitattn.metrics.ranking import top_k_count
 from vitattn.metrics.raster import (
@@ -109,106 +109,6 @@ def host_targets(boxes: tuple, side: int, box_percentile: float) -> HostTargets:
     )
 
 
-_SPAN = 2**31 - 2  # widest (max - min) of a map's ordered bits for uint32 keys: (span << 1 | 1) + 2 < 2^32
-
-
-def _as_float(ordered: np.ndarray) -> np.ndarray:
-    """The float32 values of ordered bits (``ordered_bits`` is its own inverse on int32)."""
-    ordered = np.asarray(ordered, dtype=np.int32)
-    return (ordered ^ ((ordered >> 31) & 0x7FFFFFFF)).view(np.float32)
-
-
-def _keys(up: np.ndarray, outside_bit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort keys ``[c, n]`` of ``[c, n]`` float32 maps, the ordered bits ``[c, n]`` int32 and the keys' offset
-    ``[c]`` int64: key = ``(ordered - offset) << 1 | outside bit``, whose order is the values' order, then within
-    a tie the inside pixels first.
-
-    uint32 keys where every map's ordered bits span at most ``_SPAN`` (always for non-negative maps: their bits
-    are already ordered, offset 0, and at most ``0x7F800000``; maps from negative to positive values up to about
-    +-1e38), int64 otherwise: numpy sorts 32-bit keys about twice as fast as 64-bit ones."""
-    c = up.shape[0]
-    bits = up.view(np.int32)
-    if bits.min() >= 0:  # no sign bit (no negative value, no -0.0): the bits are in the values' order
-        keys = np.left_shift(bits.view(np.uint32), 1)  # [c, n]
-        return np.bitwise_or(keys, outside_bit, out=keys), bits, np.zeros(c, dtype=np.int64)
-    bits = (up + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 == +0.0: equal values, equal bits
-    ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # [c, n] int32, the floats' order
-    offset = ordered.min(axis=1).astype(np.int64)  # [c]
-    if int((ordered.max(axis=1) - offset).max()) <= _SPAN:  # the difference fits int32: its wrap-around is exact
-        keys = np.subtract(ordered, offset.astype(np.int32)[:, None]).view(np.uint32)
-        np.left_shift(keys, 1, out=keys)
-    else:
-        keys = np.left_shift(ordered - offset[:, None], 1)  # [c, n] int64
-    return np.bitwise_or(keys, outside_bit, out=keys), ordered, offset
-
-
-def _host_ranks(up: np.ndarray, h: HostTargets) -> tuple[np.ndarray, ...]:
-    """From one sort per map of ``[c, n]`` float32 maps: expected hits ``[c, T]`` of the union at each ``h.ks``, the
-    share of a tied pixel kept ``[c, T]``, the thresholds ``[c, T]`` (ordered bits), the pixel AP ``[c]``, whether
-    every peak lies in the union ``[c]``, the ordered bits ``[c, n]`` int32 and each map's min and max ``[c]``.
-
-    The sort keys (``_keys``) hold the value and, in the low bit, whether the pixel is outside the union. The
-    inside pixels' places in the sorted order (``flatnonzero`` where the low bit is 0; exactly ``K`` per map) and
-    keys give every threshold's tie bounds by binary search (``ranking.expected_top_k_hits``'s rule) and the pixel
-    AP (``_pixel_ap``)."""
-    c, n = up.shape
-    k_in = h.area
-    keys, ordered, offset = _keys(up, h.outside_bit)
-    keys.sort(axis=1)  # [c, n]
-    low_byte = 0 if sys.byteorder == "little" else keys.itemsize - 1  # the byte of a key holding its lowest bit
-    outside = keys.view(np.uint8)[:, low_byte :: keys.itemsize] & np.uint8(1)  # [c, n] the outside bit
-    where = np.flatnonzero(np.logical_not(outside, out=outside.view(bool)))  # [c * K] the inside pixels' places
-    inside_keys = keys.reshape(-1)[where].reshape(c, k_in)  # [c, K] ascending
-    places = where.reshape(c, k_in) - np.arange(0, c * n, n)[:, None]  # [c, K] in their row
-    ap = _pixel_ap(places, inside_keys, n)  # [c]
-    # Thresholds: the k-th largest value for every k, and the maximum (pointing). ``a`` = a value's key with the
-    # low bit 0: its pixels are the places from key ``a`` up to (not including) ``a + 2`` (no overflow: _SPAN).
-    ks = np.append(h.ks, 1)  # [T + 1]
-    at = keys[:, n - ks] & ~np.array(1, dtype=keys.dtype)  # [c, T + 1]
-    bounds = np.concatenate([at, at + 2], axis=1)  # [c, 2 (T + 1)] first key at the value, first above it
-    found, inside_found = (np.empty(bounds.shape, dtype=np.int64) for _ in range(2))
-    for i in range(c):  # two binary searches per map (numpy's searchsorted is one-dimensional)
-        found[i] = np.searchsorted(keys[i], bounds[i])
-        inside_found[i] = np.searchsorted(inside_keys[i], bounds[i])
-    (lo, hi), (in_lo, in_hi) = np.split(found, 2, axis=1), np.split(inside_found, 2, axis=1)  # [c, T + 1]
-    share = (ks - (n - hi)) / (hi - lo)  # [c, T + 1] chance that a tied pixel is kept
-    hits = (k_in - in_hi) + share * (in_hi - in_lo)  # [c, T + 1]
-    peaks_in = (n - lo[:, -1]) == (k_in - in_lo[:, -1])  # [c] every pixel at the maximum is inside
-    ends = (keys[:, [0, -1]] >> 1) + offset[:, None]  # [c, 2] min and max, ordered bits
-    thresholds = (at[:, :-1] >> 1) + offset[:, None]  # [c, T]
-    return hits[:, :-1], share[:, :-1], thresholds.astype(np.int32), ap, peaks_in, ordered, _as_float(ends)
-
-
-def _pixel_ap(places: np.ndarray, inside_keys: np.ndarray, n: int) -> np.ndarray:
-    """Pixel AP ``[c]`` of maps from their inside pixels' places ``[c, K]`` in the sorted order of all ``n`` pixels
-    and their keys ``[c, K]``, both ascending: sklearn's step-wise AP.
-
-    The inside pixel of rank ``r`` (ascending) scores the precision of the pixels ``>=`` its value,
-    ``(K - r0) / (n - g)``, where ``r0`` is the rank of the first inside pixel of its tie group and ``g`` that
-    pixel's place: inside pixels sort first within a tie (``_keys``), so it is the group's first pixel. Most inside
-    pixels have a value of their own (``r0 = r``): every pixel is summed so, then the tie groups are corrected."""
-    c, k_in = places.shape
-    rest = np.subtract(n, places, dtype=np.float64)  # [c, K] pixels from the place up
-    plain = np.divide(_above(k_in), rest, out=rest).sum(axis=1)  # [c] sum of (K - r) / (n - place)
-    tied = np.zeros((c, k_in), dtype=bool)  # [c, K] the same value as the inside pixel before it
-    np.equal(inside_keys[:, 1:], inside_keys[:, :-1], out=tied[:, 1:])
-    at = np.flatnonzero(tied)  # [S] flat inside index of each tied pixel (not its group's first)
-    if not at.size:
-        return plain / k_in
-    row, rank = np.divmod(at, k_in)  # [S]
-    starts = np.flatnonzero(np.diff(at, prepend=-2) > 1)  # [G] where a run of tied pixels (one group) begins
-    first = np.repeat(at[starts] - 1, np.diff(starts, append=at.size))  # [S] flat index of the group's first
-    place, first_place = places.reshape(-1)[at], places.reshape(-1)[first]  # [S]
-    fix = (k_in - (first - row * k_in)) / (n - first_place) - (k_in - rank) / (n - place)  # [S]
-    return (plain + np.bincount(row, weights=fix, minlength=c)) / k_in
-
-
-@lru_cache(maxsize=8)
-def _above(k: int) -> np.ndarray:
-    """``[K]`` float64 ``K - r``: the inside pixels from inside rank ``r`` up."""
-    return np.arange(k, 0, -1, dtype=np.float64)
-
-
 @lru_cache(maxsize=32)
 def _host_lerp(n_in: tuple[int, int], side: int) -> tuple[np.ndarray, ...]:
     """``raster._lerp_indices`` along y and x; along x the source column after each column (edge-clamped) and how
@@ -238,12 +138,16 @@ def host_upsample(maps: np.ndarray, side: int) -> np.ndarray:
     return np.add(out, step, out=out)  # [c, R, R]
 
 
-def host_scores(maps: np.ndarray, h: HostTargets, box_column: int) -> dict[str, np.ndarray]:
-    """Every metric of ``[c, gh, gw]`` float32 maps, and ``box_iou`` ``[c, B]``, with numpy on the CPU."""
+def host_scores(
+    maps: np.ndarray, h: HostTargets, box_column: int, buffers: Buffers | None = None
+) -> dict[str, np.ndarray]:
+    """Every metric of ``[c, gh, gw]`` float32 maps, and ``box_iou`` ``[c, B]``, with numpy on the CPU; the largest
+    temporaries in ``buffers`` (reused by the caller from one block to the next; default: new ones)."""
+    buffers = buffers or Buffers()
     c = maps.shape[0]
     n, side, k_in = h.n, h.side, h.area
     up = host_upsample(maps, side).reshape(c, n)  # [c, n] float32: raster.upsample's bits
-    hits, share, thresholds, ap, peaks_in, ordered, lo_hi = _host_ranks(up, h)
+    hits, share, thresholds, ap, peaks_in, ordered, lo_hi = host_ranks(up, h.outside_bit, h.ks, buffers)
     ks = h.ks.astype(np.float64)  # [T]
     ious = hits / (ks + k_in - hits)  # [c, T]
     out = {f"iou_{p}": ious[:, j] for j, p in enumerate(PERCENTILES)}
@@ -278,12 +182,12 @@ def host_scores(maps: np.ndarray, h: HostTargets, box_column: int) -> dict[str, 
     out["relevance_mass"] = np.where(positive, inside / np.where(positive, total, 1.0), 0.0)
     out["relevance_rank"] = hits[:, -1] / k_in
     out["pxap"] = ap
-    out.update(_host_continuous(up, lo, hi, shifted_total, h))  # last: overwrites up
+    out.update(_host_continuous(up, lo, hi, shifted_total, h, buffers))  # last: overwrites up
     return out
 
 
 def _host_continuous(
-    up: np.ndarray, lo: np.ndarray, hi: np.ndarray, shifted_total: np.ndarray, h: HostTargets
+    up: np.ndarray, lo: np.ndarray, hi: np.ndarray, shifted_total: np.ndarray, h: HostTargets, buffers: Buffers
 ) -> dict[str, np.ndarray]:
     """mse, kl and emd of ``[c, n]`` upsampled maps (``continuous``'s definitions), numpy on the CPU, given each
     map's min and max ``[c]`` and ``shifted_total`` ``[c]``, the sum of ``up - min`` in float64. Overwrites ``up``
@@ -294,7 +198,7 @@ def _host_continuous(
     m = np.subtract(up, lo[:, None], out=up)
     m *= scale
     np.clip(m, 0.0, 1.0, out=m)  # [c, n] normalize_maps
-    diff = m - h.gt  # [c, n] float32
+    diff = np.subtract(m, h.gt, out=buffers.get("diff", m.shape, np.float32))  # [c, n]
     np.square(diff, out=diff)
     mse = diff.sum(axis=1, dtype=np.float64) / n  # [c]
     log_q = np.add(m, np.float32(KL_EPSILON), out=diff)
