@@ -160,8 +160,8 @@ def host_scores(
     tied = np.empty((c, len(h.rects)))
     for b, (y0, y1, x0, x1) in enumerate(h.rects):
         block = grid[:, y0:y1, x0:x1]
-        above[:, b] = (block > threshold).sum(axis=(1, 2))
-        tied[:, b] = (block == threshold).sum(axis=(1, 2))
+        above[:, b] = _count(block > threshold)
+        tied[:, b] = _count(block == threshold)
     box_hits = above + share[:, box_column, None] * tied  # [c, B]
     out["box_iou"] = box_hits / (k_box + h.areas - box_hits)
     lo, hi = lo_hi[:, 0], lo_hi[:, 1]  # [c] float32
@@ -184,6 +184,11 @@ def host_scores(
     out["pxap"] = ap
     out.update(_host_continuous(up, lo, hi, shifted_total, h, buffers))  # last: overwrites up
     return out
+
+
+def _count(flags: np.ndarray) -> np.ndarray:
+    """``[c]`` true entries of ``[c, ...]`` contiguous flags (as bytes: a plain sum along one axis)."""
+    return flags.view(np.uint8).reshape(len(flags), -1).sum(axis=1, dtype=np.int64)
 
 
 def _host_continuous(

@@ -11,7 +11,6 @@ the low bit; exactly ``K`` per map) and keys give each threshold's tie bounds by
 from __future__ import annotations
 
 import math
-import sys
 from functools import lru_cache
 
 import numpy as np
@@ -77,11 +76,9 @@ def host_ranks(up: np.ndarray, outside_bit: np.ndarray, ks: np.ndarray, buffers:
     k_in = int(ks[-1])
     keys, ordered, offset = sort_keys(up, outside_bit, buffers)
     keys.sort(axis=1)  # [c, n]
-    low_byte = 0 if sys.byteorder == "little" else keys.itemsize - 1  # the byte of a key holding its lowest bit
-    low = keys.view(np.uint8)[:, low_byte :: keys.itemsize]  # [c, n] each key's low byte
-    outside = np.bitwise_and(low, 1, out=buffers.get("outside", (c, n), np.uint8))  # [c, n] the outside bit
-    where = np.flatnonzero(np.logical_not(outside, out=outside.view(bool)))  # [c * K] the inside pixels' places
-    inside_keys = np.take(keys.reshape(-1), where, out=buffers.get("inside", (c, k_in), keys.dtype).reshape(-1))
+    low = np.bitwise_and(keys, 1, out=buffers.get("low", keys.shape, keys.dtype))  # [c, n] the outside bit
+    where = np.flatnonzero(np.equal(low, 0, out=buffers.get("inside", keys.shape, bool)))  # [c * K] inside places
+    inside_keys = np.take(keys.reshape(-1), where, out=buffers.get("inside_keys", (c, k_in), keys.dtype).reshape(-1))
     inside_keys = inside_keys.reshape(c, k_in)  # [c, K] ascending
     places = np.subtract(where.reshape(c, k_in), np.arange(0, c * n, n)[:, None], out=where.reshape(c, k_in))
     ap = _pixel_ap(places, inside_keys, n, buffers)  # [c]
