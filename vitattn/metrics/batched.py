@@ -19,7 +19,11 @@ the reference: this module computes the same numbers (equal to 1e-5, ties by the
   transport problems on the host with POT (``continuous.wasserstein_grids``).
 
 On the CPU (``CPU_PATH = "numpy"``) the same numbers come from the numpy path of ``batched_host``, which makes fewer
-passes over the pixels. ``CPU_PATH = "torch"`` runs the accelerator path on the CPU (the tests check both).
+passes over the pixels, in blocks of ``HOST_CHUNK`` maps scored on up to ``host_threads()`` threads (numpy's sorts,
+ufuncs and reductions and POT's solver release the GIL; each thread reuses its own ``Buffers``). The thread count is
+bounded by torch's: the cores ``analyze`` was given (so a wall-time comparison with it is fair; one in a Ray worker
+that asks for one CPU). The precompute job scores a unit's maps after its forward passes, on the same thread, so the
+two never compete for the cores. ``CPU_PATH = "torch"`` runs the accelerator path on the CPU (the tests check both).
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from vitattn.metrics.scores import PERCENTILES, BatchScores, _near_box, literatu
 
 CPU_PATH = "numpy"  # on the CPU: "numpy" (batched_host, the fast path) or "torch" (the accelerator path, for tests)
 HOST_CHUNK = 8  # maps per block of host_scores
-HOST_THREADS = min(2, os.cpu_count() or 1)  # threads running host_scores blocks (numpy releases the GIL)
+HOST_THREADS = min(4, os.cpu_count() or 1)  # at most, threads scoring host_scores blocks (measured with 2)
 CPU_CHUNK = 16  # maps per block of the torch path on the CPU: the temporaries (~60 bytes per pixel) stay in cache
 DEVICE_CHUNK = 512  # maps per block on an accelerator
 HOST_WORKERS = min(8, os.cpu_count() or 1)  # threads solving the exact EMDs of maps scored on an accelerator
