@@ -70,13 +70,20 @@ def _tiles(mask: np.ndarray) -> tuple:
     return tuple(out)
 
 
-def _mass(grid: np.ndarray, h: HostTargets) -> tuple[np.ndarray, np.ndarray]:
-    """``[c]`` float64 sums of ``[c, R, R]`` float32 maps over all pixels and over the union (its tiles).
+def _mass(grid: np.ndarray, h: HostTargets) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``[c]`` float64 sums of ``[c, R, R]`` float32 maps over all pixels and over the union (its tiles), and the
+    ``[c, g * g]`` float64 sums over the EMD grid's cells where ``R`` is a multiple of ``g`` (else None).
 
     Plain float64 reductions, no BLAS: OpenBLAS's threads would spin against the caller's on a loaded machine."""
-    total = grid.reshape(len(grid), -1).sum(axis=1, dtype=np.float64)  # [c]
+    c, g = len(grid), EMD_GRID
+    if h.side % g == 0:  # each cell is b x b pixels: whole rows added first, then the cells' columns
+        rows = grid.reshape(c, g, h.side // g, h.side).sum(axis=2, dtype=np.float64)  # [c, g, R]
+        cells = rows.reshape(c, g, g, h.side // g).sum(axis=3).reshape(c, -1)  # [c, g * g]
+        total = cells.sum(axis=1)
+    else:
+        cells, total = None, grid.reshape(c, -1).sum(axis=1, dtype=np.float64)  # [c]
     inside = sum(grid[:, y0:y1, x0:x1].sum(axis=(1, 2), dtype=np.float64) for y0, y1, x0, x1 in h.union_rects)
-    return total, inside
+    return total, inside, cells
 
 
 @lru_cache(maxsize=32)
@@ -165,7 +172,7 @@ def host_scores(
     box_hits = above + share[:, box_column, None] * tied  # [c, B]
     out["box_iou"] = box_hits / (k_box + h.areas - box_hits)
     lo, hi = lo_hi[:, 0], lo_hi[:, 1]  # [c] float32
-    total, inside = _mass(up.reshape(c, side, side), h)  # [c] float64
+    total, inside, cells = _mass(up.reshape(c, side, side), h)  # [c], [c] float64; [c, g * g] or None
     lo64 = lo.astype(np.float64)
     flat = lo == hi
     shifted_total, shifted_inside = total - n * lo64, inside - k_in * lo64  # [c] mass of up - min
@@ -177,12 +184,12 @@ def host_scores(
     out["pointing_15"] = near.astype(np.float64)
     negative = np.flatnonzero(lo < 0)
     if negative.size:  # negative values carry no mass
-        total[negative], inside[negative] = _mass(np.maximum(up[negative], 0.0).reshape(-1, side, side), h)
+        total[negative], inside[negative], _ = _mass(np.maximum(up[negative], 0.0).reshape(-1, side, side), h)
     positive = total > 0
     out["relevance_mass"] = np.where(positive, inside / np.where(positive, total, 1.0), 0.0)
     out["relevance_rank"] = hits[:, -1] / k_in
     out["pxap"] = ap
-    out.update(_host_continuous(up, lo, hi, shifted_total, h, buffers))  # last: overwrites up
+    out.update(_host_continuous(up, lo, hi, shifted_total, cells, h, buffers))  # last: overwrites up
     return out
 
 
@@ -192,11 +199,17 @@ def _count(flags: np.ndarray) -> np.ndarray:
 
 
 def _host_continuous(
-    up: np.ndarray, lo: np.ndarray, hi: np.ndarray, shifted_total: np.ndarray, h: HostTargets, buffers: Buffers
+    up: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    shifted_total: np.ndarray,
+    cells: np.ndarray | None,
+    h: HostTargets,
+    buffers: Buffers,
 ) -> dict[str, np.ndarray]:
     """mse, kl and emd of ``[c, n]`` upsampled maps (``continuous``'s definitions), numpy on the CPU, given each
-    map's min and max ``[c]`` and ``shifted_total`` ``[c]``, the sum of ``up - min`` in float64. Overwrites ``up``
-    with the normalised maps."""
+    map's min and max ``[c]``, ``shifted_total`` ``[c]`` (the float64 sum of ``up - min``) and ``_mass``'s cell
+    sums. Overwrites ``up`` with the normalised maps."""
     c, n = up.shape
     span = (hi - lo)[:, None]  # [c, 1] float32
     scale = np.divide(np.float32(1.0), span, out=np.zeros_like(span), where=span > 0)  # 0 for a flat map
@@ -212,13 +225,12 @@ def _host_continuous(
     totals = shifted_total * scale[:, 0] + n * KL_EPSILON  # [c]
     cross = np.einsum("cn,n->c", log_q, h.p)  # [c] sum p log q in float64, no BLAS (see _mass)
     kl = np.maximum(h.p_log_p - cross + np.log(totals), 0.0)  # [c]
-    g = h.rows.shape[0]
-    if h.side % g == 0:  # each cell averages b x b pixels: block sums (the average's 1 / b^2 cancels below)
-        b = h.side // g
-        cells = m.reshape(c, g, b, h.side).sum(axis=2, dtype=np.float64)  # [c, g, R] rows first: whole rows added
-        cells = cells.reshape(c, g, g, b).sum(axis=3).reshape(c, -1)  # [c, g * g]
+    if cells is not None:  # the area resize of the normalised map, made a distribution: its cells' share of the
+        cells = cells - (n // cells.shape[1]) * lo.astype(np.float64)[:, None]  # sum of up - min (1 / span cancels)
+        np.maximum(cells, 0.0, out=cells)  # (a sum of values >= min: only rounding could dip below 0)
     else:
         cells = (h.rows @ m.reshape(c, h.side, h.side) @ h.cols_t).astype(np.float64).reshape(c, -1)  # [c, g * g]
     mass = cells.sum(axis=1, keepdims=True)  # [c, 1]
+    mass[span == 0] = 0.0  # a flat map normalises to 0: uniform
     dist = np.where(mass > 0, cells / np.where(mass > 0, mass, 1.0), 1.0 / cells.shape[1])
     return {"mse": mse, "kl": kl, "emd": wasserstein_grids(dist, h.q_emd)}
