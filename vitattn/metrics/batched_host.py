@@ -216,7 +216,7 @@ def _host_continuous(
     m = np.subtract(up, lo[:, None], out=up)
     m *= scale
     np.clip(m, 0.0, 1.0, out=m)  # [c, n] normalize_maps
-    diff = np.subtract(m, h.gt, out=buffers.get("diff", m.shape, np.float32))  # [c, n]
+    diff = np.subtract(m, h.gt, out=buffers.get("pixels", m.shape, np.float32))  # [c, n]
     np.square(diff, out=diff)
     mse = diff.sum(axis=1, dtype=np.float64) / n  # [c]
     log_q = np.add(m, np.float32(KL_EPSILON), out=diff)

@@ -19,22 +19,24 @@ SPAN = 2**31 - 2  # widest (max - min) of a map's ordered bits for uint32 keys: 
 
 
 class Buffers:
-    """Arrays reused from one block of maps to the next (named; each grows to the largest size asked for).
+    """Arrays reused from one block of maps to the next: each name holds bytes that grow to the largest size asked
+    for, viewed as the dtype and shape asked for (names are shared by arrays whose lives do not overlap).
 
-    numpy takes its temporaries of this size (a block's pixels, ~1 MB) from the C heap, which gives the pages back
-    to the kernel when they are freed (heap trimming), so a block fresh pages fault in again: that cost up to a
-    quarter of the scoring time, measured, more on worker threads. Writing the largest temporaries into these
-    instead keeps the pages mapped."""
+    numpy takes its temporaries of this size (a block's pixels, megabytes) from the C heap, which gives the pages
+    back to the kernel when they are freed (heap trimming), so each block faulted fresh pages in again: that cost a
+    quarter of the scoring time on worker threads, measured. Writing the largest temporaries into these instead
+    keeps the pages mapped."""
 
     def __init__(self) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
+        self._bytes: dict[str, np.ndarray] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        size = math.prod(shape)
-        array = self._arrays.get(name)
-        if array is None or array.size < size or array.dtype != dtype:
-            array = self._arrays[name] = np.empty(size, dtype=dtype)
-        return array[:size].reshape(shape)
+        dtype = np.dtype(dtype)
+        size = math.prod(shape) * dtype.itemsize
+        held = self._bytes.get(name)
+        if held is None or held.size < size:
+            held = self._bytes[name] = np.empty(size, dtype=np.uint8)  # (numpy aligns its data for any dtype)
+        return held[:size].view(dtype).reshape(shape)
 
 
 def as_float(ordered: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def sort_keys(up: np.ndarray, outside_bit: np.ndarray, buffers: Buffers) -> tupl
     c = up.shape[0]
     bits = up.view(np.int32)
     if bits.min() >= 0:  # no sign bit (no negative value, no -0.0): the bits are in the values' order
-        keys = np.left_shift(bits.view(np.uint32), 1, out=buffers.get("keys", up.shape, np.uint32))
+        keys = np.left_shift(bits.view(np.uint32), 1, out=buffers.get("pixels", up.shape, np.uint32))
         return np.bitwise_or(keys, outside_bit, out=keys), bits, np.zeros(c, dtype=np.int64)
     bits = (up + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 == +0.0: equal values, equal bits
     ordered = bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))  # [c, n] int32, the floats' order
@@ -76,8 +78,8 @@ def host_ranks(up: np.ndarray, outside_bit: np.ndarray, ks: np.ndarray, buffers:
     k_in = int(ks[-1])
     keys, ordered, offset = sort_keys(up, outside_bit, buffers)
     keys.sort(axis=1)  # [c, n]
-    low = np.bitwise_and(keys, 1, out=buffers.get("low", keys.shape, keys.dtype))  # [c, n] the outside bit
-    where = np.flatnonzero(np.equal(low, 0, out=buffers.get("inside", keys.shape, bool)))  # [c * K] inside places
+    low = np.bitwise_and(keys, 1, out=buffers.get("work", keys.shape, keys.dtype))  # [c, n] the outside bit
+    where = np.flatnonzero(np.equal(low, 0, out=buffers.get("flags", keys.shape, bool)))  # [c * K] inside places
     inside_keys = buffers.get("inside_keys", (c, k_in), keys.dtype)  # [c, K] ascending
     np.take(keys.reshape(-1), where, out=inside_keys.reshape(-1), mode="clip")  # ("raise" would copy: 2x slower)
     places = np.subtract(where.reshape(c, k_in), np.arange(0, c * n, n)[:, None], out=where.reshape(c, k_in))
@@ -109,9 +111,9 @@ def _pixel_ap(places: np.ndarray, inside_keys: np.ndarray, n: int, buffers: Buff
     pixel's place: inside pixels sort first within a tie, so it is the group's first pixel. Most inside pixels have
     a value of their own (``r0 = r``): every pixel is summed so, then the members of tie groups are corrected."""
     c, k_in = places.shape
-    rest = np.subtract(n, places, out=buffers.get("rest", (c, k_in), np.float64))  # [c, K] pixels from there up
+    rest = np.subtract(n, places, out=buffers.get("work", (c, k_in), np.float64))  # [c, K] pixels from there up
     plain = np.divide(_above(k_in), rest, out=rest).sum(axis=1)  # [c] sum of (K - r) / (n - place)
-    tied = buffers.get("tied", (c, k_in), bool)  # [c, K] the same value as the inside pixel before it
+    tied = buffers.get("flags", (c, k_in), bool)  # [c, K] the same value as the inside pixel before it
     tied[:, 0] = False
     np.equal(inside_keys[:, 1:], inside_keys[:, :-1], out=tied[:, 1:])
     at = np.flatnonzero(tied)  # [S] flat inside index of each tied pixel (not its group's first)
