@@ -1,11 +1,11 @@
 """The CPU path of ``batched.score_maps``: the same numbers as the numpy reference with fewer passes over the pixels.
 
-``host_upsample`` (``raster.upsample``'s bits in one gather), one int64 sort per map, then the inside pixels' places
-in the sorted order serve every threshold (binary search), the relevance rank, the pointing game and the pixel AP
-(per tie group of inside pixels, ``_pixel_ap``); per-box counts over the boxes' rectangles; sums over the union's
-tiles; no BLAS (OpenBLAS threads spun against the caller on a shared machine). ``host_targets`` holds what one box
-list needs, computed once.
-"""
+``host_upsample`` (``raster.upsample``'s bits, the x lerp's operands repeated per source column), one sort per map
+(32-bit keys where they fit) whose inside pixels serve every threshold, the relevance rank, the pointing game and
+the pixel AP (``batched_ranks.host_ranks``); per-box counts over the boxes' rectangles; float64 sums over the EMD
+grid's cells and the union's tiles; mse, kl and emd over the normalised maps; no BLAS (OpenBLAS threads spun
+against the caller on a shared machine). ``host_targets`` holds what one box list needs, computed once;
+``Buffers`` the largest temporaries, reused from block to block."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ relevance rank, the pointing game and the pixel AP, with the numpy reference's t
 
 The sort key of a pixel is its value's order-preserving bits, shifted left, with the low bit set outside the box
 union (``sort_keys``): ascending value, and within a tie the inside pixels first. 32-bit keys wherever they fit,
-which numpy sorts about twice as fast as 64-bit ones. After the sort, the inside pixels' places (``flatnonzero`` of
-the low bit; exactly ``K`` per map) and keys give each threshold's tie bounds by binary search
+which numpy sorts about twice as fast as 64-bit ones. After the sort, the inside pixels' places (``flatnonzero`` where
+the key is even; exactly ``K`` per map) and keys give each threshold's tie bounds by binary search
 (``ranking.expected_top_k_hits``'s rule) and the pixel AP (``_pixel_ap``, sklearn's step-wise AP).
 """
 
