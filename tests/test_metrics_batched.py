@@ -197,8 +197,8 @@ def test_threads_give_the_numbers_of_one_thread(monkeypatch) -> None:
 
 def test_sort_key_widths() -> None:
     """uint32 keys for non-negative maps (offset 0) and for maps of both signs within ``SPAN``, int64 beyond it;
-    each kind against the reference, alone and beside the others in one block."""
-    from vitattn.metrics.batched_ranks import Buffers, sort_keys
+    each kind against the reference, alone and beside the others in one block; -0.0 and +0.0 one value."""
+    from vitattn.metrics.batched_ranks import Buffers, host_keys
 
     rng = np.random.default_rng(3)
     positive = rng.random((1, 6, 6)).astype(np.float32)
@@ -206,11 +206,19 @@ def test_sort_key_widths() -> None:
     wide = (positive - 0.5) * np.float32(2000)  # about -1000 to 1000: ordered bits span more than 2^31
     bit = np.zeros(36, dtype=np.uint8)
     for maps, dtype in [(positive, np.uint32), (signed, np.uint32), (wide, np.int64)]:
-        keys, _, offset = sort_keys(maps.reshape(1, -1), bit, Buffers())
+        keys, _, offset = host_keys(maps.reshape(1, -1), bit, Buffers())
         assert keys.dtype == dtype
         assert (offset == 0).all() == (maps.min() >= 0)
         assert_same(maps, BOXES, 6)
     assert_same(np.concatenate([positive, signed, wide, positive]), BOXES, 6)  # one block: the widest keys
+    # -0.0 ties +0.0. At R = 4 (its own upsampling) columns 1, +0.0, -1, -1, and one -0.0 above a -1 beside a -1
+    # (so its lerps keep it -0.0); the box the left half (K = 8). The top 8: the four 1s and four of the five zeros
+    # (four +0.0 inside, the -0.0 outside), 4 + 4 * 4 / 5 hits.
+    zeros = np.tile(np.array([1.0, 0.0, -1.0, -1.0], dtype=np.float32), (1, 4, 1))
+    zeros[0, 0, 2] = -0.0
+    got = score_maps(zeros, [LEFT_HALF], 4).metrics["iou_50"][0]
+    assert got == pytest.approx(7.2 / (8 + 8 - 7.2), abs=1e-12)
+    assert_same(zeros, [LEFT_HALF], 4)
 
 
 def test_ties_across_maps_of_one_block() -> None:

@@ -154,7 +154,9 @@ def host_scores(
     c = maps.shape[0]
     n, side, k_in = h.n, h.side, h.area
     up = host_upsample(maps, side).reshape(c, n)  # [c, n] float32: raster.upsample's bits
-    hits, share, thresholds, ap, peaks_in, ordered, lo_hi = host_ranks(up, h.outside_bit, h.ks, buffers)
+    # A lerp between values without a sign bit has none (>= 0, never -0.0): the maps tell for their upsampling
+    sign_free = not np.signbit(maps).any()
+    hits, share, thresholds, ap, peaks_in, ordered, lo_hi = host_ranks(up, h.outside_bit, h.ks, buffers, sign_free)
     ks = h.ks.astype(np.float64)  # [T]
     ious = hits / (ks + k_in - hits)  # [c, T]
     out = {f"iou_{p}": ious[:, j] for j, p in enumerate(PERCENTILES)}

@@ -2,7 +2,7 @@
 relevance rank, the pointing game and the pixel AP, with the numpy reference's tie rules.
 
 The sort key of a pixel is its value's order-preserving bits, shifted left, with the low bit set outside the box
-union (``sort_keys``): ascending value, and within a tie the inside pixels first. 32-bit keys wherever they fit,
+union (``host_keys``): ascending value, and within a tie the inside pixels first. 32-bit keys wherever they fit,
 which numpy sorts about twice as fast as 64-bit ones. After the sort, the inside pixels' places (``flatnonzero`` where
 the key is even; exactly ``K`` per map) and keys give each threshold's tie bounds by binary search
 (``ranking.expected_top_k_hits``'s rule) and the pixel AP (``_pixel_ap``, sklearn's step-wise AP).
@@ -45,16 +45,19 @@ def as_float(ordered: np.ndarray) -> np.ndarray:
     return (ordered ^ ((ordered >> 31) & 0x7FFFFFFF)).view(np.float32)
 
 
-def sort_keys(up: np.ndarray, outside_bit: np.ndarray, buffers: Buffers) -> tuple[np.ndarray, ...]:
+def host_keys(up: np.ndarray, outside_bit: np.ndarray, buffers: Buffers, sign_free: bool | None = None) -> tuple:
     """Sort keys ``[c, n]`` of ``[c, n]`` float32 maps, their ordered bits ``[c, n]`` int32 (``batched.ordered_bits``)
-    and the keys' offset ``[c]`` int64: key = ``(ordered - offset) << 1 | outside bit``.
+    and the keys' offset ``[c]`` int64: key = ``(ordered - offset) << 1 | outside bit``. ``sign_free``: whether no
+    value has its sign bit set (no negative value, no -0.0), where the caller knows (None: looked at).
 
-    uint32 keys where every map's ordered bits span at most ``SPAN``: always for non-negative maps (their float bits
+    uint32 keys where every map's ordered bits span at most ``SPAN``: always for sign-free maps (their float bits
     are already ordered and at most ``0x7F800000``: offset 0), and for maps of both signs up to about +-1e38;
     int64 otherwise."""
     c = up.shape[0]
     bits = up.view(np.int32)
-    if bits.min() >= 0:  # no sign bit (no negative value, no -0.0): the bits are in the values' order
+    if sign_free is None:
+        sign_free = bool(bits.min() >= 0)
+    if sign_free:  # the bits are in the values' order
         keys = np.left_shift(bits.view(np.uint32), 1, out=buffers.get("pixels", up.shape, np.uint32))
         return np.bitwise_or(keys, outside_bit, out=keys), bits, np.zeros(c, dtype=np.int64)
     bits = (up + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 == +0.0: equal values, equal bits
@@ -68,22 +71,23 @@ def sort_keys(up: np.ndarray, outside_bit: np.ndarray, buffers: Buffers) -> tupl
     return np.bitwise_or(keys, outside_bit, out=keys), ordered, offset
 
 
-def host_ranks(up: np.ndarray, outside_bit: np.ndarray, ks: np.ndarray, buffers: Buffers) -> tuple[np.ndarray, ...]:
+def host_ranks(
+    up: np.ndarray, outside_bit: np.ndarray, ks: np.ndarray, buffers: Buffers, sign_free: bool | None = None
+) -> tuple[np.ndarray, ...]:
     """From one sort per map of ``[c, n]`` float32 maps, with ``outside_bit`` ``[n]`` uint8 (1 outside the union of
     ``K`` pixels) and top-k counts ``ks`` ``[T]`` (the last one ``K``): expected hits ``[c, T]`` of the union in
     the top ``k``, the share of a tied pixel kept ``[c, T]``, the thresholds ``[c, T]`` (ordered bits), the pixel
     AP ``[c]``, whether every peak lies in the union ``[c]``, the ordered bits ``[c, n]`` int32 and each map's min
-    and max ``[c, 2]`` float32."""
+    and max ``[c, 2]`` float32. ``sign_free``: as ``host_keys``."""
     c, n = up.shape
     k_in = int(ks[-1])
-    keys, ordered, offset = sort_keys(up, outside_bit, buffers)
+    keys, ordered, offset = host_keys(up, outside_bit, buffers, sign_free)
     keys.sort(axis=1)  # [c, n]
     low = np.bitwise_and(keys, 1, out=buffers.get("work", keys.shape, keys.dtype))  # [c, n] the outside bit
     where = np.flatnonzero(np.equal(low, 0, out=buffers.get("flags", keys.shape, bool)))  # [c * K] inside places
     inside_keys = buffers.get("inside_keys", (c, k_in), keys.dtype)  # [c, K] ascending
     np.take(keys.reshape(-1), where, out=inside_keys.reshape(-1), mode="clip")  # ("raise" would copy: 2x slower)
-    places = np.subtract(where.reshape(c, k_in), np.arange(0, c * n, n)[:, None], out=where.reshape(c, k_in))
-    ap = _pixel_ap(places, inside_keys, n, buffers)  # [c]
+    ap = _pixel_ap(where, inside_keys, n, buffers)  # [c]
     # Thresholds: the k-th largest value for every k, and the maximum (pointing). ``a`` = a value's key with the
     # low bit 0: its pixels are the places from key ``a`` up to (not including) ``a + 2`` (no overflow: SPAN).
     ks = np.append(ks, 1)  # [T + 1]
@@ -102,16 +106,17 @@ def host_ranks(up: np.ndarray, outside_bit: np.ndarray, ks: np.ndarray, buffers:
     return hits[:, :-1], share[:, :-1], thresholds.astype(np.int32), ap, peaks_in, ordered, as_float(ends)
 
 
-def _pixel_ap(places: np.ndarray, inside_keys: np.ndarray, n: int, buffers: Buffers) -> np.ndarray:
-    """Pixel AP ``[c]`` of maps from their inside pixels' places ``[c, K]`` in the sorted order of all ``n`` pixels
-    and their keys ``[c, K]``, both ascending: sklearn's step-wise AP.
+def _pixel_ap(where: np.ndarray, inside_keys: np.ndarray, n: int, buffers: Buffers) -> np.ndarray:
+    """Pixel AP ``[c]`` of maps from their inside pixels' flat places ``[c * K]`` in the sorted order of their rows of
+    ``n`` pixels and their keys ``[c, K]``, both ascending in each row: sklearn's step-wise AP.
 
     The inside pixel of rank ``r`` (ascending) scores the precision of the pixels ``>=`` its value,
     ``(K - r0) / (n - g)``, where ``r0`` is the rank of the first inside pixel of its tie group and ``g`` that
     pixel's place: inside pixels sort first within a tie, so it is the group's first pixel. Most inside pixels have
     a value of their own (``r0 = r``): every pixel is summed so, then the members of tie groups are corrected."""
-    c, k_in = places.shape
-    rest = np.subtract(n, places, out=buffers.get("work", (c, k_in), np.float64))  # [c, K] pixels from there up
+    c, k_in = inside_keys.shape
+    ends = np.arange(n, (c + 1) * n, n, dtype=np.float64)[:, None]  # [c, 1] each row's end, flat
+    rest = np.subtract(ends, where.reshape(c, k_in), out=buffers.get("work", (c, k_in), np.float64))  # n - place
     plain = np.divide(_above(k_in), rest, out=rest).sum(axis=1)  # [c] sum of (K - r) / (n - place)
     tied = buffers.get("flags", (c, k_in), bool)  # [c, K] the same value as the inside pixel before it
     tied[:, 0] = False
@@ -122,8 +127,8 @@ def _pixel_ap(places: np.ndarray, inside_keys: np.ndarray, n: int, buffers: Buff
     row, rank = np.divmod(at, k_in)  # [S]
     starts = np.flatnonzero(np.diff(at, prepend=-2) > 1)  # [G] where a run of tied pixels (one group) begins
     first = np.repeat(at[starts] - 1, np.diff(starts, append=at.size))  # [S] flat index of the group's first
-    place, first_place = places.reshape(-1)[at], places.reshape(-1)[first]  # [S]
-    fix = (k_in - (first - row * k_in)) / (n - first_place) - (k_in - rank) / (n - place)  # [S]
+    rest, first_rest = (row + 1) * n - where[at], (row + 1) * n - where[first]  # [S] n - place
+    fix = (k_in - (first - row * k_in)) / first_rest - (k_in - rank) / rest  # [S]
     return (plain + np.bincount(row, weights=fix, minlength=c)) / k_in
 
 
