@@ -177,3 +177,77 @@ def upsample_flat(maps: np.ndarray, side: int) -> np.ndarray:
     from vitattn.metrics.raster import upsample
 
     return upsample(maps, side).reshape(len(maps), -1)
+
+
+def test_threads_give_the_numbers_of_one_thread(monkeypatch) -> None:
+    """Blocks scored on a thread pool (``_host_parts``) give the bits of one thread, in the maps' order."""
+    import vitattn.metrics.batched as batched
+
+    maps = np.concatenate([hard_maps((14, 14), 0), hard_maps((14, 14), 1)])  # 24 maps
+    monkeypatch.setattr(batched, "HOST_CHUNK", 5)
+    monkeypatch.setattr(batched, "host_threads", lambda: 1)
+    one = score_maps(maps, BOXES)
+    monkeypatch.setattr(batched, "host_threads", lambda: 3)
+    several = score_maps(maps, BOXES)
+    for name in METRIC_NAMES:
+        np.testing.assert_array_equal(several.metrics[name], one.metrics[name], err_msg=name)
+    np.testing.assert_array_equal(several.box_iou, one.box_iou)
+    assert_same(maps, BOXES)
+
+
+def test_sort_key_widths() -> None:
+    """uint32 keys for non-negative maps (offset 0) and for maps of both signs within ``SPAN``, int64 beyond it;
+    each kind against the reference, alone and beside the others in one block; -0.0 and +0.0 one value."""
+    from vitattn.metrics.batched_ranks import Buffers, host_keys
+
+    rng = np.random.default_rng(3)
+    positive = rng.random((1, 6, 6)).astype(np.float32)
+    signed = positive - 0.5
+    wide = (positive - 0.5) * np.float32(2000)  # about -1000 to 1000: ordered bits span more than 2^31
+    bit = np.zeros(36, dtype=np.uint8)
+    for maps, dtype in [(positive, np.uint32), (signed, np.uint32), (wide, np.int64)]:
+        keys, _, offset = host_keys(maps.reshape(1, -1), bit, Buffers())
+        assert keys.dtype == dtype
+        assert (offset == 0).all() == (maps.min() >= 0)
+        assert_same(maps, BOXES, 6)
+    assert_same(np.concatenate([positive, signed, wide, positive]), BOXES, 6)  # one block: the widest keys
+    # -0.0 ties +0.0. At R = 4 (its own upsampling) columns 1, +0.0, -1, -1, and one -0.0 above a -1 beside a -1
+    # (so its lerps keep it -0.0); the box the left half (K = 8). The top 8: the four 1s and four of the five zeros
+    # (four +0.0 inside, the -0.0 outside), 4 + 4 * 4 / 5 hits.
+    zeros = np.tile(np.array([1.0, 0.0, -1.0, -1.0], dtype=np.float32), (1, 4, 1))
+    zeros[0, 0, 2] = -0.0
+    got = score_maps(zeros, [LEFT_HALF], 4).metrics["iou_50"][0]
+    assert got == pytest.approx(7.2 / (8 + 8 - 7.2), abs=1e-12)
+    assert_same(zeros, [LEFT_HALF], 4)
+
+
+def test_ties_across_maps_of_one_block() -> None:
+    """Constant and few-level maps side by side in one block: tie groups never run from one map into the next."""
+    rng = np.random.default_rng(5)
+    maps = np.round(rng.random((8, 7, 9)) * 3).astype(np.float32) / 3  # four levels
+    maps[0] = maps[1] = 0.5  # equal constant maps, one after the other
+    maps[4, :, :5] = 1.0  # the top level across the box edge
+    boxes = [(0.2, 0.1, 0.6, 0.7), (0.5, 0.5, 0.9, 0.95)]
+    got = score_maps(maps, boxes, 48).metrics["pxap"]
+    labels = union_mask_flat(boxes, 48)
+    expected = [average_precision_score(labels, up) for up in upsample_flat(maps, 48)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert_same(maps, boxes, 48)
+
+
+def test_buffers_reused_across_shapes() -> None:
+    """One set of ``Buffers`` through blocks of other sizes, box lists and resolutions gives fresh buffers' bits."""
+    from vitattn.metrics.batched_host import host_scores, host_targets
+    from vitattn.metrics.batched_ranks import Buffers
+
+    shared = Buffers()
+    for maps, boxes, side in [
+        (hard_maps((14, 14), 0), BOXES, 224),
+        (hard_maps((7, 7), 1)[:3], [LEFT_HALF], 31),
+        (hard_maps((14, 14), 1)[:5], [(0.0, 0.0, 1.0, 1.0)], 64),
+        (hard_maps((14, 14), 0), BOXES, 224),
+    ]:
+        h = host_targets(tuple(boxes), side, 90.0)
+        fresh, reused = host_scores(maps, h, 7), host_scores(maps, h, 7, shared)
+        for name in fresh:
+            np.testing.assert_array_equal(reused[name], fresh[name], err_msg=name)
