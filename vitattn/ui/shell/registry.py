@@ -7,8 +7,9 @@
 A hand-written "this control recomputes these views" table drifts from the views it describes (a view that starts
 reading a control is forgotten by the table); here the table is derived, so a view cannot miss a control it reads.
 Each trigger starts exactly one event whose handler runs the views in turn (``wiring.combine``), because several
-``always_last`` events on one trigger restart each other. Views marked ``always`` (the status line) join every
-header refresh.
+``always_last`` events on one trigger restart each other; the views bound to a closed tab follow in one event chained
+to it (``start``), so they never slow the picture down. Views marked ``always`` (the status line) join every header
+refresh.
 """
 
 from __future__ import annotations
