@@ -257,8 +257,9 @@ class Walker:
             waited += POLL_MS
             caused = self.sent - before
             assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
-            open_urls = sorted(r.url.split("?")[0] for r in self.open)
-            assert waited < SETTLE_MS, f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; open: {open_urls}"
+            if waited >= SETTLE_MS:
+                open_urls = sorted(r.url.split("?")[0] for r in self.open)
+                raise AssertionError(f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; open: {open_urls}")
             quiet = 0 if self.sent != last or not self.idle() else quiet + POLL_MS
             last = self.sent
         caused = self.sent - before
