@@ -12,17 +12,19 @@ import inspect
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
+from playwright.sync_api import Error as PlaywrightError
 from run_cache import built_once
 from small_models import small_overrides
 
@@ -68,6 +70,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# ``python app.py`` with ``faulthandler`` dumping every thread's stack to its log on SIGUSR1 (``AppServer.stacks``:
+# what a page that never settles was waiting for on the server side).
+BOOT = (
+    "import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+LIVE: set[AppServer] = set()  # the servers this test process started and has not stopped
+
+
 class AppServer:
     """``python app.py --store <store> --port <free>`` in a subprocess; ``url`` once it answers.
 
@@ -95,11 +106,12 @@ class AppServer:
                 base.pop(key, None)
             else:
                 base[key] = value
-        args = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port), *args]
+        args = [sys.executable, "-c", BOOT, "app.py", "--host", "127.0.0.1", "--port", str(self.port), *args]
         if store is not None:
             args += ["--store", str(store)]
         self.log = tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(args, cwd=APP_ROOT, env=base, stdout=self.log, stderr=subprocess.STDOUT)
+        LIVE.add(self)
         self._wait(timeout)
 
     def _wait(self, timeout: float) -> None:
@@ -119,6 +131,15 @@ class AppServer:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-5000:]
 
+    def stacks(self) -> str:
+        """Every thread's stack of the running server (faulthandler's dump, from its log)."""
+        if self.process.poll() is not None:
+            return f"(exited with {self.process.returncode})"
+        start = Path(self.log.name).stat().st_size
+        os.kill(self.process.pid, signal.SIGUSR1)
+        time.sleep(1.0)
+        return Path(self.log.name).read_bytes()[start:].decode(errors="replace")
+
     def files(self) -> list[Path]:
         """The files Gradio keeps in its folder (uploads, pictures it wrote for answers)."""
         return [p for p in self.temp.rglob("*") if p.is_file()]
@@ -136,6 +157,7 @@ class AppServer:
 
     def stop(self) -> None:
         """Kills the server at once (``terminate`` is the graceful way, which waits for connected clients)."""
+        LIVE.discard(self)
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -160,14 +182,69 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
-_QUEUE = re.compile(r"/queue/(join|data)\b")
-QUIET_MS = 200  # the page idle this long (no queue request open, every status tracker hidden): it has settled
+QUIET_MS = 60  # the page idle this long (every event it sent answered, nothing drawing): it has settled
 SETTLE_MS = 90_000  # an action that has not settled by then fails (it never hangs the suite)
-POLL_MS = 50
-# The page's own idle signal: Gradio shows a status tracker (``data-testid="status-tracker"``) over every output of a
-# running event and hides it (class ``hide``) when the event is done; a chained ``.then`` starts within milliseconds.
-IDLE = """() => [...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))
-    && !document.querySelector('.eta-bar, .progress-text')"""
+POLL_MS = 20
+# The page's own record of its requests to Gradio, kept by the page itself (an init script wraps ``fetch``, which
+# Gradio's client uses for every call), so it is exact and never late: each event joined (``/queue/join`` answers its
+# ``event_id``) and each event done (the session's message stream, ``/queue/data``, says ``process_completed`` with
+# that id); other calls to the server are open until their answer is read. Heartbeats are not counted.
+TRACK = """(() => {
+  const s = window.__walk = {calls: 0, joined: new Map(), done: new Set(), last: performance.now(), buffer: ""};
+  const touch = () => { s.last = performance.now(); };
+  const read = async (body, onChunk) => {
+    const reader = body.getReader(), decoder = new TextDecoder();
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      onChunk(decoder.decode(value, {stream: true}));
+    }
+  };
+  const messages = (text) => { s.buffer += text; const parts = s.buffer.split("\\n\\n");
+    s.buffer = parts.pop();
+    for (const part of parts) for (const line of part.split("\\n")) {
+      if (!line.startsWith("data:")) continue;
+      let m = null;
+      try { m = JSON.parse(line.slice(5)); } catch (e) {}
+      if (m && m.msg === "process_completed") s.done.add(m.event_id);
+    } };
+  const fetch = window.fetch;
+  window.fetch = async function (input, init) {
+    const url = String(input && input.url || input);
+    if (!url.includes("/gradio_api/") || url.includes("/heartbeat/")) return fetch.apply(this, arguments);
+    const stream = url.includes("/queue/data");  // open while the session has events: their messages are read
+    if (!stream) s.calls++;
+    touch();
+    const end = () => { if (!stream) s.calls--; touch(); };
+    let response;
+    try { response = await fetch.apply(this, arguments); } catch (e) { end(); throw e; }
+    if (!response.body) { end(); return response; }
+    const [mine, theirs] = response.body.tee();
+    const fn = (() => { try { return JSON.parse(init.body).fn_index; } catch (e) { return null; } })();
+    let text = "";
+    read(mine, (chunk) => { touch(); if (stream) messages(chunk); else text += chunk; })
+      .catch(() => {})
+      .finally(() => {
+        if (url.includes("/queue/join")) { try { s.joined.set(JSON.parse(text).event_id, fn); } catch (e) {} }
+        end();
+      });
+    return new Response(theirs, {status: response.status, statusText: response.statusText, headers: response.headers});
+  };
+})()"""
+# How long the page has been idle, in ms (0 while busy): no call in flight, every joined event done, every status
+# tracker hidden (live events show one), every picture loaded.
+IDLE = """() => {
+  const s = window.__walk;
+  if (!s) return 0;
+  const busy = s.calls > 0 || [...s.joined.keys()].some(id => !s.done.has(id))
+    || [...document.querySelectorAll('[data-testid=status-tracker]')].some(e => !e.classList.contains('hide'))
+    || document.querySelector('.eta-bar, .progress-text') || [...document.images].some(i => !i.complete);
+  if (busy) { s.last = performance.now(); return 0; }
+  return performance.now() - s.last;
+}"""
+# The events a page joined and has not seen done: their ``fn_index`` (what an action that never settles waits for).
+DEPENDENCIES = "() => Object.fromEntries(window.gradio_config.dependencies.map(d => [d.id, d.api_name]))"
+WAITING = "() => [...window.__walk.joined].filter(([id]) => !window.__walk.done.has(id)).map(([, fn]) => fn)"
 ERROR_TEXT = re.compile(r"\bError\b|failed")
 # Text cut or spilling out of its box (issue 20, problem 9): an element whose own text is wider than its box, unless an
 # ancestor scrolls sideways (a wide table scrolls: its text is reachable); Vega charts' text (legend entries, titles)
@@ -218,55 +295,53 @@ class Walker:
         self.prefix = prefix
         self.bound = bound
         self.notice_ok = notice_ok
-        self.sent = 0
-        self.open: set = set()  # queue requests not yet finished
+        self.sent = 0  # joins sent (one per event run), counted from the browser's requests
         self.log: list[str] = []
+        page.add_init_script(TRACK)
         page.on("request", self._count)
-        page.on("requestfinished", self._done)
-        page.on("requestfailed", self._done)
-        page.on("framenavigated", self._navigated)
 
     def _count(self, request) -> None:
         if "/queue/join" in request.url:
             self.sent += 1
-        if _QUEUE.search(request.url):
-            self.open.add(request)
 
-    def _done(self, request) -> None:
-        self.open.discard(request)
-
-    def _navigated(self, frame) -> None:
-        if frame == self.page.main_frame:  # a reload: the old page's requests end with it
-            self.open.clear()
-
-    def idle(self) -> bool:
-        """No request to Gradio's queue open (a join, or the stream of the session's event messages, which the server
-        closes when its last event is done: the views' events show no status tracker, ``presets.VIEWS``) and no
-        status tracker shown (live events show one)."""
-        return not self.open and bool(self.page.evaluate(IDLE))
+    def quiet(self) -> float:
+        """How long the page has been idle, in ms (``IDLE``; 0 while busy or while a new page replaces the old)."""
+        try:
+            return float(self.page.evaluate(IDLE))
+        except PlaywrightError:  # a reload under way: no page to ask yet
+            return 0.0
 
     def act(self, what: str, action, bound: int | None = None, check: bool = True) -> int:
-        """Runs ``action``, waits until the page settles, and returns the requests it caused (at most the bound);
-        with ``check``, fails on a notice or error text."""
+        """Runs ``action``, waits until the page settles (idle for ``QUIET_MS`` after the action), and returns the
+        requests it caused (at most the bound); with ``check``, fails on a notice or error text."""
         bound = self.bound if bound is None else bound
         before = self.sent
         action()
-        quiet, last, waited = 0, self.sent, 0
-        while quiet < QUIET_MS:
+        with suppress(PlaywrightError):  # the quiet window starts now, whatever the page did before
+            self.page.evaluate("() => { if (window.__walk) window.__walk.last = performance.now(); }")
+        deadline = time.monotonic() + SETTLE_MS / 1000
+        while True:
             self.page.wait_for_timeout(POLL_MS)
-            waited += POLL_MS
             caused = self.sent - before
             assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
-            if waited >= SETTLE_MS:
-                open_urls = sorted(r.url.split("?")[0] for r in self.open)
-                raise AssertionError(f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; open: {open_urls}")
-            quiet = 0 if self.sent != last or not self.idle() else quiet + POLL_MS
-            last = self.sent
-        caused = self.sent - before
+            if self.quiet() >= QUIET_MS:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(self._stuck(what))
         self.log.append(f"{what}: {caused}")
         if check:
             self.no_error(what)
         return caused
+
+    def _stuck(self, what: str) -> str:
+        """Why an action did not settle: the events the page waits for, and every app server's threads."""
+        try:
+            names = self.page.evaluate(DEPENDENCIES)
+            waiting = [f"{fn} ({names.get(str(fn))})" for fn in self.page.evaluate(WAITING)]
+        except PlaywrightError as e:
+            waiting = [f"unknown: {e}"]
+        stacks = "\n".join(f"--- {server.url}\n{server.stacks()[-6000:]}" for server in list(LIVE))
+        return f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; events not done: {waiting}\n{stacks}"
 
     def no_error(self, what: str) -> None:
         toasts = self.page.locator(".toast-body")
