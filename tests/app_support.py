@@ -182,16 +182,26 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
-QUIET_MS = 60  # the page idle this long (every event it sent answered, nothing drawing): it has settled
+QUIET_MS = 80  # the page idle this long (every event it sent answered, nothing redrawn): it has settled
 SETTLE_MS = 90_000  # an action that has not settled by then fails (it never hangs the suite)
 POLL_MS = 20
 # The page's own record of its requests to Gradio, kept by the page itself (an init script wraps ``fetch``, which
 # Gradio's client uses for every call), so it is exact and never late: each event joined (``/queue/join`` answers its
 # ``event_id``) and each event done (the session's message stream, ``/queue/data``, says ``process_completed`` with
-# that id); other calls to the server are open until their answer is read. Heartbeats are not counted.
+# that id); other calls to the server are open until their answer is read. Heartbeats are not counted. Every change to
+# the page's DOM counts as activity too: an answer's outputs are drawn, then a chained (``.then``) or change event may
+# be sent, some milliseconds after the last event was done.
 TRACK = """(() => {
   const s = window.__walk = {calls: 0, joined: new Map(), done: new Set(), last: performance.now(), buffer: ""};
   const touch = () => { s.last = performance.now(); };
+  // the page redrawing (an answer's outputs; then a chained event or a change event may follow): busy too
+  const redrawn = (records) => {
+    touch();
+    const t = records[records.length - 1].target, e = t.nodeType === 1 ? t : t.parentElement;
+    s.redrawn = e ? `${e.tagName}#${e.id}.${e.className} ${records[records.length - 1].type}` : "?";
+  };
+  const all = {subtree: true, childList: true, attributes: true, characterData: true};
+  new MutationObserver(redrawn).observe(document, all);
   const read = async (body, onChunk) => {
     const reader = body.getReader(), decoder = new TextDecoder();
     for (;;) {
@@ -233,15 +243,33 @@ TRACK = """(() => {
 })()"""
 # How long the page has been idle, in ms (0 while busy): no call in flight, every joined event done, every status
 # tracker hidden (live events show one), every picture loaded.
-IDLE = """() => {
+# A picture on screen still loading (a picture off screen or in a closed tab is lazy: it loads when shown).
+LOADING = """(i) => { if (i.complete) return false;
+  const r = i.getBoundingClientRect(); return r.width > 0 && r.bottom > 0 && r.top < innerHeight; }"""
+IDLE = (
+    """() => {
+  const loading = """
+    + LOADING
+    + """;
   const s = window.__walk;
   if (!s) return 0;
   const busy = s.calls > 0 || [...s.joined.keys()].some(id => !s.done.has(id))
     || [...document.querySelectorAll('[data-testid=status-tracker]')].some(e => !e.classList.contains('hide'))
-    || document.querySelector('.eta-bar, .progress-text') || [...document.images].some(i => !i.complete);
+    || document.querySelector('.eta-bar, .progress-text') || [...document.images].some(loading);
   if (busy) { s.last = performance.now(); return 0; }
   return performance.now() - s.last;
 }"""
+)
+# What keeps a page busy (for an action that never settles): the calls in flight, the last element redrawn, the status
+# trackers shown, a progress bar, the pictures still loading.
+BUSY = (
+    """() => { const s = window.__walk, loading = """
+    + LOADING
+    + """; return {calls: s.calls, redrawn: s.redrawn,
+  trackers: [...document.querySelectorAll('[data-testid=status-tracker]:not(.hide)')].length,
+  progress: !!document.querySelector('.eta-bar, .progress-text'),
+  loading: [...document.images].filter(loading).map(i => i.src.slice(-60))}; }"""
+)
 # The events a page joined and has not seen done: their ``fn_index`` (what an action that never settles waits for).
 DEPENDENCIES = "() => Object.fromEntries(window.gradio_config.dependencies.map(d => [d.id, d.api_name]))"
 WAITING = "() => [...window.__walk.joined].filter(([id]) => !window.__walk.done.has(id)).map(([, fn]) => fn)"
@@ -338,6 +366,7 @@ class Walker:
         try:
             names = self.page.evaluate(DEPENDENCIES)
             waiting = [f"{fn} ({names.get(str(fn))})" for fn in self.page.evaluate(WAITING)]
+            waiting.append(self.page.evaluate(BUSY))
         except PlaywrightError as e:
             waiting = [f"unknown: {e}"]
         stacks = "\n".join(f"--- {server.url}\n{server.stacks()[-6000:]}" for server in list(LIVE))

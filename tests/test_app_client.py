@@ -11,6 +11,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from small_models import noise_image
 
+pytestmark = pytest.mark.slow  # the app as a process (docs/testing.md: what the inner loop leaves out)
+
 ENDPOINTS = {
     "/ping",
     "/info",

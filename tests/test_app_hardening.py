@@ -222,6 +222,7 @@ def test_an_unexpected_failure_is_one_line_and_the_next_request_is_served(handle
 # -- bad input, through the client ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the app as a process
 @pytest.mark.parametrize(
     "endpoint, args, message, gradio_message", BAD_CALLS, ids=lambda v: v if isinstance(v, str) else None
 )
@@ -232,6 +233,7 @@ def test_bad_input_is_one_clear_error_through_the_client(client, endpoint, args,
     assert client.predict(api_name="/ping") == "pong"
 
 
+@pytest.mark.slow  # the app as a process
 @pytest.mark.parametrize("name", list(UPLOADS))
 def test_uploads_through_the_client(client, uploads, name):
     refusal = UPLOADS[name]
@@ -246,6 +248,7 @@ def test_uploads_through_the_client(client, uploads, name):
     assert data["source"] == "live"
 
 
+@pytest.mark.slow  # the app as a process
 def test_an_upload_over_the_size_limit_is_refused_by_the_client_and_the_server(client, uploads):
     with pytest.raises(ValueError, match="exceeds the maximum file size of 20971520 bytes"):
         client.predict(handle_file(str(uploads["huge.bin"])), "clip", api_name="/analyze")
@@ -270,6 +273,7 @@ def test_an_upload_over_the_size_limit_is_refused_by_the_client_and_the_server(c
     still_serving(client)
 
 
+@pytest.mark.slow  # the app as a process
 def test_a_client_cannot_name_a_server_file_as_its_upload(client):
     """A file payload naming a path on the server, sent without the client's upload step, is refused by Gradio."""
     url = app_server().url + "gradio_api/call/analyze"
@@ -284,6 +288,7 @@ def test_a_client_cannot_name_a_server_file_as_its_upload(client):
     still_serving(client)
 
 
+@pytest.mark.slow  # the app as a process
 @pytest.mark.parametrize(
     "path",
     [
@@ -313,12 +318,14 @@ def test_no_file_outside_the_apps_own_folders_is_served(route, path):
     assert b"root:" not in body and b"PATH=" not in body and b"import gradio" not in body
 
 
+@pytest.mark.slow  # the app as a process
 def test_the_apps_own_pictures_are_served(client):
     picture, _, _ = client.predict("coffee", "mae", "cls", 1, -1, 0.5, api_name="/attention")
     assert Path(picture).is_file()  # fetched by the client from /gradio_api/file=... in Gradio's folder
     assert any(p.suffix == ".jpeg" for p in app_server().files())
 
 
+@pytest.mark.slow  # the app as a process
 def test_the_limits_are_on_the_page():
     with urllib.request.urlopen(app_server().url + "config", timeout=30) as r:
         config = r.read().decode()
@@ -347,6 +354,7 @@ def damaged(tmp_path_factory) -> AppServer:
     server.stop()
 
 
+@pytest.mark.slow  # the app as a process
 def test_a_damaged_store_starts_says_what_is_unavailable_and_serves_the_rest(damaged):
     client = Client(damaged.url, verbose=False)
     info = client.predict(api_name="/info")

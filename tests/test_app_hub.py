@@ -20,6 +20,8 @@ from small_models import noise_image
 
 from precompute import push
 
+pytestmark = pytest.mark.slow  # the app as a process, on a local Hub (docs/testing.md)
+
 REPO = "ns/vitattn-app"
 LOCATION = f"hf://datasets/{REPO}"
 TOKEN = "hf_vitattnTestSecret0123456789abcdef"

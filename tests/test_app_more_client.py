@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from test_app_more_support import VARIANT, more_server
 
+pytestmark = pytest.mark.slow  # the app as a process (docs/testing.md: what the inner loop leaves out)
+
 gradio_client = pytest.importorskip("gradio_client")
 
 ENDPOINTS = {  # name: (parameter names, output labels)

@@ -160,6 +160,7 @@ def client():
     return gradio_client.Client(app_server(KINDS).url, verbose=False)
 
 
+@pytest.mark.slow  # the app as a process
 def test_view_api_shows_the_endpoint_typed(client):
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/compare_maps"]
     params = [p["parameter_name"] for p in endpoint["parameters"]]
@@ -182,6 +183,7 @@ def test_view_api_shows_the_endpoint_typed(client):
     assert "B - A" in endpoint["description"]
 
 
+@pytest.mark.slow  # the app as a process
 def test_the_endpoint_answers_as_the_handler(client, ex):
     picture, metrics, data = client.predict(
         "astronaut", "dinov2", "mean", 1, -1, "resnet50", "gradcam", 0, -1, NORMALISED, api_name="/compare_maps"
@@ -199,6 +201,7 @@ def test_the_endpoint_answers_as_the_handler(client, ex):
     assert defaults["scale"] == RAW and defaults["a"]["layer"] == 1  # -1: the last layer
 
 
+@pytest.mark.slow  # the app as a process
 def test_bad_input_is_one_line_through_the_client(client):
     with pytest.raises(Exception, match="side B: layer 9 out of range for resnet50/gradcam") as caught:
         client.predict("astronaut", "vit", "cls", 0, -1, "resnet50", "gradcam", 9, -1, RAW, api_name="/compare_maps")

@@ -81,6 +81,7 @@ def bounded(fn, seconds: float = HANG_GUARD):
 # ------------------------------------------------------------------------------------------- the job, SIGKILLed
 
 
+@pytest.mark.slow  # the job as a process, killed and restarted until it ends
 def test_the_job_killed_at_random_points_ends_with_the_store_of_an_uninterrupted_run(tmp_path):
     """Three runs of ``python -m precompute`` killed after a seeded random amount of progress, then a last run."""
     reference = tmp_path / "reference"

@@ -138,6 +138,7 @@ def client():
     return gradio_client.Client(app_server(KINDS).url, verbose=False)
 
 
+@pytest.mark.slow  # the app as a process
 def test_view_api_shows_the_endpoint_typed_and_described(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert not [name for name in api if name.startswith("/query_attention_") or name.startswith("/on_query")]
@@ -157,6 +158,7 @@ def test_view_api_shows_the_endpoint_typed_and_described(client):
     assert [p["parameter_has_default"] for p in endpoint["parameters"]] == [False, False, False] + [True] * 4
 
 
+@pytest.mark.slow  # the app as a process
 def test_endpoint_answers_what_the_handler_gives(client, ex):
     picture, data = client.predict(IMAGE, "dinov2", 1, 2, 0.9, 0.1, 0.6, api_name="/query_attention")
     _, want = query_view.attention(ex, IMAGE, "dinov2", 1, 2, 0.9, 0.1, 0.6)
@@ -168,6 +170,7 @@ def test_endpoint_answers_what_the_handler_gives(client, ex):
     assert fused["head"] == FUSED and fused["prefix_share"] == 0.0 and fused["cell"] == [2, 2]
 
 
+@pytest.mark.slow  # the app as a process
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -96,6 +96,7 @@ def test_the_store_reader_has_no_write_path():
     assert "--token" not in parser().format_help()  # a token on the command line would show in process listings
 
 
+@pytest.mark.slow  # the job as a process
 def test_the_command_pushes_with_hf_token_and_never_shows_it(hub, tmp_path):
     out = tmp_path / "store"
     cmd = [sys.executable, "-m", "precompute", "--models", "vit", "--random-weights", "--output", str(out), "--quiet"]

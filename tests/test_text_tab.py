@@ -144,6 +144,7 @@ def client():
     return Client(app_server().url, verbose=False)
 
 
+@pytest.mark.slow  # the app as a process
 def test_the_endpoints_are_typed_documented_and_give_the_live_maps(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     params = {p["parameter_name"]: p for p in api["/text_map"]["parameters"]}
