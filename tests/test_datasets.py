@@ -165,6 +165,15 @@ def test_unsafe_ids_are_refused(churches: Path, bad: str):
         AnnotatedImage(bad, (), {}, Path("x.jpg"))
 
 
+def test_is_safe_id_is_check_ids_rule():
+    for value in ("astronaut", "IMG_0001.rf.abc", "a" * 128):
+        assert vd.is_safe_id(value) and vd.check_id(value) == value
+    for value in ("../", "", ".hidden", "a b", "a" * 129, 397133, None):
+        assert vd.is_safe_id(value) is False
+        with pytest.raises(ValueError, match="not a safe identifier"):
+            vd.check_id(value)
+
+
 def test_make_safe_id():
     assert vd.make_safe_id("../../etc/passwd") == "etc_passwd"
     assert vd.make_safe_id(397133) == "397133"

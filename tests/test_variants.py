@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from vitattn import variants
+from vitattn.metrics import stats as stats_module
 
 IMAGES = [f"i{k}" for k in range(6)]
 A = np.array([0.10, 0.20, 0.30, 0.40, 0.50, 0.60])
@@ -19,6 +23,8 @@ CELLS = {  # layer 1 (the last) of method cls, fused head
     "b@linear": B.copy(),  # a linear probe: the same maps
     "b@lora": B + np.array([0.05, -0.04, 0.03, -0.06, 0.02, -0.01]),  # noise
 }
+FAST = variants.PairedTest(n_boot=200)  # fewer resamples than the default, for speed
+FEWER = variants.PairedTest(n_boot=100)
 
 
 def _table() -> dict[str, np.ndarray]:
@@ -58,7 +64,9 @@ def _bootstrap(d: np.ndarray, n_boot: int, seed: int, alpha: float) -> tuple[flo
 
 def test_delta_table_equals_a_hand_computation():
     accuracy = {"a@lora": 0.91, "a@full": 0.95}
-    rows = variants.delta_table(_table(), method="cls", test="t", n_boot=500, val_accuracy=accuracy)
+    rows = variants.delta_table(
+        _table(), method="cls", paired=variants.PairedTest(test="t", n_boot=500), val_accuracy=accuracy
+    )
     assert [(r["model"], r["variant"], r["strategy"]) for r in rows] == [
         ("a", "a@lora", "lora"),
         ("a", "a@full", "full"),
@@ -84,11 +92,20 @@ def test_delta_table_equals_a_hand_computation():
     assert variants.label_counts(rows) == {"Enhance": 1, "Preserve": 2, "Destroy": 1}
 
 
+def test_paired_test_defaults_are_paired_comparisons_and_are_checked():
+    want = inspect.signature(stats_module.paired_comparison).parameters
+    got = variants.PairedTest()
+    assert {k: want[k].default for k in ("alpha", "n_boot", "seed", "test")} == dataclasses.asdict(got)
+    for bad, match in [({"test": "z"}, "test must be"), ({"n_boot": 0}, "n_boot"), ({"alpha": 1.5}, "alpha")]:
+        with pytest.raises(ValueError, match=match):
+            variants.PairedTest(**bad)
+
+
 def test_delta_table_layers_pairs_and_auto_test():
     table = _table()
-    best = variants.delta_table(table, [("a", "a@lora"), ("b", "b@lora")], method="cls", layer="best", n_boot=200)
+    best = variants.delta_table(table, [("a", "a@lora"), ("b", "b@lora")], method="cls", layer="best", paired=FAST)
     assert [r["layer"] for r in best] == [0, 1]  # a is best at layer 0 (+0.5), b at layer 1
-    fixed = variants.delta_table(table, [("a", "a@lora")], method="cls", layer=0, n_boot=200)
+    fixed = variants.delta_table(table, [("a", "a@lora")], method="cls", layer=0, paired=FAST)
     assert fixed[0]["layer"] == 0 and fixed[0]["frozen"] == pytest.approx(A.mean() + 0.5)
     d = CELLS["a@lora"] - A
     want = "t" if stats.shapiro(d).pvalue >= 0.05 else "wilcoxon"
@@ -118,7 +135,7 @@ def test_feature_deltas_pair_boxes_by_image_and_box():
         rows.append((image, "a@lora", "cls", 1, -1, box, "Portal" if box == 0 else "Tower", iou))
     columns = ("image_id", "model", "method", "layer", "head", "box", "label", "iou")
     table = {c: np.array([r[k] for r in rows]) for k, c in enumerate(columns)}
-    out = variants.feature_deltas(table, "a", "a@lora", method="cls", layer=1, n_boot=100)
+    out = variants.feature_deltas(table, "a", "a@lora", method="cls", layer=1, paired=FEWER)
     assert [r["feature"] for r in out] == ["Portal", "Tower"]
     portal, tower = out
     assert portal["n"] == 3 and portal["frozen"] == pytest.approx(0.7 / 3)
@@ -130,7 +147,7 @@ def test_feature_deltas_pair_boxes_by_image_and_box():
 def test_style_deltas_group_images_by_style_lists():
     meta = {i: {"styles": ["Gothic"]} for i in IMAGES[:3]} | {i: {"styles": ["Romanesque"]} for i in IMAGES[3:5]}
     meta["i5"] = {"styles": ["Gothic", "Baroque"]}
-    rows = variants.style_deltas(_table(), meta, "a", "a@lora", method="cls", layer=1, n_boot=100)
+    rows = variants.style_deltas(_table(), meta, "a", "a@lora", method="cls", layer=1, paired=FEWER)
     assert [(r["style"], r["n"]) for r in rows] == [("Baroque", 1), ("Gothic", 4), ("Romanesque", 2)]
     gothic = [0, 1, 2, 5]
     d = CELLS["a@lora"] - A

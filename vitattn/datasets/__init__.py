@@ -32,7 +32,7 @@ from vitattn.datasets._common import read_json
 from vitattn.datasets.boxes_json import BOXES_FORMAT, EXAMPLES_DIR, from_json_boxes, load_boxes_json, load_examples
 from vitattn.datasets.coco import from_json_coco, load_coco
 from vitattn.datasets.hf import BBOX_FORMATS, load_hf_detection
-from vitattn.datasets.record import SAFE_ID, AnnotatedImage, check_id, make_safe_id
+from vitattn.datasets.record import SAFE_ID, AnnotatedImage, check_id, is_safe_id, make_safe_id
 from vitattn.datasets.wikichurches import STYLE_NAMES, from_json_wikichurches, load_wikichurches
 from vitattn.hub import HUB_DATASET
 
@@ -43,6 +43,7 @@ __all__ = [
     "STYLE_NAMES",
     "AnnotatedImage",
     "check_id",
+    "is_safe_id",
     "load_annotated",
     "load_boxes_json",
     "load_coco",

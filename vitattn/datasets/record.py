@@ -45,9 +45,14 @@ class AnnotatedImage:
         return open_image(self.path if self.path is not None else self.data, name=f"image '{self.id}'")
 
 
+def is_safe_id(image_id: object) -> bool:
+    """Whether ``image_id`` is a safe identifier: a string that ``SAFE_ID`` matches."""
+    return isinstance(image_id, str) and SAFE_ID.match(image_id) is not None
+
+
 def check_id(image_id: object, where: str = "") -> str:
-    """Returns ``image_id`` if it is a safe identifier (see ``SAFE_ID``), else raises ``ValueError``."""
-    if isinstance(image_id, str) and SAFE_ID.match(image_id):
+    """Returns ``image_id`` if it is a safe identifier (`is_safe_id`), else raises ``ValueError``."""
+    if is_safe_id(image_id):
         return image_id
     prefix = f"{where}: " if where else ""
     raise ValueError(

@@ -14,7 +14,8 @@ the reference: this module computes the same numbers (equal to 1e-5, ties by the
   on the CPU numpy sorts the keys (its vectorised sort is ~20x faster than torch's CPU sort), on CUDA torch does;
 - the per-box IoU at ``box_percentile``, coverage, relevance mass and both pointing games as matrix products of
   the maps with the masks (float64 where the numpy path sums in float64);
-- the box masks, the soft ground truth, the pointing tolerance mask and the EMD target once per box list;
+- the box masks, the soft ground truth, the pointing tolerance mask and the EMD target once per box list (the CPU
+  path's ``batched_host.host_targets``, moved to the device);
 - mse and kl as reductions; emd: the 8 x 8 area resize as matrix products on the device, then the exact
   transport problems on the host with POT (``continuous.wasserstein_grids``).
 
@@ -38,19 +39,18 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from vitattn.metrics.batched_host import host_scores, host_targets
+from vitattn.metrics.batched_host import HostTargets, host_scores, host_targets
 from vitattn.metrics.batched_ranks import Buffers
-from vitattn.metrics.continuous import EMD_GRID, KL_EPSILON, emd_grids, soft_ground_truth, wasserstein_grids
-from vitattn.metrics.ranking import check_percentile, top_k_count
+from vitattn.metrics.continuous import KL_EPSILON, wasserstein_grids
+from vitattn.metrics.ranking import check_percentile
 from vitattn.metrics.raster import (
-    _area_matrix,
     _lerp_indices,
     box_masks,
     check_boxes,
     check_heatmaps,
     check_resolution,
 )
-from vitattn.metrics.scores import PERCENTILES, BatchScores, _near_box, literature_tolerance
+from vitattn.metrics.scores import PERCENTILES, BatchScores
 
 CPU_PATH = "numpy"  # on the CPU: "numpy" (batched_host, the fast path) or "torch" (the accelerator path, for tests)
 HOST_CHUNK = 16  # maps per block of host_scores, at most
@@ -64,11 +64,10 @@ _BUFFERS_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class Targets:
-    """Everything the scores need from one box list on one device, computed once (``targets``)."""
+    """Everything the scores need from one box list on one device, computed once (``_targets``): the CPU path's
+    ``HostTargets`` of the box list, its arrays as device tensors, and what only this path uses."""
 
-    n: int  # pixels, R * R
-    side: int  # R
-    area: int  # pixels inside the union (K)
+    host: HostTargets  # n (R * R), side (R), area (K, pixels inside the union), p_log_p, q_emd, as the CPU path's
     ks: torch.Tensor  # [T] int64: top-k counts of PERCENTILES, box_percentile, then K (relevance rank)
     union: torch.Tensor  # [n] int64 0 / 1
     places: torch.Tensor  # [n] int64 0 .. n - 1
@@ -79,45 +78,35 @@ class Targets:
     outside: torch.Tensor  # [n, 2] float32: outside the union, farther than the pointing_15 tolerance
     gt: torch.Tensor  # [n] float32 soft ground truth clipped to [0, 1] (mse)
     p: torch.Tensor  # [n] float64 soft ground truth + epsilon, summing to 1 (kl)
-    p_log_p: float  # sum p log p
     rows: torch.Tensor  # [g, R] float32 area-resize matrix (emd)
     cols: torch.Tensor  # [g, R] float32
-    q_emd: np.ndarray  # [g, g] float64 the ground truth's EMD distribution
 
 
 @lru_cache(maxsize=32)
 def _targets(boxes: tuple, side: int, box_percentile: float, device: str) -> Targets:
+    """``host_targets``' arrays on ``device`` (the same values), with the box masks as one matrix."""
+    h = host_targets(boxes, side, box_percentile)
     dev = torch.device(device)
-    n = side * side
+    n = h.n
+    union = h.outside_bit == 0  # [n] bool
     masks = box_masks(list(boxes), side).reshape(len(boxes), n)  # [B, n] bool
-    union = masks.any(axis=0)  # [n]
-    near = _near_box(union.reshape(side, side), literature_tolerance(side)).reshape(-1)  # [n]
-    ks = [top_k_count(n, p) for p in (*PERCENTILES, box_percentile)] + [int(union.sum())]
-    gt = soft_ground_truth(list(boxes), side)  # [R, R] float64
-    p = gt.reshape(-1) + KL_EPSILON
-    p /= p.sum()
-    rows = cols = _area_matrix(side, EMD_GRID)  # [g, R]
     # torch.tensor copies into torch's own (64-byte aligned) memory: BLAS results can depend on the operands'
     # alignment, and numpy's varies between processes (the Ray engine's workers must write the local engine's bytes)
     as_t = lambda a, dtype: torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
     return Targets(
-        n=n,
-        side=side,
-        area=int(union.sum()),
-        ks=as_t(np.array(ks), torch.int64),
+        host=h,
+        ks=as_t(h.ks, torch.int64),
         union=as_t(union, torch.int64),
         places=torch.arange(n, device=dev),
         inv_rest=as_t(1.0 / (n - np.arange(n)), torch.float32),
         masks=as_t(masks.T, torch.float32),
-        areas=as_t(masks.sum(axis=1), torch.float64),
+        areas=as_t(h.areas, torch.float64),
         sums=as_t(np.stack([np.ones(n), union], axis=1), torch.float64),
-        outside=as_t(np.stack([~union, ~near], axis=1), torch.float32),
-        gt=as_t(np.clip(gt, 0.0, 1.0).reshape(-1), torch.float32),
-        p=as_t(p, torch.float64),
-        p_log_p=float((p * np.log(p)).sum()),
-        rows=as_t(rows, torch.float32),
-        cols=as_t(cols, torch.float32),
-        q_emd=emd_grids(gt[None])[0],
+        outside=as_t(np.stack([h.outside_bit, h.far], axis=1), torch.float32),
+        gt=as_t(h.gt, torch.float32),
+        p=as_t(h.p, torch.float64),
+        rows=as_t(h.rows, torch.float32),
+        cols=as_t(h.rows, torch.float32),
     )
 
 
@@ -164,6 +153,7 @@ def _ranks(ordered: torch.Tensor, t: Targets) -> tuple[torch.Tensor, ...]:
     """Expected hits ``[c, T]`` of the union at each ``t.ks``, the share of a tied pixel kept ``[c, T]``, pixel AP
     ``[c]`` and the thresholds ``[c, T]`` (as ordered bits)."""
     c, n = ordered.shape
+    area = t.host.area
     keys = ordered.to(torch.int64)
     keys <<= 1
     keys |= t.union
@@ -176,15 +166,15 @@ def _ranks(ordered: torch.Tensor, t: Targets) -> tuple[torch.Tensor, ...]:
     hi = torch.searchsorted(keys, at, right=True)  # [c, T] first place above it
     in_lo, in_hi = _before(running, lo), _before(running, hi)  # [c, T] inside pixels before those places
     share = (k - (n - hi)).double() / (hi - lo).double()  # [c, T] chance that a tied pixel is kept
-    hits = (t.area - in_hi.double()) + share * (in_hi - in_lo).double()  # [c, T]
+    hits = (area - in_hi.double()) + share * (in_hi - in_lo).double()  # [c, T]
     # Pixel AP: a positive at place j scores the precision of the pixels >= its value, i.e. of the places from the
     # first of its tie group, g(j): the running maximum of the group starts (places ascend with the value).
     starts = torch.ones_like(inside, dtype=torch.bool)
     values = keys | 1  # [c, n] the value's key, whatever the inside bit
     starts[:, 1:] = values[:, 1:] != values[:, :-1]  # [c, n] where the value changes
     group = _cummax(starts * t.places)  # [c, n] int64
-    precision = (t.area - running + inside) * t.inv_rest  # [c, n] float32, of the places from j up
-    ap = (precision.gather(1, group) * inside).sum(dim=1).double() / t.area  # [c]
+    precision = (area - running + inside) * t.inv_rest  # [c, n] float32, of the places from j up
+    ap = (precision.gather(1, group) * inside).sum(dim=1).double() / area  # [c]
     return hits, share, ap, at >> 1
 
 
@@ -195,11 +185,12 @@ def _before(running: torch.Tensor, places: torch.Tensor) -> torch.Tensor:
 
 def _chunk_scores(maps: torch.Tensor, t: Targets, box_column: int) -> dict[str, torch.Tensor]:
     """Every metric of ``[c, gh, gw]`` float32 maps, and ``box_iou`` ``[c, B]``."""
-    up = upsample(maps, t.side)  # [c, n]
+    n, area = t.host.n, t.host.area
+    up = upsample(maps, t.host.side)  # [c, n]
     ordered = ordered_bits(up)  # [c, n] int32
     hits, share, ap, thresholds = _ranks(ordered, t)  # [c, T], [c, T], [c], [c, T]
     ks = t.ks.double()  # [T]
-    ious = hits / (ks + t.area - hits)  # [c, T]
+    ious = hits / (ks + area - hits)  # [c, T]
     out = {f"iou_{p}": ious[:, j] for j, p in enumerate(PERCENTILES)}
     out["iou_auc"] = ious[:, : len(PERCENTILES)].mean(dim=1)
     # Per-box IoU at box_percentile: pixels above and at its threshold inside each box, by matrix products.
@@ -212,15 +203,15 @@ def _chunk_scores(maps: torch.Tensor, t: Targets, box_column: int) -> dict[str, 
     lo, hi = up.min(dim=1, keepdim=True).values, up.max(dim=1, keepdim=True).values  # [c, 1]
     sums = up.double() @ t.sums  # [c, 2]: all pixels, inside the union
     lo64 = lo.double()[:, 0]  # [c]
-    total, inside = sums[:, 0] - t.n * lo64, sums[:, 1] - t.area * lo64  # [c] mass of up - min
+    total, inside = sums[:, 0] - n * lo64, sums[:, 1] - area * lo64  # [c] mass of up - min
     flat = lo[:, 0] == hi[:, 0]
-    out["coverage"] = torch.where(flat, t.area / t.n, inside / torch.where(flat, 1.0, total))
+    out["coverage"] = torch.where(flat, area / n, inside / torch.where(flat, 1.0, total))
     misses = (up == hi).float() @ t.outside  # [c, 2] peaks outside the union, beyond the tolerance
     out["pointing"], out["pointing_15"] = (misses[:, 0] == 0).double(), (misses[:, 1] == 0).double()
     if bool((lo < 0).any()):  # negative values carry no mass
         sums = up.clamp(min=0.0).double() @ t.sums  # [c, 2]
     out["relevance_mass"] = torch.where(sums[:, 0] > 0, sums[:, 1] / torch.where(sums[:, 0] > 0, sums[:, 0], 1.0), 0.0)
-    out["relevance_rank"] = hits[:, -1] / t.area
+    out["relevance_rank"] = hits[:, -1] / area
     out["pxap"] = ap
     out.update(_continuous(up, lo, hi, t))
     return out
@@ -230,19 +221,20 @@ def _continuous(up: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, t: Targets
     """mse, kl (reductions) and emd of upsampled maps ``[c, n]`` (``continuous``'s definitions).
 
     float32 where the error stays far below the 1e-5 the tests ask (sums are cascaded / pairwise in torch)."""
+    n, side = t.host.n, t.host.side
     span = hi - lo  # [c, 1]
     scale = torch.where(span > 0, 1.0 / torch.where(span > 0, span, 1.0), 0.0)  # [c, 1] float32; 0 for a flat map
     m = ((up - lo) * scale).clamp(0.0, 1.0)  # [c, n] normalize_maps
     diff = m - t.gt  # [c, n] float32
-    mse = (diff * diff).sum(dim=1).double() / t.n  # [c]
+    mse = (diff * diff).sum(dim=1).double() / n  # [c]
     log_q = torch.log(m + KL_EPSILON)  # [c, n] float32: relative error ~1e-7 per pixel
-    totals = m.sum(dim=1).double() + t.n * KL_EPSILON  # [c]
-    kl = (t.p_log_p - log_q.double() @ t.p + torch.log(totals)).clamp(min=0.0)  # [c]
-    cells = (t.rows @ m.reshape(-1, t.side, t.side) @ t.cols.T).double()  # [c, g, g]
+    totals = m.sum(dim=1).double() + n * KL_EPSILON  # [c]
+    kl = (t.host.p_log_p - log_q.double() @ t.p + torch.log(totals)).clamp(min=0.0)  # [c]
+    cells = (t.rows @ m.reshape(-1, side, side) @ t.cols.T).double()  # [c, g, g]
     mass = cells.sum(dim=(1, 2), keepdim=True)  # [c, 1, 1]
     dist = torch.where(mass > 0, cells / torch.where(mass > 0, mass, 1.0), 1.0 / cells[0].numel())
     workers = 1 if up.device.type == "cpu" else HOST_WORKERS  # beside a GPU, the host's cores solve them
-    emd = wasserstein_grids(dist.cpu().numpy(), t.q_emd, workers)  # [c] exact, on the host
+    emd = wasserstein_grids(dist.cpu().numpy(), t.host.q_emd, workers)  # [c] exact, on the host
     return {"mse": mse, "kl": kl, "emd": torch.from_numpy(emd)}
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from vitattn.datasets import check_id
+from vitattn.datasets import is_safe_id
 from vitattn.specs import MODEL_NAME
 from vitattn.store.layout import FORMAT, SCHEMA_VERSION, StoreError
 
@@ -63,8 +63,8 @@ def parse_manifest(data: bytes, where: str) -> tuple[dict, dict[str, int], list[
     images = doc.get("images")
     if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
         raise StoreError(f"{where}: manifest.json has no list of image ids")
-    safe = [i for i in images if _is_safe(i)]
-    chunk_of = {image_id: k // chunk_size for k, image_id in enumerate(sorted(images)) if _is_safe(image_id)}
+    safe = [i for i in images if is_safe_id(i)]
+    chunk_of = {image_id: k // chunk_size for k, image_id in enumerate(sorted(images)) if is_safe_id(image_id)}
     if len(safe) != len(images):
         problems.append(f"manifest: {len(images) - len(safe)} image id(s) are not safe identifiers and were skipped")
     models, dropped = {}, []
@@ -99,14 +99,6 @@ def merge_models(old: dict | None, new: dict, where: str) -> dict:
 
 def any_random(models: dict) -> bool:
     return any(bool(m.get("random_weights")) for m in models.values())
-
-
-def _is_safe(value: object) -> bool:
-    try:
-        check_id(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _get(doc: object, key: str) -> object:

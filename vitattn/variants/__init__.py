@@ -17,6 +17,7 @@ Statistics come from `vitattn.metrics.stats`: the paired difference ``variant - 
 bootstrap interval, Cohen's d_z, the p-value of the paired t-test or the Wilcoxon signed-rank test (chosen by a
 Shapiro-Wilk check), Holm-corrected over every row of one table. A row is **Enhance** when the corrected p is at
 most ``alpha`` and the difference positive, **Destroy** when it is at most ``alpha`` and negative, else **Preserve**.
+``PairedTest`` holds these settings (``alpha``, ``n_boot``, ``seed``, ``test``) for the delta table and both breakdowns.
 Numpy and scipy only, except `checkpoint_record` (reads a checkpoint; imports torch on use).
 """
 
@@ -25,6 +26,7 @@ from vitattn.variants.deltas import (
     ENHANCE,
     LABELS,
     PRESERVE,
+    PairedTest,
     Row,
     classify,
     delta_table,
@@ -50,6 +52,7 @@ __all__ = [
     "ENHANCE",
     "LABELS",
     "PRESERVE",
+    "PairedTest",
     "Row",
     "base_of",
     "box_deltas",

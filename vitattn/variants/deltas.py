@@ -4,12 +4,13 @@ feature type and style, and the frozen-score / delta correlation (statistics: ``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 from vitattn.metrics.continuous import LOWER_IS_BETTER
-from vitattn.metrics.stats import holm, paired_comparison
+from vitattn.metrics.stats import _check_options, holm, paired_comparison
 from vitattn.metrics.tables import FUSED_HEAD, Table, require_columns
 from vitattn.variants.names import strategy_of, variant_pairs
 
@@ -73,8 +74,31 @@ def paired_scores(
 # ------------------------------------------------------------------------------------------------ tables
 
 
-def _compared(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, alpha: float, test: str = "auto") -> Row:
-    r = paired_comparison(a, b, test=test, n_boot=n_boot, seed=seed, alpha=alpha)
+@dataclass(frozen=True)
+class PairedTest:
+    """How `delta_table`, `feature_deltas` and `style_deltas` test each frozen / variant pair of score lists
+    (`vitattn.metrics.stats.paired_comparison`), and correct over the rows of one table. Checked when made.
+
+    Attributes:
+        alpha: significance level after Holm's correction (and of the normality check of ``"auto"``); the
+            bootstrap interval covers ``1 - alpha``.
+        n_boot: bootstrap resamples of the pairs (images, or boxes for `feature_deltas`).
+        seed: bootstrap seed (the same settings give the same intervals).
+        test: ``"auto"`` (paired t-test if Shapiro-Wilk keeps normality at ``alpha``, else Wilcoxon), ``"t"`` or
+            ``"wilcoxon"``.
+    """
+
+    alpha: float = 0.05
+    n_boot: int = 2000
+    seed: int = 0
+    test: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_options(self.test, self.n_boot, self.alpha)
+
+
+def _compared(a: np.ndarray, b: np.ndarray, paired: PairedTest) -> Row:
+    r = paired_comparison(a, b, test=paired.test, n_boot=paired.n_boot, seed=paired.seed, alpha=paired.alpha)
     return {
         "n": r.n,
         "frozen": r.mean_a,
@@ -119,10 +143,7 @@ def delta_table(
     head: int = FUSED_HEAD,
     val_accuracy: Mapping[str, float] | None = None,
     manifest: Mapping | None = None,
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
-    test: str = "auto",
+    paired: PairedTest = PairedTest(),
 ) -> list[Row]:
     """Frozen vs variant per (model, strategy): one row per pair, Holm-corrected over the rows of this table.
 
@@ -136,11 +157,7 @@ def delta_table(
         head: ``-1`` (all heads fused) or one head.
         val_accuracy: variant -> validation accuracy (`validation_accuracies`), shown beside the delta.
         manifest: the store's manifest, for each variant's strategy (else read from its label).
-        alpha: significance level after Holm's correction; the bootstrap interval covers ``1 - alpha``.
-        n_boot: bootstrap resamples of the images.
-        seed: bootstrap seed.
-        test: ``"auto"`` (paired t-test if Shapiro-Wilk keeps normality at ``alpha``, else Wilcoxon), ``"t"`` or
-            ``"wilcoxon"``.
+        paired: the test of each pair and the level of the labels (`PairedTest`; e.g. ``PairedTest(test="t")``).
 
     Returns:
         Rows ``model, variant, strategy, method, layer, head, metric, n, frozen, variant_mean, delta, ci_low,
@@ -161,11 +178,11 @@ def delta_table(
                 "layer": at,
                 "head": head,
                 "metric": metric,
-                **_compared(a, b, n_boot, seed, alpha, test),
+                **_compared(a, b, paired),
                 "val_accuracy": (val_accuracy or {}).get(variant),
             }
         )
-    return _corrected(rows, alpha, metric)
+    return _corrected(rows, paired.alpha, metric)
 
 
 def label_counts(rows: Iterable[Row]) -> dict[str, int]:
@@ -182,16 +199,14 @@ def feature_deltas(
     method: str,
     layer: int,
     head: int = FUSED_HEAD,
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
-    test: str = "auto",
+    paired: PairedTest = PairedTest(),
 ) -> list[Row]:
     """Per feature type (box label): frozen vs variant IoU of each box alone, paired by (image, box).
 
     Args:
         boxes: the per-box table of both models (``store.box_metrics()``: ``image_id, model, method, layer, head,
             box, label, iou``).
+        paired: as for `delta_table` (Holm over the feature types).
 
     Returns:
         One row per feature type (sorted): ``feature, n`` (boxes), ``frozen, variant_mean, delta, ci_low, ci_high,
@@ -213,8 +228,8 @@ def feature_deltas(
         ks = [k for k in shared if keyed[frozen][k][0] == label]
         a = np.array([keyed[frozen][k][1] for k in ks])  # [boxes]
         b = np.array([keyed[variant][k][1] for k in ks])  # [boxes]
-        rows.append({"feature": label, **_compared(a, b, n_boot, seed, alpha, test)})
-    return _corrected(rows, alpha)
+        rows.append({"feature": label, **_compared(a, b, paired)})
+    return _corrected(rows, paired.alpha)
 
 
 def style_deltas(
@@ -228,12 +243,12 @@ def style_deltas(
     metric: str = "iou_90",
     head: int = FUSED_HEAD,
     key: str = "styles",
-    alpha: float = 0.05,
-    n_boot: int = 2000,
-    seed: int = 0,
-    test: str = "auto",
+    paired: PairedTest = PairedTest(),
 ) -> list[Row]:
     """Per style (image metadata ``key``; a list counts under each of its values): frozen vs variant, paired by image.
+
+    Args:
+        paired: as for `delta_table` (Holm over the styles).
 
     Returns:
         One row per style (sorted): ``style, n, frozen, variant_mean, delta, ci_low, ci_high, d_z, rank_biserial,
@@ -248,8 +263,8 @@ def style_deltas(
                 groups.setdefault(str(style), []).append(k)
     if not groups:
         raise ValueError(f"no image of the pair has metadata {key!r}")
-    rows = [{"style": s, **_compared(a[idx], b[idx], n_boot, seed, alpha, test)} for s, idx in sorted(groups.items())]
-    return _corrected(rows, alpha, metric)
+    rows = [{"style": s, **_compared(a[idx], b[idx], paired)} for s, idx in sorted(groups.items())]
+    return _corrected(rows, paired.alpha, metric)
 
 
 def frozen_delta_correlation(
