@@ -260,6 +260,17 @@ IDLE = (
   return performance.now() - s.last;
 }"""
 )
+# The middle of an element once a click there reaches it (scrolled into view, nothing over it). A dropdown's options
+# fly in (5 px over 200 ms): a click lands on the option throughout, as a person's does.
+REACHABLE = """(e) => new Promise((done) => {
+  e.scrollIntoView({block: "nearest"});
+  const frame = () => {
+    const r = e.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+    const top = r.width > 0 ? document.elementFromPoint(x, y) : null;
+    if (top && (top === e || e.contains(top))) done({x, y}); else requestAnimationFrame(frame);
+  };
+  frame();
+})"""
 # What keeps a page busy (for an action that never settles): the calls in flight, the last element redrawn, the status
 # trackers shown, a progress bar, the pictures still loading.
 BUSY = (
@@ -388,9 +399,18 @@ class Walker:
 
         def do() -> None:
             box.click()
-            self.page.get_by_role("option").filter(has_text=re.compile(rf"^(✓\s*)?{re.escape(option)}$")).click()
+            choice = self.page.get_by_role("option").filter(has_text=re.compile(rf"^(✓\s*)?{re.escape(option)}$"))
+            self.mouse_click(choice)
 
         return self.act(f"{label} = {option}", do, bound)
+
+    def mouse_click(self, locator) -> None:
+        """A click with the mouse at the middle of ``locator`` as soon as a click there reaches it (``REACHABLE``).
+        Playwright's own click also waits until the element lies still: for a dropdown's option, until its 200 ms
+        fly-in has ended, and its retries add about 60 ms more."""
+        locator.wait_for()
+        at = locator.evaluate(REACHABLE)
+        self.page.mouse.click(at["x"], at["y"])
 
     def options(self, label: str, within=None) -> list[str]:
         """The options of a dropdown (opened with a click, closed with Escape: no event)."""
