@@ -182,7 +182,7 @@ SCREENS = ARTIFACTS / "screens"
 MAX_REQUESTS = 8  # queue requests one action may cause (one event, re-run once when the value changed meanwhile)
 LINK_REQUESTS = 8  # a click that opens the Attention tab: the link, then the Attention views the app re-runs
 LOAD_REQUESTS = 40  # the page's load events
-QUIET_MS = 80  # the page idle this long (every event it sent answered, nothing redrawn): it has settled
+QUIET_MS = 50  # the page idle this long (every event it sent answered, nothing redrawn): it has settled
 SETTLE_MS = 90_000  # an action that has not settled by then fails (it never hangs the suite)
 POLL_MS = 20
 # The page's own record of its requests to Gradio, kept by the page itself (an init script wraps ``fetch``, which
@@ -271,6 +271,7 @@ REACHABLE = """(e) => new Promise((done) => {
   };
   frame();
 })"""
+FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"  # two frames drawn
 # What keeps a page busy (for an action that never settles): the calls in flight, the last element redrawn, the status
 # trackers shown, a progress bar, the pictures still loading.
 BUSY = (
@@ -413,13 +414,16 @@ class Walker:
         self.page.mouse.click(at["x"], at["y"])
 
     def options(self, label: str, within=None) -> list[str]:
-        """The options of a dropdown (opened with a click, closed with Escape: no event)."""
+        """The options of a dropdown (opened with a click, closed with Escape: no event; the page is waited for only
+        when it sent something meanwhile)."""
         box = (within or self.page).get_by_label(label, exact=True)
         box.click()
         names = self.page.get_by_role("option").all_inner_texts()
         box.press("Escape")
         self.page.locator("body").click(position={"x": 5, "y": 5})  # blur
-        self.act("options closed", lambda: None, check=False)
+        self.page.evaluate(FRAMES)
+        if self.quiet() == 0:  # a call in flight or an event not done
+            self.act("options closed", lambda: None, check=False)
         return [n.strip().splitlines()[-1].strip() for n in names]  # the chosen one reads "✓\ncls"
 
     def slide(self, elem_id: str, fraction: float, bound: int | None = None) -> int:
