@@ -68,6 +68,9 @@ def test_the_heads_tab_with_the_mouse(walker):
     assert top.get_by_label("Head", exact=True).input_value().startswith("head ")
     w.shot("heads-link-attention")
     w.tab("Heads")
+    # no caption laid over an exemplar's colour-bar label (the picture's title names the image, IoU and boxes)
+    assert w.page.locator("#head-exemplars img").count()
+    assert not w.page.locator("#head-exemplars .caption-label").locator("visible=true").count()
     w.act("an exemplar", lambda: w.page.locator("#head-exemplars img").first.click(), bound=LINK_REQUESTS)
     assert w.selected_tab() == "Attention"
 

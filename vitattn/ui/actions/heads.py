@@ -225,7 +225,7 @@ def exemplars(
         picture = render.compare_maps(
             item.picture,
             [heatmap],
-            [f"{item.id} · IoU {r['iou']:.3g}"],
+            [f"{item.id} · IoU {r['iou']:.3g} · {r['n_boxes']} {feature}"],
             boxes=boxes,
             side=EXEMPLAR_SIDE,
             warning=warning(ex, model),
