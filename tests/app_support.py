@@ -405,6 +405,12 @@ class Walker:
 
         return self.act(f"{label} = {option}", do, bound)
 
+    def goto(self, url: str) -> None:
+        """Loads ``url`` and waits until Gradio has built the page (its tab bar is there): only then does the page
+        send its load events, and until then nothing it records says it is busy (its scripts and config load)."""
+        self.page.goto(url)
+        self.page.locator("[role=tab]").first.wait_for()
+
     def mouse_click(self, locator) -> None:
         """A click with the mouse at the middle of ``locator`` as soon as a click there reaches it (``REACHABLE``).
         Playwright's own click also waits until the element lies still: for a dropdown's option, until its 200 ms
@@ -445,7 +451,7 @@ class Walker:
         (a fresh page shows every tab again)."""
         visible = self.page.get_by_role("tab", name=name, exact=True).locator("visible=true")
         if not visible.count():
-            self.act("reload", lambda: self.page.goto(self.page.url), bound=LOAD_REQUESTS, check=False)
+            self.act("reload", lambda: self.goto(self.page.url), bound=LOAD_REQUESTS, check=False)
             for toast in self.page.locator(".toast-body").all():
                 text = toast.inner_text()
                 assert self.notice_ok and self.notice_ok in text, f"reload: an unexpected notice: {text}"
@@ -479,10 +485,10 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
         page = context.new_page()
         page.set_default_timeout(20_000)
         w = Walker(page, prefix, bound, notice_ok)
-        w.act("load", lambda: page.goto(url), bound=LOAD_REQUESTS, check=False)
+        w.act("load", lambda: w.goto(url), bound=LOAD_REQUESTS, check=False)
         notices = [" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all()]
         assert not notices, f"load: notices {notices}"
-        w.act("after load", lambda: page.wait_for_timeout(500))
+        w.act("after load", lambda: page.wait_for_timeout(500), bound=LOAD_REQUESTS)
         try:
             yield w
         finally:

@@ -64,7 +64,7 @@ def layer_name(model: str, layer: int) -> str:
 @pytest.mark.parametrize("model", KINDS)
 def test_the_compare_tab_with_the_mouse(walker, model):
     w = walker
-    w.act("reload", lambda: w.page.goto(w.page.url), bound=40, check=False)  # side B not chosen yet: a contrast of A
+    w.act("reload", lambda: w.goto(w.page.url), bound=40, check=False)  # side B not chosen yet: a contrast of A
     w.tab("Compare")  # reached first: a page reload (see Walker.tab) would reset the header's model
     w.tab("Attention")
     w.header_model(model)
