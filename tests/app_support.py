@@ -190,18 +190,23 @@ POLL_MS = 20
 # ``event_id``) and each event done (the session's message stream, ``/queue/data``, says ``process_completed`` with
 # that id); other calls to the server are open until their answer is read. Heartbeats are not counted. Every change to
 # the page's DOM counts as activity too: an answer's outputs are drawn, then a chained (``.then``) or change event may
-# be sent, some milliseconds after the last event was done.
+# be sent, some milliseconds after the last event was done. ``busy()`` says what keeps the page busy: the calls in
+# flight, the events joined and not done (their ``fn_index``), the status trackers shown (live events show one), a
+# progress bar, the pictures on screen still loading (one off screen or in a closed tab is lazy: it loads when shown).
 TRACK = """(() => {
-  const s = window.__walk = {calls: 0, joined: new Map(), done: new Set(), last: performance.now(), buffer: ""};
+  const s = window.__walk = {calls: 0, joined: new Map(), done: new Set(), last: performance.now(), redrawn: null};
   const touch = () => { s.last = performance.now(); };
-  // the page redrawing (an answer's outputs; then a chained event or a change event may follow): busy too
-  const redrawn = (records) => {
-    touch();
-    const t = records[records.length - 1].target, e = t.nodeType === 1 ? t : t.parentElement;
-    s.redrawn = e ? `${e.tagName}#${e.id}.${e.className} ${records[records.length - 1].type}` : "?";
-  };
   const all = {subtree: true, childList: true, attributes: true, characterData: true};
-  new MutationObserver(redrawn).observe(document, all);
+  new MutationObserver((records) => { touch(); s.redrawn = records[records.length - 1]; }).observe(document, all);
+  const loading = (i) => { if (i.complete) return false;
+    const r = i.getBoundingClientRect(); return r.width > 0 && r.bottom > 0 && r.top < innerHeight; };
+  s.busy = () => ({
+    calls: s.calls,
+    waiting: [...s.joined].filter(([id]) => !s.done.has(id)).map(([, fn]) => fn),
+    trackers: document.querySelectorAll('[data-testid=status-tracker]:not(.hide)').length,
+    progress: !!document.querySelector('.eta-bar, .progress-text'),
+    loading: [...document.images].filter(loading).map(i => i.src.slice(-60)),
+  });
   const read = async (body, onChunk) => {
     const reader = body.getReader(), decoder = new TextDecoder();
     for (;;) {
@@ -210,14 +215,19 @@ TRACK = """(() => {
       onChunk(decoder.decode(value, {stream: true}));
     }
   };
-  const messages = (text) => { s.buffer += text; const parts = s.buffer.split("\\n\\n");
-    s.buffer = parts.pop();
-    for (const part of parts) for (const line of part.split("\\n")) {
-      if (!line.startsWith("data:")) continue;
-      let m = null;
-      try { m = JSON.parse(line.slice(5)); } catch (e) {}
-      if (m && m.msg === "process_completed") s.done.add(m.event_id);
-    } };
+  const messages = () => {  // one stream's reader of server-sent events: its own buffer of a part-read message
+    let buffer = "";
+    return (text) => {
+      const parts = (buffer + text).split("\\n\\n");
+      buffer = parts.pop();
+      for (const part of parts) for (const line of part.split("\\n")) {
+        if (!line.startsWith("data:")) continue;
+        let m = null;
+        try { m = JSON.parse(line.slice(5)); } catch (e) {}
+        if (m && m.msg === "process_completed") s.done.add(m.event_id);
+      }
+    };
+  };
   const fetch = window.fetch;
   window.fetch = async function (input, init) {
     const url = String(input && input.url || input);
@@ -231,8 +241,9 @@ TRACK = """(() => {
     if (!response.body) { end(); return response; }
     const [mine, theirs] = response.body.tee();
     const fn = (() => { try { return JSON.parse(init.body).fn_index; } catch (e) { return null; } })();
+    const onMessages = stream ? messages() : null;
     let text = "";
-    read(mine, (chunk) => { touch(); if (stream) messages(chunk); else text += chunk; })
+    read(mine, (chunk) => { touch(); if (stream) onMessages(chunk); else text += chunk; })
       .catch(() => {})
       .finally(() => {
         if (url.includes("/queue/join")) { try { s.joined.set(JSON.parse(text).event_id, fn); } catch (e) {} }
@@ -241,25 +252,20 @@ TRACK = """(() => {
     return new Response(theirs, {status: response.status, statusText: response.statusText, headers: response.headers});
   };
 })()"""
-# How long the page has been idle, in ms (0 while busy): no call in flight, every joined event done, every status
-# tracker hidden (live events show one), every picture loaded.
-# A picture on screen still loading (a picture off screen or in a closed tab is lazy: it loads when shown).
-LOADING = """(i) => { if (i.complete) return false;
-  const r = i.getBoundingClientRect(); return r.width > 0 && r.bottom > 0 && r.top < innerHeight; }"""
-IDLE = (
-    """() => {
-  const loading = """
-    + LOADING
-    + """;
+# How long the page has been idle, in ms (0 while busy, ``busy()`` above).
+IDLE = """() => {
   const s = window.__walk;
   if (!s) return 0;
-  const busy = s.calls > 0 || [...s.joined.keys()].some(id => !s.done.has(id))
-    || [...document.querySelectorAll('[data-testid=status-tracker]')].some(e => !e.classList.contains('hide'))
-    || document.querySelector('.eta-bar, .progress-text') || [...document.images].some(loading);
-  if (busy) { s.last = performance.now(); return 0; }
-  return performance.now() - s.last;
+  const b = s.busy(), now = performance.now();
+  if (b.calls > 0 || b.waiting.length || b.trackers || b.progress || b.loading.length) { s.last = now; return 0; }
+  return now - s.last;
 }"""
-)
+# What keeps a page busy, and the element last redrawn (for an action that never settles).
+BUSY = """() => { const s = window.__walk, r = s.redrawn;
+  const t = r && (r.target.nodeType === 1 ? r.target : r.target.parentElement);
+  return {...s.busy(), redrawn: t ? `${t.tagName}#${t.id}.${t.className} ${r.type}` : null}; }"""
+# The page's events by ``fn_index``: their API names.
+DEPENDENCIES = "() => Object.fromEntries(window.gradio_config.dependencies.map(d => [d.id, d.api_name]))"
 # The middle of an element once a click there reaches it (scrolled into view, nothing over it). A dropdown's options
 # fly in (5 px over 200 ms): a click lands on the option throughout, as a person's does.
 REACHABLE = """(e) => new Promise((done) => {
@@ -272,19 +278,6 @@ REACHABLE = """(e) => new Promise((done) => {
   frame();
 })"""
 FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"  # two frames drawn
-# What keeps a page busy (for an action that never settles): the calls in flight, the last element redrawn, the status
-# trackers shown, a progress bar, the pictures still loading.
-BUSY = (
-    """() => { const s = window.__walk, loading = """
-    + LOADING
-    + """; return {calls: s.calls, redrawn: s.redrawn,
-  trackers: [...document.querySelectorAll('[data-testid=status-tracker]:not(.hide)')].length,
-  progress: !!document.querySelector('.eta-bar, .progress-text'),
-  loading: [...document.images].filter(loading).map(i => i.src.slice(-60))}; }"""
-)
-# The events a page joined and has not seen done: their ``fn_index`` (what an action that never settles waits for).
-DEPENDENCIES = "() => Object.fromEntries(window.gradio_config.dependencies.map(d => [d.id, d.api_name]))"
-WAITING = "() => [...window.__walk.joined].filter(([id]) => !window.__walk.done.has(id)).map(([, fn]) => fn)"
 ERROR_TEXT = re.compile(r"\bError\b|failed")
 # Text cut or spilling out of its box (issue 20, problem 9): an element whose own text is wider than its box, unless an
 # ancestor scrolls sideways (a wide table scrolls: its text is reachable); Vega charts' text (legend entries, titles)
@@ -376,9 +369,8 @@ class Walker:
     def _stuck(self, what: str) -> str:
         """Why an action did not settle: the events the page waits for, and every app server's threads."""
         try:
-            names = self.page.evaluate(DEPENDENCIES)
-            waiting = [f"{fn} ({names.get(str(fn))})" for fn in self.page.evaluate(WAITING)]
-            waiting.append(self.page.evaluate(BUSY))
+            names, busy = self.page.evaluate(DEPENDENCIES), self.page.evaluate(BUSY)
+            waiting = [f"{fn} ({names.get(str(fn))})" for fn in busy.pop("waiting")] + [busy]
         except PlaywrightError as e:
             waiting = [f"unknown: {e}"]
         stacks = "\n".join(f"--- {server.url}\n{server.stacks()[-6000:]}" for server in list(LIVE))
