@@ -78,8 +78,7 @@ class Targets:
     outside: torch.Tensor  # [n, 2] float32: outside the union, farther than the pointing_15 tolerance
     gt: torch.Tensor  # [n] float32 soft ground truth clipped to [0, 1] (mse)
     p: torch.Tensor  # [n] float64 soft ground truth + epsilon, summing to 1 (kl)
-    rows: torch.Tensor  # [g, R] float32 area-resize matrix (emd)
-    cols: torch.Tensor  # [g, R] float32
+    rows: torch.Tensor  # [g, R] float32 area-resize matrix (emd), of the rows and (square grids) of the columns
 
 
 @lru_cache(maxsize=32)
@@ -106,7 +105,6 @@ def _targets(boxes: tuple, side: int, box_percentile: float, device: str) -> Tar
         gt=as_t(h.gt, torch.float32),
         p=as_t(h.p, torch.float64),
         rows=as_t(h.rows, torch.float32),
-        cols=as_t(h.rows, torch.float32),
     )
 
 
@@ -230,7 +228,7 @@ def _continuous(up: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, t: Targets
     log_q = torch.log(m + KL_EPSILON)  # [c, n] float32: relative error ~1e-7 per pixel
     totals = m.sum(dim=1).double() + n * KL_EPSILON  # [c]
     kl = (t.host.p_log_p - log_q.double() @ t.p + torch.log(totals)).clamp(min=0.0)  # [c]
-    cells = (t.rows @ m.reshape(-1, side, side) @ t.cols.T).double()  # [c, g, g]
+    cells = (t.rows @ m.reshape(-1, side, side) @ t.rows.T).double()  # [c, g, g]
     mass = cells.sum(dim=(1, 2), keepdim=True)  # [c, 1, 1]
     dist = torch.where(mass > 0, cells / torch.where(mass > 0, mass, 1.0), 1.0 / cells[0].numel())
     workers = 1 if up.device.type == "cpu" else HOST_WORKERS  # beside a GPU, the host's cores solve them
