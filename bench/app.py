@@ -18,7 +18,6 @@ Goals: in-process p50 under 10 ms; through the client at most 1.5 times the no-o
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import os
@@ -33,6 +32,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.common import parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,10 +150,8 @@ def live_analysis(model: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, model="dinov2", repeats=100, device=None)
     p.add_argument("--store", default=None, help="an existing store (default: build one in a temporary folder)")
-    p.add_argument("--model", default="dinov2", help="model of the views and of the live analysis")
-    p.add_argument("--repeats", type=int, default=100, help="calls per endpoint and per measurement")
     args = p.parse_args()
 
     with store_or_built(args.store, args.model, "vitattn-bench-app-") as store:

@@ -21,10 +21,10 @@ Printed: p50 and p90 per kind, and the queue requests each change caused. Goal: 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 from bench.app import launch, store_or_built
+from bench.common import parser
 
 CHROMIUM = "/usr/bin/chromium"
 SETTLED = """([before]) => { const i = document.querySelector('#attention-map img');
@@ -106,10 +106,8 @@ def measure(url: str, model: str, images: list[str], repeats: int) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--store", default=None)
-    p.add_argument("--model", default="dinov2")
-    p.add_argument("--repeats", type=int, default=20)
+    p = parser(__doc__, model="dinov2", repeats=20, device=None)
+    p.add_argument("--store", default=None, help="an existing store (default: build one in a temporary folder)")
     args = p.parse_args(argv)
     with store_or_built(args.store, args.model, "vitattn-bench-browser-") as store:
         process, url = launch(store)

@@ -11,45 +11,23 @@ the values.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
-import statistics
-import time
 
 import numpy as np
 import torch
 from PIL import Image
 
 import vitattn
+from bench.common import parser, side_by_side
 from vitattn.headstats import head_stats
 from vitattn.pca import joint_pca, pca_rgb
 from vitattn.specs import ATTENTION_METHODS
 
 
-def once(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
-
-
-def side_by_side(a, b, repeats: int) -> tuple[float, float]:
-    """Median times of ``a`` and ``b``, run alternately so both see the same machine load."""
-    a(), b()  # warm-up
-    times = [(once(a), once(b)) for _ in range(repeats)]
-    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="vit")
+    p = parser(__doc__, model="vit", repeats=5)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default=None)
     args = p.parse_args()
 
     torch.manual_seed(0)

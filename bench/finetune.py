@@ -11,7 +11,6 @@ Random weights (speed does not depend on the values); no network, no gradio, no 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import statistics
 import tempfile
@@ -19,6 +18,7 @@ import time
 
 import torch
 
+from bench.common import parser
 from vitattn.finetune import FinetuneConfig
 from vitattn.finetune.train import build_base, prepare, train_step
 from vitattn.specs import STRATEGIES
@@ -40,9 +40,7 @@ def timed(fn, device: torch.device) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="vit", help="a base model (default vit: ViT-B/16)")
-    p.add_argument("--device", default=None, help="cuda, cpu (default: CUDA when available)")
+    p = parser(__doc__, model="vit")
     p.add_argument("--steps", type=int, default=20, help="timed optimizer steps per strategy (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step (default 32)")

@@ -18,7 +18,6 @@ Random weights: speed does not depend on the values.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import numpy as np
@@ -26,7 +25,7 @@ import torch
 from PIL import Image
 
 import vitattn
-from bench.engine import once
+from bench.common import median, once, parser, side_by_side
 from vitattn.faithfulness import evaluate, evaluate_batch
 from vitattn.metrics import baseline_metrics, score_batch, soft_ground_truth
 from vitattn.metrics.batched import score_maps
@@ -36,18 +35,6 @@ from vitattn.specs import ATTENTION_METHODS
 from vitattn.store.writer import SCORE_BATCH, map_rows
 
 BOXES = [(0.1, 0.2, 0.45, 0.8), (0.55, 0.1, 0.9, 0.5), (0.3, 0.6, 0.7, 0.95)]
-
-
-def median(fn, repeats: int) -> float:
-    fn()  # warm-up
-    return statistics.median(once(fn) for _ in range(repeats))
-
-
-def side_by_side(a, b, repeats: int) -> tuple[float, float]:
-    """Median times of ``a`` and ``b``, run alternately so both see the same machine load."""
-    a(), b()  # warm-up
-    times = [(once(a), once(b)) for _ in range(repeats)]
-    return statistics.median(t for t, _ in times), statistics.median(t for _, t in times)
 
 
 def metrics_per_map(n_maps: int, repeats: int, device: str) -> None:
@@ -163,11 +150,8 @@ def precompute_one_image(model: vitattn.Model, image: Image.Image, repeats: int)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="vit")
+    p = parser(__doc__, model="vit", repeats=5)
     p.add_argument("--maps", type=int, default=128)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default=None)
     p.add_argument("--small-only", action="store_true", help="skip the full-size model")
     p.add_argument("--skip-metrics", action="store_true", help="faithfulness and precompute only")
     p.add_argument("--scoring-only", action="store_true", help="only part 3's analyze against scoring, full size")

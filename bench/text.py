@@ -16,7 +16,6 @@ SigLIP's tokenizers come from the Hub; ``--local-hub`` serves the tests' word-le
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import os
@@ -30,16 +29,11 @@ import torch
 from PIL import Image
 
 import vitattn
-from bench.engine import once
+from bench.common import median, once, parser
 from vitattn.text import TEXT_METHODS, imagenet80
 from vitattn.text.compute import text_maps
 
 WORDS = ["church", "rose window", "portal", "tower", "tracery", "nave", "apse", "window", "a photo of a church"]
-
-
-def median(fn, repeats: int) -> float:
-    fn()  # warm-up (and the prompts' embeddings into the tower's cache)
-    return statistics.median(once(fn) for _ in range(repeats))
 
 
 def against(plain, fn, repeats: int) -> tuple[float, float]:
@@ -98,11 +92,9 @@ def bench_model(name: str, args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, repeats=3, device="cpu")
     p.add_argument("--models", default="clip,siglip")
     p.add_argument("--prompts", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--device", default="cpu")
     p.add_argument("--local-hub", action="store_true", help="serve SigLIP's tokenizers from a local Hub (offline)")
     args = p.parse_args()
     print(f"torch threads {torch.get_num_threads()}, load average at the start {os.getloadavg()}")
