@@ -107,3 +107,17 @@ def test_views_of_a_closed_tab_follow_the_picture_in_a_second_event(demo):
     assert first.concurrency_id == "views"
     (chained,) = [fn for fn in fns if fn.trigger_after == first._id]
     assert {by_id["query-attention"], by_id["text-maps"]} <= {o._id for o in chained.outputs}
+
+
+def test_an_event_that_shows_no_progress_names_no_progress_targets(demo):
+    """On each status message of any event, Gradio's page (6.x) updates every component that has ever been a progress
+    target of an event that ran: a walk of the layout tree and a deep copy of its value, per component. An event
+    that shows no progress named its outputs as targets all the same (up to 37 of them for the header's chained
+    views), and a walk of the page spent a quarter of the browser's time there. Views now name none; an event that
+    shows progress shows it on one component (the first view's picture), not on every output of every view."""
+    page_events = [fn for fn in demo.fns.values() if fn.targets or fn.trigger_after is not None]
+    hidden = [fn for fn in page_events if fn.show_progress == "hidden"]
+    assert len(hidden) > 100
+    assert [fn.name for fn in hidden if fn.show_progress_on is None or len(fn.show_progress_on)] == []
+    shown = [fn for fn in page_events if fn.show_progress != "hidden" and len(fn.outputs) > 2]
+    assert shown and [fn.name for fn in shown if fn.show_progress_on is None or len(fn.show_progress_on) > 1] == []

@@ -7,7 +7,11 @@ from vitattn.ui.data.config import LIVE_WORKERS, VIEW_WORKERS
 
 # Live inference (uploads; predictions unless stored) and cached views queue separately: a view never waits for one.
 LIVE = {"concurrency_id": "live", "concurrency_limit": LIVE_WORKERS}
-VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS, "show_progress": "hidden"}
+# No progress shown, and none tracked: on every status message of any event, Gradio's page (6.x) updates each component
+# that has ever been a progress target of an event that ran (a walk of the layout tree and a deep copy of its value
+# per component), so an event that shows no progress names no targets (``show_progress_on=()``, not the outputs).
+QUIET = {"show_progress": "hidden", "show_progress_on": ()}
+VIEWS = {"concurrency_id": "views", "concurrency_limit": VIEW_WORKERS, **QUIET}
 PRIVATE = {"api_visibility": "private"}  # a page event, not part of the public API
 LAST = {"trigger_mode": "always_last"}  # a change during a view is computed once more (one event per trigger: wiring)
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}  # jpeg: fast to encode
@@ -17,6 +21,11 @@ FREE = {"allow_custom_value": True}  # choices follow other controls: a stale va
 HIDDEN = {"visible": False, "interactive": True}
 
 
-def queue(live: bool) -> dict:
-    """The private event options of a handler in the live queue or the views' queue."""
-    return {**PRIVATE, **(LIVE if live else VIEWS)}
+def queue(live: bool, progress_on=()) -> dict:
+    """The private event options of a handler in the live queue or the views' queue. A live event shows its progress
+    on one component: ``progress_on``, or the first of them (its outputs). Every progress target costs the page work on
+    every status message of every event (``QUIET``)."""
+    if not live:
+        return {**PRIVATE, **VIEWS}
+    first = list(progress_on)[:1] if isinstance(progress_on, list | tuple) else [progress_on]
+    return {**PRIVATE, **LIVE, "show_progress_on": first}

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from vitattn.ui.shell import wiring
-from vitattn.ui.shell.presets import LAST, queue
+from vitattn.ui.shell.presets import LAST, QUIET, queue
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Registry:
         triples = [self._triple(v, opened) for v in chosen]
         repeat = bool(chosen) and self._home(chosen[0]) not in (None, self._shown_first())
         fn = wiring.combine(triples, repeat) if step is None else wiring.after_step(step, triples, repeat)
-        return fn, queue(any(v.live for v in chosen))
+        return fn, queue(any(v.live for v in chosen), fn[2])
 
     def start(self, begin: Callable, names: Sequence[str], *, step=None, opened=False, live=None, options=None) -> None:
         """The views ``names`` (after ``step``) started by ``begin`` (a trigger's event method, ``gr.on`` bound to
@@ -125,11 +125,11 @@ class Registry:
             now, later = later, []
         (fn, inputs, outputs), kw = self.handler(now, step, opened)
         if live is not None:
-            kw = queue(live)
+            kw = queue(live, outputs)
         event = begin(fn, inputs, outputs, **kw, **(options or {}))
-        if later:
+        if later:  # closed tabs: they skip, so there is no progress to show
             (fn, inputs, outputs), kw = self.handler(later)
-            event.then(fn, inputs, outputs, **kw)
+            event.then(fn, inputs, outputs, **{**kw, **QUIET})
 
     def on(self, triggers: list, *targets, live: bool | None = None) -> None:
         """``targets`` (controls: every view reading them; or view names) recomputed on ``triggers``."""

@@ -139,4 +139,4 @@ def listen(trigger: Callable, fn: Callable, inputs, outputs, *, live: bool = Fal
     with one skip per output: the count follows ``outputs`` (a list, or one component), never a hand-written number.
     """
     n = len(outputs) if isinstance(outputs, list | tuple) else 1
-    return trigger(safe(n)(fn), inputs, outputs, **queue(live), **options)
+    return trigger(safe(n)(fn), inputs, outputs, **queue(live, outputs), **options)

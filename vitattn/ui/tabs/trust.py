@@ -141,5 +141,8 @@ def wire(page: Page, t: Layout) -> None:
     ex, h = page.explorer, page.header
     page.views.on([t.method.select, t.image.select], t.method, t.image)
     t.run.click(
-        api.bind(sanity_live, ex), [h.image_id, h.model, t.live_method], [t.live_table, t.live_strip], **queue(True)
+        api.bind(sanity_live, ex),
+        [h.image_id, h.model, t.live_method],
+        [t.live_table, t.live_strip],
+        **queue(True, t.live_strip),
     )

@@ -140,7 +140,11 @@ def build(page: Page) -> Layout:
 def wire(page: Page, t: Layout) -> None:
     ex, h, v, bind = page.explorer, page.header, page.views, api.bind
     analysed = t.run.click(
-        bind(analyze, ex), [t.upload, h.model], [t.upload_id, t.picture, t.data], preprocess=False, **queue(True)
+        bind(analyze, ex),
+        [t.upload, h.model],
+        [t.upload_id, t.picture, t.data],
+        preprocess=False,
+        **queue(True, t.picture),
     )
     # the image's change event shows it
     analysed.success(bind(after_upload, ex), t.upload_id, [h.image_id, t.boxes, t.corner], **queue(False))
