@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Error as PlaywrightError, TimeoutError as PlaywrightTimeout
 from run_cache import built_once
 from small_models import small_overrides
 
@@ -189,12 +189,17 @@ POLL_MS = 20
 # Gradio's client uses for every call), so it is exact and never late: each event joined (``/queue/join`` answers its
 # ``event_id``) and each event done (the session's message stream, ``/queue/data``, says ``process_completed`` with
 # that id); other calls to the server are open until their answer is read. Heartbeats are not counted. Every change to
-# the page's DOM counts as activity too: an answer's outputs are drawn, then a chained (``.then``) or change event may
-# be sent, some milliseconds after the last event was done. ``busy()`` says what keeps the page busy: the calls in
-# flight, the events joined and not done (their ``fn_index``), the status trackers shown (live events show one), a
-# progress bar, the pictures on screen still loading (one off screen or in a closed tab is lazy: it loads when shown).
+# the page's DOM counts as activity too: an answer's outputs are drawn, then a change event may be sent. An event done
+# expects the events chained to it (``.then``, ``.success``; the page's config says which): the page sends their joins
+# some milliseconds later, and no status tracker bridges that gap (the app's events name no progress targets).
+# ``busy()`` says what keeps the page busy: the calls in flight, the events joined and not done (their ``fn_index``),
+# the chained events not yet joined, the status trackers shown (live events show one), a progress bar, the pictures on
+# screen still loading (one off screen or in a closed tab is lazy: it loads when shown).
 TRACK = """(() => {
-  const s = window.__walk = {calls: 0, joined: new Map(), done: new Set(), last: performance.now(), redrawn: null};
+  const CHAIN_MS = 2000;
+  const s = window.__walk = {
+    calls: 0, joins: 0, base: 0, joined: new Map(), done: new Map(), chained: new Map(), last: performance.now(),
+    redrawn: null};
   const touch = () => { s.last = performance.now(); };
   const all = {subtree: true, childList: true, attributes: true, characterData: true};
   new MutationObserver((records) => { touch(); s.redrawn = records[records.length - 1]; }).observe(document, all);
@@ -203,10 +208,29 @@ TRACK = """(() => {
   s.busy = () => ({
     calls: s.calls,
     waiting: [...s.joined].filter(([id]) => !s.done.has(id)).map(([, fn]) => fn),
+    chained: [...s.chained].filter(([, t]) => performance.now() - t < CHAIN_MS).map(([fn]) => fn),
     trackers: document.querySelectorAll('[data-testid=status-tracker]:not(.hide)').length,
     progress: !!document.querySelector('.eta-bar, .progress-text'),
     loading: [...document.images].filter(loading).map(i => i.src.slice(-60)),
   });
+  s.idle = () => {  // ms idle (0 while busy: the quiet window restarts)
+    const b = s.busy(), now = performance.now();
+    if (b.calls > 0 || b.waiting.length || b.chained.length || b.trackers || b.progress || b.loading.length) {
+      s.last = now; return 0; }
+    return now - s.last;
+  };
+  // An event done starts the events chained to it (``.then``; ``.success`` when it succeeded): the page sends
+  // their joins some milliseconds later, after its outputs are drawn. Until then (at most CHAIN_MS) it is busy.
+  const chain = (id) => {
+    const fn = s.joined.get(id), success = s.done.get(id);
+    if (fn === undefined || success === undefined) return;  // both the join's answer and the completion are needed
+    for (const d of (window.gradio_config || {}).dependencies || []) {
+      if (d.trigger_after !== fn || !d.backend_fn) continue;
+      if (d.trigger_only_on_success ? success : d.trigger_only_on_failure ? !success : true)
+        s.chained.set(d.id, performance.now());
+    }
+  };
+  const fnOf = (init) => { try { return JSON.parse(init.body).fn_index; } catch (e) { return null; } };
   const read = async (body, onChunk) => {
     const reader = body.getReader(), decoder = new TextDecoder();
     for (;;) {
@@ -224,7 +248,7 @@ TRACK = """(() => {
         if (!line.startsWith("data:")) continue;
         let m = null;
         try { m = JSON.parse(line.slice(5)); } catch (e) {}
-        if (m && m.msg === "process_completed") s.done.add(m.event_id);
+        if (m && m.msg === "process_completed") { s.done.set(m.event_id, !!m.success); chain(m.event_id); }
       }
     };
   };
@@ -234,32 +258,34 @@ TRACK = """(() => {
     if (!url.includes("/gradio_api/") || url.includes("/heartbeat/")) return fetch.apply(this, arguments);
     const stream = url.includes("/queue/data");  // open while the session has events: their messages are read
     if (!stream) s.calls++;
+    if (url.includes("/queue/join")) { s.joins++; s.chained.delete(fnOf(init)); }
     touch();
     const end = () => { if (!stream) s.calls--; touch(); };
     let response;
     try { response = await fetch.apply(this, arguments); } catch (e) { end(); throw e; }
     if (!response.body) { end(); return response; }
     const [mine, theirs] = response.body.tee();
-    const fn = (() => { try { return JSON.parse(init.body).fn_index; } catch (e) { return null; } })();
+    const fn = fnOf(init);
     const onMessages = stream ? messages() : null;
     let text = "";
     read(mine, (chunk) => { touch(); if (stream) onMessages(chunk); else text += chunk; })
       .catch(() => {})
       .finally(() => {
-        if (url.includes("/queue/join")) { try { s.joined.set(JSON.parse(text).event_id, fn); } catch (e) {} }
+        if (url.includes("/queue/join")) {
+          try { const id = JSON.parse(text).event_id; s.joined.set(id, fn); chain(id); } catch (e) {} }
         end();
       });
     return new Response(theirs, {status: response.status, statusText: response.statusText, headers: response.headers});
   };
 })()"""
 # How long the page has been idle, in ms (0 while busy, ``busy()`` above).
-IDLE = """() => {
-  const s = window.__walk;
-  if (!s) return 0;
-  const b = s.busy(), now = performance.now();
-  if (b.calls > 0 || b.waiting.length || b.trackers || b.progress || b.loading.length) { s.last = now; return 0; }
-  return now - s.last;
-}"""
+IDLE = "() => window.__walk ? window.__walk.idle() : 0"
+# The quiet window starts now: what the page did before does not count, nor the joins it sent.
+RESTART = "() => { const s = window.__walk; if (s) { s.last = performance.now(); s.base = s.joins; } }"
+# Settled: idle for ``quiet`` ms; or more than ``bound`` events joined since ``RESTART`` (a loop: the caller fails).
+# Polled inside the page (``wait_for_function``): no round trip to the test per poll.
+SETTLED = """([quiet, bound]) => { const s = window.__walk;
+  return !!s && (s.joins - s.base > bound || s.idle() >= quiet); }"""
 # What keeps a page busy, and the element last redrawn (for an action that never settles).
 BUSY = """() => { const s = window.__walk, r = s.redrawn;
   const t = r && (r.target.nodeType === 1 ? r.target : r.target.parentElement);
@@ -350,17 +376,24 @@ class Walker:
         bound = self.bound if bound is None else bound
         before = self.sent
         action()
-        with suppress(PlaywrightError):  # the quiet window starts now, whatever the page did before
-            self.page.evaluate("() => { if (window.__walk) window.__walk.last = performance.now(); }")
+        with suppress(PlaywrightError):  # a reload under way: its new page starts its own record
+            self.page.evaluate(RESTART)
         deadline = time.monotonic() + SETTLE_MS / 1000
         while True:
-            self.page.wait_for_timeout(POLL_MS)
-            caused = self.sent - before
-            assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
-            if self.quiet() >= QUIET_MS:
+            left = deadline - time.monotonic()
+            try:
+                self.page.wait_for_function(
+                    SETTLED, arg=[QUIET_MS, bound], polling=POLL_MS, timeout=max(1, left * 1000)
+                )
                 break
-            if time.monotonic() > deadline:
-                raise AssertionError(self._stuck(what))
+            except PlaywrightTimeout:
+                raise AssertionError(self._stuck(what)) from None
+            except PlaywrightError:  # the page was replaced (a reload) while it was asked: ask the new one
+                if left <= 0:
+                    raise AssertionError(self._stuck(what)) from None
+                self.page.wait_for_timeout(POLL_MS)
+        caused = self.sent - before
+        assert caused <= bound, f"{what}: {caused} requests and counting; the page does not settle"
         self.log.append(f"{what}: {caused}")
         if check:
             self.no_error(what)
