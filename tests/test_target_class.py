@@ -263,3 +263,13 @@ def test_a_fixed_scale_similarity_map_is_drawn_on_minus_one_to_one(ex):
     with pytest.raises(gr.Error, match="scale must be one of 'per map', 'fixed \\[-1, 1\\]'"):
         sim_actions.similarity(*args, "shared")
     assert views.SIM_SCALES == ("per map", "fixed [-1, 1]")
+
+
+def test_the_class_names_read_from_timms_files_are_timms_imagenet_info():
+    """``imagenet_labels`` reads timm's label files without importing timm (seconds on a CPU); what it reads must be
+    what timm's own ``ImageNetInfo`` gives, index by index."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo("imagenet-1k")
+    assert imagenet_labels() == tuple(info.index_to_description(i) for i in range(info.num_classes()))
+    assert imagenet_labels()[281] == "tabby, tabby cat" and imagenet_labels()[134] == imagenet_labels()[517] == "crane"
