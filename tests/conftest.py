@@ -20,7 +20,16 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """``gpu`` tests are skipped without CUDA whatever ``-m`` says (the inner loop's ``-m`` replaces addopts')."""
+    """The longest files first, so the run does not end on one worker still busy with a long file while the other
+    waits (``--dist loadfile`` hands each worker the next file as it finishes one): files with browser tests, then
+    files with slow ones (a launched app, Ray, the job as a command), then the rest, each file's tests together and
+    in their order. ``gpu`` tests are skipped without CUDA whatever ``-m`` says (the inner loop's ``-m`` replaces
+    addopts')."""
+    rank: dict[str, int] = {}
+    for item in items:
+        weight = 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
+        rank[item.nodeid.split("::")[0]] = min(weight, rank.get(item.nodeid.split("::")[0], 2))
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: a file's tests keep their order
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if gpu:
         import torch
