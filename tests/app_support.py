@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import inspect
+import json
 import os
 import re
 import shutil
@@ -19,13 +20,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
 from playwright.sync_api import Error as PlaywrightError, TimeoutError as PlaywrightTimeout
-from run_cache import built_once
+from run_cache import RUN_ENV, built_once, run_root
 from small_models import small_overrides
 
 import vitattn
@@ -94,6 +96,7 @@ class AppServer:
         timeout: float = 120.0,
         env: dict[str, str | None] | None = None,
         args: tuple[str, ...] = (),
+        detached: bool = False,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -109,10 +112,43 @@ class AppServer:
         args = [sys.executable, "-c", BOOT, "app.py", "--host", "127.0.0.1", "--port", str(self.port), *args]
         if store is not None:
             args += ["--store", str(store)]
-        self.log = tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
-        self.process = subprocess.Popen(args, cwd=APP_ROOT, env=base, stdout=self.log, stderr=subprocess.STDOUT)
+        with tempfile.NamedTemporaryFile(prefix="vitattn-app-", suffix=".log", delete=False) as log:
+            self.log = Path(log.name)
+            # detached: its own session, so it outlives the test process that started it (``shared_server``)
+            self.process = subprocess.Popen(
+                args, cwd=APP_ROOT, env=base, stdout=log, stderr=subprocess.STDOUT, start_new_session=detached
+            )
+        self.pid = self.process.pid
         LIVE.add(self)
         self._wait(timeout)
+
+    def record(self) -> dict:
+        """Where another test process finds this server (``attach``)."""
+        return {"port": self.port, "pid": self.pid, "temp": str(self.temp), "log": str(self.log)}
+
+    @classmethod
+    def attach(cls, record: dict) -> AppServer:
+        """A server another test process of this run started (``shared_server``): it can be asked and inspected
+        (``url``, ``files``, ``stacks``); the run stops it (``stop_shared``)."""
+        self = cls.__new__(cls)
+        self.port, self.pid, self.temp, self.log = (
+            record["port"],
+            record["pid"],
+            Path(record["temp"]),
+            Path(record["log"]),
+        )
+        self.url, self.process = f"http://127.0.0.1:{self.port}/", None
+        LIVE.add(self)
+        return self
+
+    def alive(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -129,16 +165,16 @@ class AppServer:
         raise RuntimeError(f"the app did not answer within {timeout} s:\n{self.output()}")
 
     def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")[-5000:]
+        return self.log.read_text(errors="replace")[-5000:]
 
     def stacks(self) -> str:
         """Every thread's stack of the running server (faulthandler's dump, from its log)."""
-        if self.process.poll() is not None:
-            return f"(exited with {self.process.returncode})"
-        start = Path(self.log.name).stat().st_size
-        os.kill(self.process.pid, signal.SIGUSR1)
+        if not self.alive():
+            return "(exited)"
+        start = self.log.stat().st_size
+        os.kill(self.pid, signal.SIGUSR1)
         time.sleep(1.0)
-        return Path(self.log.name).read_bytes()[start:].decode(errors="replace")
+        return self.log.read_bytes()[start:].decode(errors="replace")
 
     def files(self) -> list[Path]:
         """The files Gradio keeps in its folder (uploads, pictures it wrote for answers)."""
@@ -158,20 +194,44 @@ class AppServer:
     def stop(self) -> None:
         """Kills the server at once (``terminate`` is the graceful way, which waits for connected clients)."""
         LIVE.discard(self)
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
+        elif self.process is None and self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+        self.log.unlink(missing_ok=True)
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
+SHARED = "server-"  # run_root() / "server-<key>" / "server.json": a shared server's record
+
+
 @cache
+def shared_server(key: str, store: Callable[[], Path]) -> AppServer:
+    """The app on ``store()``, launched once per test run by the first of its processes that asks, and shared by all
+    of them (a launch costs about 5 s of CPU, and each app warms caches of its own): ``built_once`` keeps its record,
+    and the run stops it at its end (``stop_shared``, from conftest's ``pytest_unconfigure``). A process outside a
+    test run gets an app of its own, stopped when it exits."""
+    if not os.environ.get(RUN_ENV):
+        server = AppServer(store())
+        atexit.register(server.stop)
+        return server
+
+    def launch(folder: Path) -> None:
+        (folder / "server.json").write_text(json.dumps(AppServer(store(), detached=True).record()))
+
+    return AppServer.attach(json.loads((built_once(SHARED + key, launch) / "server.json").read_text()))
+
+
+def stop_shared() -> None:
+    """Stops every server this run shared (the run's controlling process, at its end)."""
+    for record in run_root().glob(f"{SHARED}*/server.json"):
+        AppServer.attach(json.loads(record.read_text())).stop()
+
+
 def app_server(models: tuple[str, ...] | None = None) -> AppServer:
-    """The app on ``store_dir(models)``, started once per test process and set of models, stopped at exit."""
-    server = AppServer(store_dir(models))
-    atexit.register(server.stop)
-    return server
+    """The app on ``store_dir(models)``, one per test run and set of models (``shared_server``)."""
+    return shared_server("-".join(models or ("default",)), lambda: store_dir(models))
 
 
 # -- driving the page in headless chromium --------------------------------------------------------------------

@@ -40,7 +40,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-    if not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput"):  # the run's end: the apps its workers shared, then its folders
+        from app_support import stop_shared
+
+        stop_shared()
         shutil.rmtree(run_root(), ignore_errors=True)
 
 

@@ -9,7 +9,6 @@ are the fine-tune set-up ``test_finetune`` shares.
 
 from __future__ import annotations
 
-import atexit
 from functools import cache
 from pathlib import Path
 
@@ -80,11 +79,8 @@ def more_store() -> Path:
     return built_once("more-store", _build_more_store) / "store"
 
 
-@cache
 def more_server():
-    """The app launched on ``more_store()``, once per test process (the client and the browser tests share it)."""
-    from app_support import AppServer
+    """The app launched on ``more_store()``, once per test run (the client and the browser tests share it)."""
+    from app_support import shared_server
 
-    app = AppServer(more_store())
-    atexit.register(app.stop)
-    return app
+    return shared_server("more", more_store)
