@@ -250,8 +250,9 @@ POLL_MS = 20
 # ``event_id``) and each event done (the session's message stream, ``/queue/data``, says ``process_completed`` with
 # that id); other calls to the server are open until their answer is read. Heartbeats are not counted. Every change to
 # the page's DOM counts as activity too: an answer's outputs are drawn, then a change event may be sent. An event done
-# expects the events chained to it (``.then``, ``.success``; the page's config says which): the page sends their joins
-# some milliseconds later, and no status tracker bridges that gap (the app's events name no progress targets).
+# expects the events chained to it (``.then``, ``.success``; the page's config says which), and an answer that changed
+# a state (its ``changed_state_ids``) the events listening to that state's change: the page sends their joins some
+# milliseconds later, and no status tracker bridges that gap (the app's events name no progress targets).
 # ``busy()`` says what keeps the page busy: the calls in flight, the events joined and not done (their ``fn_index``),
 # the chained events not yet joined, the status trackers shown (live events show one), a progress bar, the pictures on
 # screen still loading (one off screen or in a closed tab is lazy: it loads when shown).
@@ -291,6 +292,12 @@ TRACK = """(() => {
         s.chained.set(d.id, performance.now());
     }
   };
+  // A state changed by an answer starts the events listening to its change (the app's second events, ``_gate``).
+  const woken = (ids) => {
+    for (const d of (window.gradio_config || {}).dependencies || [])
+      if (d.backend_fn && d.targets.some(([id, event]) => event === "change" && ids.includes(id)))
+        s.chained.set(d.id, performance.now());
+  };
   const fnOf = (init) => { try { return JSON.parse(init.body).fn_index; } catch (e) { return null; } };
   const read = async (body, onChunk) => {
     const reader = body.getReader(), decoder = new TextDecoder();
@@ -309,6 +316,7 @@ TRACK = """(() => {
         if (!line.startsWith("data:")) continue;
         let m = null;
         try { m = JSON.parse(line.slice(5)); } catch (e) {}
+        if (m && m.output && m.output.changed_state_ids) woken(m.output.changed_state_ids);
         if (m && m.msg === "process_completed") { s.done.set(m.event_id, !!m.success); chain(m.event_id); }
       }
     };

@@ -4,6 +4,8 @@ controls recompute every view that reads them, and the public API keeps its endp
 
 from __future__ import annotations
 
+import inspect
+
 import gradio as gr
 import pandas as pd
 import pytest
@@ -96,8 +98,9 @@ def test_the_header_recomputes_every_view_that_reads_it(demo, explorer):
 
 def test_views_of_a_closed_tab_follow_the_picture_in_a_second_event(demo):
     """An opacity change answers the page's views in one event in the views' queue; the views bound to a tab (the
-    Query tab's, the Text tab's live maps) run in a second event chained to it, so they neither hold the picture
-    back, nor add their outputs to its answer, nor put it in the live queue."""
+    Query tab's, the Text tab's live maps) run in a second event, so they neither hold the picture back, nor add their
+    outputs to its answer, nor put it in the live queue. The first event starts the second through a state's change
+    (its last output), which it changes only while one of those tabs is open."""
     by_id = {b.elem_id: i for i, b in demo.blocks.items() if getattr(b, "elem_id", None)}
     fns = list(demo.fns.values())
     (first,) = [fn for fn in fns if (by_id["opacity"], "input") in fn.targets]
@@ -105,7 +108,9 @@ def test_views_of_a_closed_tab_follow_the_picture_in_a_second_event(demo):
     assert by_id["attention-map"] in outputs and by_id["layer-strip"] in outputs
     assert by_id["query-attention"] not in outputs and by_id["text-maps"] not in outputs
     assert first.concurrency_id == "views"
-    (chained,) = [fn for fn in fns if fn.trigger_after == first._id]
+    gate = first.outputs[-1]
+    assert isinstance(gate, gr.State) and [fn for fn in fns if fn.trigger_after == first._id] == []
+    (chained,) = [fn for fn in fns if (gate._id, "change") in fn.targets]
     assert {by_id["query-attention"], by_id["text-maps"]} <= {o._id for o in chained.outputs}
 
 
@@ -121,3 +126,25 @@ def test_an_event_that_shows_no_progress_names_no_progress_targets(demo):
     assert [fn.name for fn in hidden if fn.show_progress_on is None or len(fn.show_progress_on)] == []
     shown = [fn for fn in page_events if fn.show_progress != "hidden" and len(fn.outputs) > 2]
     assert shown and [fn.name for fn in shown if fn.show_progress_on is None or len(fn.show_progress_on) > 1] == []
+
+
+def test_the_second_event_is_started_only_while_one_of_its_tabs_is_open(demo):
+    """The gate of a second event (the last output of the first) changes only while a tab of the second event's
+    views is open: with the Attention tab open an opacity change sends one event, not two (the second used to run on
+    every change and answer a skip per output)."""
+    by_id = {b.elem_id: i for i, b in demo.blocks.items() if getattr(b, "elem_id", None)}
+    (first,) = [fn for fn in demo.fns.values() if (by_id["opacity"], "input") in fn.targets]
+    inputs = first.inputs
+    values = [c.value for c in inputs]
+    shown = next(i for i, c in enumerate(inputs) if isinstance(c, gr.State) and c.value == "attention")
+
+    def gate_value(tab: str):
+        args = list(values)
+        args[shown] = tab
+        result = first.fn(*args)
+        answers = list(result) if inspect.isgenerator(result) else [result]
+        return answers[-1][-1]
+
+    assert gate_value("attention") == gr.skip()
+    woken = gate_value("query")
+    assert isinstance(woken, int) and gate_value("query") != woken  # a new value each time: the state changes

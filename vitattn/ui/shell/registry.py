@@ -7,14 +7,15 @@
 A hand-written "this control recomputes these views" table drifts from the views it describes (a view that starts
 reading a control is forgotten by the table); here the table is derived, so a view cannot miss a control it reads.
 Each trigger starts exactly one event whose handler runs the views in turn (``wiring.combine``), because several
-``always_last`` events on one trigger restart each other; the views bound to a closed tab follow in one event chained
-to it (``start``), so they never slow the picture down. Views marked ``always`` (the status line) join every header
-refresh.
+``always_last`` events on one trigger restart each other; the views bound to a tab follow in a second event, sent only
+while one of their tabs is open (``start``, ``_gate``), so they never slow the picture down. Views marked ``always``
+(the status line) join every header refresh.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import gradio as gr
 
 from vitattn.ui.shell import wiring
 from vitattn.ui.shell.presets import LAST, QUIET, queue
+
+_WAKES = itertools.count(1)  # a gate's values: each differs from the one before, so the state changes
 
 
 @dataclass(frozen=True)
@@ -104,32 +107,46 @@ class Registry:
         return tuple(out)
 
     def handler(
-        self, names: Sequence[str], step: wiring.Step | None = None, opened: bool = False
+        self, names: Sequence[str], step: wiring.Step | None = None, opened: bool = False, tail=None
     ) -> tuple[wiring.Step, dict]:
-        """One handler for the views ``names`` (after ``step``, when given), and its queue options."""
+        """One handler for the views ``names`` (after ``step``, when given; ``tail`` last, see ``wiring.combine``),
+        and its queue options."""
         chosen = [self._views[n] for n in names]
         triples = [self._triple(v, opened) for v in chosen]
         repeat = bool(chosen) and self._home(chosen[0]) not in (None, self._shown_first())
-        fn = wiring.combine(triples, repeat) if step is None else wiring.after_step(step, triples, repeat)
+        fn = wiring.combine(triples, repeat, tail) if step is None else wiring.after_step(step, triples, repeat, tail)
         return fn, queue(any(v.live for v in chosen), fn[2])
+
+    def _gate(self, names: Sequence[str]) -> tuple[gr.State, wiring.Step]:
+        """A state whose change starts the views ``names`` (bound to tabs), and the step that changes it, last in the
+        event before them, only while one of their tabs is open: Gradio sends a state's change event only when its
+        value changed, so while those tabs are closed no second event is sent at all (a ``.then`` was sent on every
+        change, and its views answered a skip per output, each a new component on the server)."""
+        gate, tabs = gr.State(0), {self._views[n].tab for n in names}
+
+        def wake(shown: str):
+            return next(_WAKES) if shown in tabs else gr.skip()
+
+        return gate, (wake, [self.open_tab], [gate])
 
     def start(self, begin: Callable, names: Sequence[str], *, step=None, opened=False, live=None, options=None) -> None:
         """The views ``names`` (after ``step``) started by ``begin`` (a trigger's event method, ``gr.on`` bound to
         triggers, or a step's ``.then``): the views of the page in one event, then the views bound to a tab that
-        is not the one opening in a second one, chained to it (each skips while its tab is closed). So a view of a
-        closed tab never holds the picture back, adds its outputs to the picture's answer, nor puts it in the live
-        queue."""
+        is not the one opening in a second one, which the first starts only while one of those tabs is open
+        (``_gate``; each view skips while its own tab is closed). So a view of a closed tab never holds the picture
+        back, adds its outputs to the picture's answer, nor puts it in the live queue."""
         now = [n for n in names if opened or self._views[n].tab is None]
         later = [n for n in names if n not in now]
         if not now:
             now, later = later, []
-        (fn, inputs, outputs), kw = self.handler(now, step, opened)
+        gate, tail = self._gate(later) if later else (None, None)
+        (fn, inputs, outputs), kw = self.handler(now, step, opened, tail)
         if live is not None:
             kw = queue(live, outputs)
-        event = begin(fn, inputs, outputs, **kw, **(options or {}))
-        if later:  # closed tabs: they skip, so there is no progress to show
+        begin(fn, inputs, outputs, **kw, **(options or {}))
+        if later:  # started by the gate while one of their tabs is open; those closed skip, with no progress shown
             (fn, inputs, outputs), kw = self.handler(later)
-            event.then(fn, inputs, outputs, **{**kw, **QUIET})
+            gate.change(fn, inputs, outputs, **{**kw, **QUIET, **LAST})
 
     def on(self, triggers: list, *targets, live: bool | None = None) -> None:
         """``targets`` (controls: every view reading them; or view names) recomputed on ``triggers``."""

@@ -20,14 +20,15 @@ from vitattn.ui.shell.presets import queue
 Step = tuple[Callable, Sequence | None, Sequence]  # (handler, inputs, outputs)
 
 
-def combine(views: Sequence[Step], repeat: bool = True) -> Step:
+def combine(views: Sequence[Step], repeat: bool = True, tail: Step | None = None) -> Step:
     """One handler that runs ``views`` in order: its inputs are theirs (each once), its outputs theirs in turn.
 
     With several views the handler is a generator (``_streamed``): the first view's outputs go to the page as soon as
     they are ready (the picture a person is waiting for), then the others. One view is a plain handler: one answer,
-    without a generator's second message and streaming status on the page.
+    without a generator's second message and streaming status on the page. ``tail`` (a step, not a view) is computed
+    last and answered with the last answer only (the registry's gate of a chained event).
     """
-    run, inputs, outputs = _streamed(views, repeat)
+    run, inputs, outputs = _streamed(views, repeat, tail)
     if len(views) > 1:
         return run, inputs, outputs
 
@@ -38,20 +39,21 @@ def combine(views: Sequence[Step], repeat: bool = True) -> Step:
     return run_one, inputs, outputs
 
 
-def _streamed(views: Sequence[Step], repeat: bool = True) -> Step:
+def _streamed(views: Sequence[Step], repeat: bool = True, tail: Step | None = None) -> Step:
     """``combine``'s generator: the first view's answer, then the others'. With ``repeat`` the last answer repeats the
     first view's outputs, because Gradio applies only the last answer of a generator to a tab that has not been
     opened yet (the IoU tab's leaderboard stayed empty with a skip there). Without it they are left as they are: a
     picture sent twice is written twice to the same file, and a browser reading it meanwhile showed a broken image."""
+    steps = [*views, *([tail] if tail else [])]
     inputs: list = []
-    for _, ins, _ in views:
+    for _, ins, _ in steps:
         inputs += [c for c in (ins or []) if all(c is not d for d in inputs)]
-    outputs = [o for _, _, outs in views for o in outs]
+    outputs = [o for _, _, outs in steps for o in outs]
 
     def run(*values):
         given = {id(c): v for c, v in zip(inputs, values, strict=True)}
         out: list = []
-        for k, (fn, ins, outs) in enumerate(views):
+        for k, (fn, ins, outs) in enumerate(steps):
             out += _outputs(fn, [given[id(c)] for c in (ins or [])], len(outs))
             if k == 0 and len(views) > 1:
                 yield _answer(out + [gr.skip()] * (len(outputs) - len(out)))
@@ -63,12 +65,12 @@ def _streamed(views: Sequence[Step], repeat: bool = True) -> Step:
     return run, inputs, outputs
 
 
-def after_step(step: Step, views: Sequence[Step], repeat: bool = True) -> Step:
+def after_step(step: Step, views: Sequence[Step], repeat: bool = True, tail: Step | None = None) -> Step:
     """One handler that runs ``step`` (a page step that sets controls, e.g. a new image's boxes), then ``views`` on
     the values it set: one request where a ``.then`` would take two. The step's outputs and the first view's go to
     the page first (``combine``). A step that returns None has nothing to do: no output changes."""
     fn, ins, outs = step
-    views_fn, views_in, views_out = _streamed(views, repeat)
+    views_fn, views_in, views_out = _streamed(views, repeat, tail)
     inputs = [*(ins or [])]
     inputs += [c for c in views_in if all(c is not d for d in inputs)]
 
