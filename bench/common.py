@@ -9,14 +9,18 @@ import time
 import torch
 
 
+def synchronize() -> None:
+    """Waits for the GPU's queued work (nothing without CUDA)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def once(fn) -> float:
     """Seconds of one call of ``fn``, the device's queued work included."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    synchronize()
     t = time.perf_counter()
     fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    synchronize()
     return time.perf_counter() - t
 
 
@@ -42,13 +46,8 @@ def parser(doc: str, *, model: str | None = None, repeats: int | None = None, de
         p.add_argument("--model", default=model, help=f"a model of vitattn.MODELS (default {model})")
     if repeats is not None:
         p.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per figure (default {repeats})")
-    if device is not None:
-        default = None if device == "auto" else device
-        p.add_argument(
-            "--device",
-            default=default,
-            help=f"cuda or cpu (default {device}: CUDA when available)"
-            if device == "auto"
-            else f"cuda or cpu (default {device})",
-        )
+    if device == "auto":
+        p.add_argument("--device", default=None, help="cuda or cpu (default: CUDA when available)")
+    elif device is not None:
+        p.add_argument("--device", default=device, help=f"cuda or cpu (default {device})")
     return p

@@ -14,29 +14,15 @@ from __future__ import annotations
 import functools
 import statistics
 import tempfile
-import time
 
 import torch
 
-from bench.common import parser
+from bench.common import once, parser
 from vitattn.finetune import FinetuneConfig
 from vitattn.finetune.train import build_base, prepare, train_step
 from vitattn.specs import STRATEGIES
 
 CLASSES = 4
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device) -> float:
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         times = {name: [] for name in steps}
         for _ in range(args.steps):  # one step of each in turn: all see the same machine load
             for name, step in steps.items():
-                times[name].append(timed(step, device))
+                times[name].append(once(step))
     rates = {name: args.batch_size / statistics.median(t) for name, t in times.items()}
     for name, rate in rates.items():
         what = f"trainable parameters {trainable[name]:>11,}" if name in trainable else "plain inference, no_grad"

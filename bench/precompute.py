@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 
 import vitattn
+from bench.common import synchronize
 from precompute import Config, run
 from precompute.config import parse_layers
 from precompute.estimate import vit_flops
@@ -69,11 +70,6 @@ def image_set(n: int, folder: Path) -> Path:
     path = folder / "boxes.json"
     path.write_text(json.dumps({"format": "vitattn-boxes/1", "images": entries}))
     return path
-
-
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 @contextlib.contextmanager

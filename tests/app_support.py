@@ -131,13 +131,9 @@ class AppServer:
         """A server another test process of this run started (``shared_server``): it can be asked and inspected
         (``url``, ``files``, ``stacks``); the run stops it (``stop_shared``)."""
         self = cls.__new__(cls)
-        self.port, self.pid, self.temp, self.log = (
-            record["port"],
-            record["pid"],
-            Path(record["temp"]),
-            Path(record["log"]),
-        )
-        self.url, self.process = f"http://127.0.0.1:{self.port}/", None
+        self.port, self.pid, self.process = record["port"], record["pid"], None
+        self.temp, self.log = Path(record["temp"]), Path(record["log"])
+        self.url = f"http://127.0.0.1:{self.port}/"
         LIVE.add(self)
         return self
 
@@ -283,21 +279,18 @@ TRACK = """(() => {
   };
   // An event done starts the events chained to it (``.then``; ``.success`` when it succeeded): the page sends
   // their joins some milliseconds later, after its outputs are drawn. Until then (at most CHAIN_MS) it is busy.
+  const expect = (started) => {  // the page's events (to the server) that ``started`` says follow
+    for (const d of (window.gradio_config || {}).dependencies || [])
+      if (d.backend_fn && started(d)) s.chained.set(d.id, performance.now());
+  };
   const chain = (id) => {
     const fn = s.joined.get(id), success = s.done.get(id);
     if (fn === undefined || success === undefined) return;  // both the join's answer and the completion are needed
-    for (const d of (window.gradio_config || {}).dependencies || []) {
-      if (d.trigger_after !== fn || !d.backend_fn) continue;
-      if (d.trigger_only_on_success ? success : d.trigger_only_on_failure ? !success : true)
-        s.chained.set(d.id, performance.now());
-    }
+    expect((d) => d.trigger_after === fn
+      && (d.trigger_only_on_success ? success : d.trigger_only_on_failure ? !success : true));
   };
   // A state changed by an answer starts the events listening to its change (the app's second events, ``_gate``).
-  const woken = (ids) => {
-    for (const d of (window.gradio_config || {}).dependencies || [])
-      if (d.backend_fn && d.targets.some(([id, event]) => event === "change" && ids.includes(id)))
-        s.chained.set(d.id, performance.now());
-  };
+  const woken = (ids) => expect((d) => d.targets.some(([id, event]) => event === "change" && ids.includes(id)));
   const fnOf = (init) => { try { return JSON.parse(init.body).fn_index; } catch (e) { return null; } };
   const read = async (body, onChunk) => {
     const reader = body.getReader(), decoder = new TextDecoder();

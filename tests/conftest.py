@@ -3,6 +3,7 @@
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 from hubserver import HubServer, point_client_at
@@ -25,11 +26,11 @@ def pytest_collection_modifyitems(config, items):
     files with slow ones (a launched app, Ray, the job as a command), then the rest, each file's tests together and
     in their order. ``gpu`` tests are skipped without CUDA whatever ``-m`` says (the inner loop's ``-m`` replaces
     addopts')."""
-    rank: dict[str, int] = {}
+    rank: dict[Path, int] = {}
     for item in items:
         weight = 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
-        rank[item.nodeid.split("::")[0]] = min(weight, rank.get(item.nodeid.split("::")[0], 2))
-    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: a file's tests keep their order
+        rank[item.path] = min(weight, rank.get(item.path, 2))
+    items.sort(key=lambda item: rank[item.path])  # stable: a file's tests keep their order
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if gpu:
         import torch
