@@ -148,3 +148,20 @@ def test_the_second_event_is_started_only_while_one_of_its_tabs_is_open(demo):
     assert gate_value("attention") == gr.skip()
     woken = gate_value("query")
     assert isinstance(woken, int) and gate_value("query") != woken  # a new value each time: the state changes
+
+
+def test_every_pick_of_a_dropdown_computes_its_views_once(demo):
+    """A single-choice dropdown's ``input`` is sent twice per pick with the mouse (Gradio 6.31; see
+    tests/test_dropdown_picks.py): every event on it computes once per pick (``wiring.once_per_pick``). The Variants,
+    Heads, Features and Query tabs computed every pick twice."""
+    doubled = [
+        f"{block.label} -> {fn.name}"
+        for fn in demo.fns.values()
+        for block_id, event in fn.targets
+        if isinstance(block := demo.blocks.get(block_id), gr.Dropdown)
+        and not block.multiselect
+        and event == "input"
+        and not getattr(fn.fn, "once_per_pick", False)
+    ]
+    picked = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and not b.multiselect]
+    assert len(picked) > 15 and doubled == []

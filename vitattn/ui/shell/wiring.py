@@ -10,6 +10,10 @@ notice and leaves its outputs as they were; the other views still update.
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import gradio as gr
@@ -136,9 +140,68 @@ def skips(n: int) -> tuple:
     return tuple(gr.skip() for _ in range(n))
 
 
+PICK_WINDOW_S = 2.0  # the second ``input`` of a mouse pick is sent as the first one's answer arrives
+
+
+def picks_twice(trigger: Callable) -> bool:
+    """Whether ``trigger`` is the ``input`` event of a single-choice dropdown. Gradio's page (6.31) sends it twice for
+    one pick with the mouse (the option's click, then the value it set) and once for a pick with the keyboard or a
+    typed value; its ``select`` is sent once, for the mouse only (a pick with the arrow keys and Enter sends none, so a
+    view on ``select`` ignores it)."""
+    component = getattr(trigger, "__self__", None)
+    return (
+        isinstance(component, gr.Dropdown)
+        and not component.multiselect
+        and getattr(trigger, "event_name", None) == "input"
+    )
+
+
+def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
+    """``fn`` on a dropdown's ``input`` (``picks_twice``), computed once per pick: a call from the same session with
+    the same values within ``PICK_WINDOW_S`` of the last answer is the pick's second ``input`` and is answered with
+    skips (its outputs are already what ``fn`` gives for those values). Values other than plain ones (str, numbers,
+    None, lists of them) are always computed."""
+    last: OrderedDict[str, tuple] = OrderedDict()  # session -> (values, time answered); the newest 256 sessions
+    lock = threading.Lock()
+
+    def run(*args):
+        *values, request = args
+        session = getattr(request, "session_hash", None)
+        key = tuple(values) if all(_plain(v) for v in values) else None
+        with lock:
+            seen = last.pop(session, None) if session is not None else None
+        if key is not None and seen is not None and seen[0] == key and time.monotonic() - seen[1] < PICK_WINDOW_S:
+            return gr.skip() if n_outputs == 1 else skips(n_outputs)  # the second of a pick: nothing new to show
+        answer = fn(*values)
+        if session is not None and key is not None:
+            with lock:
+                last[session] = (key, time.monotonic())
+                while len(last) > 256:
+                    last.popitem(last=False)
+        return answer
+
+    kinds = inspect.Parameter.POSITIONAL_ONLY
+    params = [inspect.Parameter(f"v{i}", kinds) for i in range(n_inputs)]
+    params.append(inspect.Parameter("request", kinds, annotation=gr.Request))
+    run.__signature__ = inspect.Signature(params)  # Gradio passes the request to the parameter annotated so
+    run.__annotations__ = {"request": gr.Request}
+    run.__name__ = getattr(fn, "__name__", "view")
+    run.once_per_pick = True
+    return run
+
+
+def _plain(value) -> bool:
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def listen(trigger: Callable, fn: Callable, inputs, outputs, *, live: bool = False, **options):
     """``fn`` on ``trigger`` as a private page event in the views' queue (``live``: the live one), guarded by `safe`
     with one skip per output: the count follows ``outputs`` (a list, or one component), never a hand-written number.
-    """
+    A single-choice dropdown's ``input`` computes ``fn`` once per pick (``once_per_pick``)."""
     n = len(outputs) if isinstance(outputs, list | tuple) else 1
-    return trigger(safe(n)(fn), inputs, outputs, **queue(live, outputs), **options)
+    handler = safe(n)(fn)
+    if picks_twice(trigger):
+        handler = once_per_pick(handler, len(inputs) if isinstance(inputs, list | tuple) else 1, n)
+    return trigger(handler, inputs, outputs, **queue(live, outputs), **options)

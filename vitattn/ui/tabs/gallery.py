@@ -10,6 +10,7 @@ from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
 from vitattn.ui.shell.presets import queue
+from vitattn.ui.shell.wiring import once_per_pick
 
 
 class Layout:
@@ -50,9 +51,8 @@ def build(page: Page) -> Layout:
 def wire(page: Page, t: Layout) -> None:
     ex, bind = page.explorer, api.bind
     t.gallery.select(bind(on_gallery, ex), None, [page.header.image_id, page.tabs], **queue(False))  # change shows it
-    gr.on(
-        [t.search.submit, t.value.input], bind(on_filter, ex), [t.search, t.field, t.value], t.gallery, **queue(False)
-    )
+    filtered = once_per_pick(bind(on_filter, ex), 3, 1)  # the value is a dropdown: one filter per pick
+    gr.on([t.search.submit, t.value.input], filtered, [t.search, t.field, t.value], t.gallery, **queue(False))
     t.field.select(bind(on_field, ex), t.field, t.value, **queue(False))
     page.loads.append((bind(page_gallery, ex), None, t.gallery))
 
