@@ -1,5 +1,6 @@
 """Shared pytest fixtures, and the run's shared folders (``run_cache``) with their clean-up."""
 
+import itertools
 import os
 import shutil
 import uuid
@@ -20,17 +21,27 @@ def pytest_configure(config):
         os.environ[RUN_ENV] = uuid.uuid4().hex[:12]
 
 
+# The files that take a minute or more in a full run (``--durations``): first in their kind, so none starts late.
+LONGEST = {"test_app_more_browser.py", "test_app_walk.py", "test_app_generic_browser.py", "test_ray_engine.py"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """The longest files first, so the run does not end on one worker still busy with a long file while the other
-    waits (``--dist loadfile`` hands each worker the next file as it finishes one): files with browser tests, then
-    files with slow ones (a launched app, Ray, the job as a command), then the rest, each file's tests together and
-    in their order. ``gpu`` tests are skipped without CUDA whatever ``-m`` says (the inner loop's ``-m`` replaces
-    addopts')."""
-    rank: dict[Path, int] = {}
+    """Files with browser tests alternate with files with slow ones (a launched app, Ray, the job as a command), then
+    the rest, each file's tests together and in their order (``--dist loadfile --no-loadscope-reorder`` hands each
+    worker the next file as it finishes one). Two mouse walks side by side contend for the same kind of work (a
+    chromium and an app server each) and both ran a quarter slower; a walk beside a slow file fills the cores better,
+    and the short files at the end keep both workers busy to the end. ``gpu`` tests are skipped without CUDA whatever
+    ``-m`` says (the inner loop's ``-m`` replaces addopts')."""
+    kinds: dict[Path, int] = {}
     for item in items:
-        weight = 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
-        rank[item.path] = min(weight, rank.get(item.path, 2))
-    items.sort(key=lambda item: rank[item.path])  # stable: a file's tests keep their order
+        kind = 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
+        kinds[item.path] = min(kind, kinds.get(item.path, 2))
+    walks, slow = (
+        sorted((p for p, k in kinds.items() if k == kind), key=lambda p: p.name not in LONGEST) for kind in (0, 1)
+    )
+    order = [p for pair in itertools.zip_longest(walks, slow) for p in pair if p is not None]
+    rank = {p: i for i, p in enumerate(order)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))  # stable: a file's tests keep their order
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if gpu:
         import torch

@@ -23,7 +23,10 @@ SMALL = {name: small_overrides(name) for name in MODELS}
 
 
 def config(out: Path, models=MODELS, **kw) -> Config:
-    kw = {"chunk_size": 3, "batch_size": 2, "random_weights": True, "progress": False, **kw}
+    """The job on tiny models, without faithfulness curves (78 forward passes per map; tests/test_faults.py resumes
+    and kills runs that compute them)."""
+    kw = {"chunk_size": 3, "batch_size": 2, "random_weights": True, "progress": False, "faithfulness_layers": "none",
+          **kw}  # fmt: skip
     return Config(output=out, models=models, overrides={m: SMALL[m] for m in models}, **kw)
 
 
