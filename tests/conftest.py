@@ -1,10 +1,8 @@
 """Shared pytest fixtures, and the run's shared folders (``run_cache``) with their clean-up."""
 
-import itertools
 import os
 import shutil
 import uuid
-from pathlib import Path
 
 import pytest
 from hubserver import HubServer, point_client_at
@@ -21,27 +19,13 @@ def pytest_configure(config):
         os.environ[RUN_ENV] = uuid.uuid4().hex[:12]
 
 
-# The files that take a minute or more in a full run (``--durations``): first in their kind, so none starts late.
-LONGEST = {"test_app_more_browser.py", "test_app_walk.py", "test_app_generic_browser.py", "test_ray_engine.py"}
-
-
 def pytest_collection_modifyitems(config, items):
-    """Files with browser tests alternate with files with slow ones (a launched app, Ray, the job as a command), then
-    the rest, each file's tests together and in their order (``--dist loadfile --no-loadscope-reorder`` hands each
-    worker the next file as it finishes one). Two mouse walks side by side contend for the same kind of work (a
-    chromium and an app server each) and both ran a quarter slower; a walk beside a slow file fills the cores better,
-    and the short files at the end keep both workers busy to the end. ``gpu`` tests are skipped without CUDA whatever
-    ``-m`` says (the inner loop's ``-m`` replaces addopts')."""
-    kinds: dict[Path, int] = {}
-    for item in items:
-        kind = 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
-        kinds[item.path] = min(kind, kinds.get(item.path, 2))
-    walks, slow = (
-        sorted((p for p, k in kinds.items() if k == kind), key=lambda p: p.name not in LONGEST) for kind in (0, 1)
-    )
-    order = [p for pair in itertools.zip_longest(walks, slow) for p in pair if p is not None]
-    rank = {p: i for i, p in enumerate(order)}
-    items.sort(key=lambda item: rank.get(item.path, len(rank)))  # stable: a file's tests keep their order
+    """``gpu`` tests are skipped without CUDA whatever ``-m`` says (the inner loop's ``-m`` replaces addopts').
+
+    The files run in pytest-xdist's order (``--dist loadfile`` sorts them by their number of tests and hands each
+    worker the next file as it finishes one). Ordering them here did not pay: all browser files first ran 10:02 (two
+    mouse walks side by side contend for a chromium and an app server each), browser files alternating with slow ones
+    8:50 and 8:52, xdist's own order 8:22 and 8:56 on the same day (docs/testing.md)."""
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if gpu:
         import torch
