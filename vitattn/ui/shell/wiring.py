@@ -191,6 +191,7 @@ def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
 
 
 def _plain(value) -> bool:
+    """A value compared as it is: None, a str, a number, a bool, or a list or tuple of them."""
     if isinstance(value, list | tuple):
         return all(_plain(v) for v in value)
     return value is None or isinstance(value, str | int | float | bool)
