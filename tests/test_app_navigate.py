@@ -124,6 +124,33 @@ def test_a_click_on_a_strip_tile_or_a_head_tile_shows_that_layer_or_head(walker,
     w.shot(f"clicked-head-{model}")
 
 
+def test_a_head_and_a_percentile_picked_with_the_keyboard_reach_the_views(walker):
+    """A dropdown pick with the arrow keys and Enter recomputes the views that read it (``select``, which the page
+    listened to, never hears the keyboard: tests/test_dropdown_picks.py): the header's head, then the Attention tab's
+    IoU percentile."""
+    w = walker
+    w.tab("Attention")
+    w.pick("Model", "vit", within=w.page.locator("#top-controls"))
+    w.pick("Head", "all heads fused", within=w.page.locator("#top-controls"))
+    picture = w.page.locator("#attention-map img").first
+
+    def arrow_down_enter(elem_id: str):
+        def keys() -> None:
+            w.page.locator(f"#{elem_id} input").first.click()
+            w.page.keyboard.press("ArrowDown")
+            w.page.keyboard.press("Enter")
+
+        return keys
+
+    for elem_id in ("head", "map-percentile"):
+        value, src = header(w, elem_id), picture.get_attribute("src")
+        assert w.act(f"{elem_id} by the keyboard", arrow_down_enter(elem_id)) >= 1  # the views were asked
+        assert header(w, elem_id) != value
+        if elem_id == "head":
+            assert header(w, "head") == "head 0" and picture.get_attribute("src") != src  # that head's map
+    w.shot("keyboard-picks")
+
+
 def test_leaderboard_rows_and_table_cells_open_their_view(walker):
     w = walker
     w.tab("IoU")

@@ -68,7 +68,7 @@ def _wire_header(demo: gr.Blocks, page: Page, playback: header.Playback) -> None
     """The header's events: each control recomputes every view that reads it (``page.views``)."""
     ex, h, v, bind = page.explorer, page.header, page.views, api.bind
     v.on([h.layer.input], h.layer)  # input: a drag, a click and the keyboard's arrows (release misses the keys)
-    v.on([h.head.select], h.head)
+    v.on([h.head.input], h.head)  # a dropdown: input hears the keyboard (once per pick: registry)
     v.on([h.opacity.input], h.opacity)
     controls = [h.model, h.method, h.layer, h.head]
     steered = [h.method, h.layer, h.head, h.explain]

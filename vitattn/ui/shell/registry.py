@@ -129,18 +129,23 @@ class Registry:
 
         return gate, (wake, [self.open_tab], [gate])
 
-    def start(self, begin: Callable, names: Sequence[str], *, step=None, opened=False, live=None, options=None) -> None:
+    def start(
+        self, begin: Callable, names: Sequence[str], *, step=None, opened=False, live=None, options=None, once=False
+    ) -> None:
         """The views ``names`` (after ``step``) started by ``begin`` (a trigger's event method, ``gr.on`` bound to
         triggers, or a step's ``.then``): the views of the page in one event, then the views bound to a tab that
         is not the one opening in a second one, which the first starts only while one of those tabs is open
         (``_gate``; each view skips while its own tab is closed). So a view of a closed tab never holds the picture
-        back, adds its outputs to the picture's answer, nor puts it in the live queue."""
+        back, adds its outputs to the picture's answer, nor puts it in the live queue. ``once``: ``begin`` is a
+        dropdown's ``input``, sent twice per mouse pick (``wiring.once_per_pick``; the gate then stays put too)."""
         now = [n for n in names if opened or self._views[n].tab is None]
         later = [n for n in names if n not in now]
         if not now:
             now, later = later, []
         gate, tail = self._gate(later) if later else (None, None)
         (fn, inputs, outputs), kw = self.handler(now, step, opened, tail)
+        if once:
+            fn = wiring.once_per_pick(fn, len(inputs), len(outputs))
         if live is not None:
             kw = queue(live, outputs)
         begin(fn, inputs, outputs, **kw, **(options or {}))
@@ -149,8 +154,10 @@ class Registry:
             gate.change(fn, inputs, outputs, **{**kw, **QUIET, **LAST})
 
     def on(self, triggers: list, *targets, live: bool | None = None) -> None:
-        """``targets`` (controls: every view reading them; or view names) recomputed on ``triggers``."""
-        self.start(functools.partial(gr.on, triggers), self.names(targets), live=live, options=LAST)
+        """``targets`` (controls: every view reading them; or view names) recomputed on ``triggers`` (a dropdown's
+        ``input``, which hears the keyboard too, is computed once per pick)."""
+        once = any(wiring.picks_twice(t) for t in triggers)
+        self.start(functools.partial(gr.on, triggers), self.names(targets), live=live, options=LAST, once=once)
 
     def after(self, then: Callable, *targets, header: bool = False, opened: bool = False) -> None:
         """``targets`` recomputed after a step (``then``: the step's ``.then`` or ``.success``); ``header``: also

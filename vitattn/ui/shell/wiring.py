@@ -164,21 +164,45 @@ def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
     last: OrderedDict[str, tuple] = OrderedDict()  # session -> (values, time answered); the newest 256 sessions
     lock = threading.Lock()
 
-    def run(*args):
-        *values, request = args
+    def second(values: list, request) -> tuple[bool, tuple | None, str | None]:
+        """Whether this call is the second of a pick; the values' key and the session, to record the answer."""
         session = getattr(request, "session_hash", None)
         key = tuple(values) if all(_plain(v) for v in values) else None
         with lock:
             seen = last.pop(session, None) if session is not None else None
-        if key is not None and seen is not None and seen[0] == key and time.monotonic() - seen[1] < PICK_WINDOW_S:
-            return gr.skip() if n_outputs == 1 else skips(n_outputs)  # the second of a pick: nothing new to show
-        answer = fn(*values)
+        repeat = key is not None and seen is not None and seen[0] == key and time.monotonic() - seen[1] < PICK_WINDOW_S
+        return repeat, key, session
+
+    def answered(key, session) -> None:
         if session is not None and key is not None:
             with lock:
                 last[session] = (key, time.monotonic())
                 while len(last) > 256:
                     last.popitem(last=False)
-        return answer
+
+    nothing = gr.skip() if n_outputs == 1 else skips(n_outputs)  # the second of a pick: nothing new to show
+
+    if inspect.isgeneratorfunction(fn):  # a combined handler that streams its views' answers (``combine``)
+
+        def run(*args):
+            *values, request = args
+            repeat, key, session = second(values, request)
+            if repeat:
+                yield nothing
+                return
+            yield from fn(*values)
+            answered(key, session)
+
+    else:
+
+        def run(*args):
+            *values, request = args
+            repeat, key, session = second(values, request)
+            if repeat:
+                return nothing
+            answer = fn(*values)
+            answered(key, session)
+            return answer
 
     kinds = inspect.Parameter.POSITIONAL_ONLY
     params = [inspect.Parameter(f"v{i}", kinds) for i in range(n_inputs)]

@@ -280,10 +280,10 @@ def wire(page: Page, t: Layout) -> None:
     """The tab's own events: its controls, clicks on its pictures, the export."""
     ex, h, v = page.explorer, page.header, page.views
     bind = api.bind
-    v.on([t.percentile.select], t.percentile)
+    v.on([t.percentile.input], t.percentile)
     v.on([t.show_mask.input], t.show_mask)
     v.on([t.scale.input], t.scale)
-    v.on([t.explain.select], t.explain, live=True)  # another class: live inference
+    v.on([t.explain.input], t.explain, live=True)  # another class: live inference
     v.after(t.scope.select(lambda b: b, t.scope, t.scope, **queue(False)).then, t.scope)
     map_in = [*h.view, t.scope, t.explain]
     v.after(t.picture.select(bind(on_map_click, ex), map_in, t.scope, **queue(False)).then, t.scope)

@@ -145,13 +145,13 @@ def build(page: Page) -> None:
         return view(image, a, b, scale_value, opacity_value, bool(b_chosen))
 
     inputs = [image_id, *a_controls, *b_controls, scale, opacity, chosen]
-    # A dropdown's ``select`` (a person picked an option) fires once per pick; its ``input`` fires twice in Gradio 6.31
-    # (on the pick and again after it), which computed every view twice.
+    # A dropdown's ``input`` hears the mouse and the keyboard (``select`` misses a pick made with the keyboard); it is
+    # sent twice per mouse pick in Gradio 6.31, and ``listen`` computes it once (``wiring.once_per_pick``).
     for component in a_controls:
-        listen(component.select, on_side, inputs, outputs, **LAST)
+        listen(component.input, on_side, inputs, outputs, **LAST)
     listen(scale.input, on_side, inputs, outputs, **LAST)
     for component in b_controls:
-        listen(component.select, on_b, inputs, outputs, **LAST)
+        listen(component.input, on_b, inputs, outputs, **LAST)
     listen(swap.click, on_swap, inputs, outputs, **LAST)
     listen(tab.select, on_open, [image_id, *header, *b_controls, scale, opacity, chosen], outputs, **LAST)
 

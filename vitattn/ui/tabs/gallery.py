@@ -53,7 +53,7 @@ def wire(page: Page, t: Layout) -> None:
     t.gallery.select(bind(on_gallery, ex), None, [page.header.image_id, page.tabs], **queue(False))  # change shows it
     filtered = once_per_pick(bind(on_filter, ex), 3, 1)  # the value is a dropdown: one filter per pick
     gr.on([t.search.submit, t.value.input], filtered, [t.search, t.field, t.value], t.gallery, **queue(False))
-    t.field.select(bind(on_field, ex), t.field, t.value, **queue(False))
+    t.field.input(once_per_pick(bind(on_field, ex), 1, 1), t.field, t.value, **queue(False))
     page.loads.append((bind(page_gallery, ex), None, t.gallery))
 
 

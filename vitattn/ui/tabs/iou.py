@@ -209,12 +209,12 @@ def build(page: Page) -> Layout:
 
 def wire(page: Page, t: Layout) -> None:
     ex, v, bind = page.explorer, page.views, api.bind
-    v.on([t.percentile.select], t.percentile)
-    v.on([t.board_method.select], t.board_method)
-    v.on([t.board_metric.select, t.board_label.select], "leaderboard", "iou_files")
-    v.on([t.grid_method.select], t.grid_method)
-    v.on([t.by.input, t.group_method.select, t.group_layer.submit], "breakdown")
-    v.on([t.model_a.select, t.model_b.select], "compare")
+    v.on([t.percentile.input], t.percentile)
+    v.on([t.board_method.input], t.board_method)
+    v.on([t.board_metric.input, t.board_label.input], "leaderboard", "iou_files")
+    v.on([t.grid_method.input], t.grid_method)
+    v.on([t.by.input, t.group_method.input, t.group_layer.submit], "breakdown")
+    v.on([t.model_a.input, t.model_b.input], "compare")
     changed = t.grid_model.select(  # no preprocessing: a stale method reaches on_grid_model, which fixes it
         bind(on_grid_model, ex),
         [t.grid_model, t.grid_method],

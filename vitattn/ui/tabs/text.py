@@ -141,6 +141,6 @@ def build(page: Page) -> Layout:
 
 def wire(page: Page, t: Layout) -> None:
     ex, v = page.explorer, page.views
-    v.on([t.prompts.submit, t.methods.input, t.templates.select], "text")
+    v.on([t.prompts.submit, t.methods.input, t.templates.input], "text")
     picked = t.label.select(api.bind(on_text_label, ex), [t.label], [t.prompts], **queue(False))
     v.after(picked.then, "text")

@@ -139,7 +139,7 @@ def build(page: Page) -> Layout:
 
 def wire(page: Page, t: Layout) -> None:
     ex, h = page.explorer, page.header
-    page.views.on([t.method.select, t.image.select], t.method, t.image)
+    page.views.on([t.method.input, t.image.input], t.method, t.image)
     t.run.click(
         api.bind(sanity_live, ex),
         [h.image_id, h.model, t.live_method],
