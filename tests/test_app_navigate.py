@@ -124,10 +124,10 @@ def test_a_click_on_a_strip_tile_or_a_head_tile_shows_that_layer_or_head(walker,
     w.shot(f"clicked-head-{model}")
 
 
-def test_a_head_and_a_percentile_picked_with_the_keyboard_reach_the_views(walker):
+def test_a_head_a_percentile_and_a_method_picked_with_the_keyboard_reach_the_views(walker):
     """A dropdown pick with the arrow keys and Enter recomputes the views that read it (``select``, which the page
-    listened to, never hears the keyboard: tests/test_dropdown_picks.py): the header's head, then the Attention tab's
-    IoU percentile."""
+    listened to, never hears the keyboard: tests/test_dropdown_picks.py): the header's head, the Attention tab's IoU
+    percentile, then the header's method (a step that steers the layer and the head, then the views)."""
     w = walker
     w.tab("Attention")
     w.pick("Model", "vit", within=w.page.locator("#top-controls"))
@@ -142,12 +142,14 @@ def test_a_head_and_a_percentile_picked_with_the_keyboard_reach_the_views(walker
 
         return keys
 
-    for elem_id in ("head", "map-percentile"):
+    for elem_id in ("head", "map-percentile", "method"):
         value, src = header(w, elem_id), picture.get_attribute("src")
         assert w.act(f"{elem_id} by the keyboard", arrow_down_enter(elem_id)) >= 1  # the views were asked
         assert header(w, elem_id) != value
         if elem_id == "head":
             assert header(w, "head") == "head 0" and picture.get_attribute("src") != src  # that head's map
+        if elem_id == "method":  # a step (the method steers layer and head), then the views: the new method's map
+            assert picture.get_attribute("src") != src
     w.shot("keyboard-picks")
 
 

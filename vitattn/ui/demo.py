@@ -73,19 +73,16 @@ def _wire_header(demo: gr.Blocks, page: Page, playback: header.Playback) -> None
     controls = [h.model, h.method, h.layer, h.head]
     steered = [h.method, h.layer, h.head, h.explain]
     h.shown_model = gr.State(ex.models()[0])
-    # Dropdowns fire "select" once per pick ("input" fires twice in Gradio 6). No preprocessing: a stale method of
-    # the model before reaches on_model, which fixes it, instead of Gradio refusing it against the new choices. A
-    # model pick keeps the layer's relative depth (resnet50's last stage -> a ViT's last block).
-    picked = h.model.select(
-        bind(header.on_model_pick, ex),
-        [*controls, h.shown_model],
-        [*steered, h.shown_model],
-        preprocess=False,
-        **queue(False),
+    # A pick (mouse or keyboard) sets the controls it steers, then every view (once per pick: ``Registry.on_pick``).
+    # No preprocessing: a stale method of the model before reaches on_model, which fixes it, instead of Gradio
+    # refusing it against the new choices. A model pick keeps the layer's relative depth (resnet50's last stage -> a
+    # ViT's last block).
+    model_in, model_out = [*controls, h.shown_model], [*steered, h.shown_model]
+    pick = bind(header.on_model_pick, ex)
+    v.on_pick(h.model, pick, model_in, model_out, *controls, h.explain, header=True, preprocess=False)
+    v.on_pick(
+        h.method, bind(header.on_model, ex), controls, steered, *controls, h.explain, header=True, preprocess=False
     )
-    v.after(picked.then, *controls, h.explain, header=True)
-    changed = h.method.select(bind(header.on_model, ex), controls, steered, preprocess=False, **queue(False))
-    v.after(changed.then, *controls, h.explain, header=True)
     for how, button in playback.buttons.items():
         v.after(
             button.click(bind(header.on_step, ex), [*controls[:3], gr.State(how)], h.layer, **queue(False)).then,

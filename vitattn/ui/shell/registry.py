@@ -159,13 +159,24 @@ class Registry:
         once = any(wiring.picks_twice(t) for t in triggers)
         self.start(functools.partial(gr.on, triggers), self.names(targets), live=live, options=LAST, once=once)
 
-    def after(self, then: Callable, *targets, header: bool = False, opened: bool = False) -> None:
+    def after(self, then: Callable, *targets, header: bool = False, opened: bool = False, once: bool = False) -> None:
         """``targets`` recomputed after a step (``then``: the step's ``.then`` or ``.success``); ``header``: also
-        the views marked ``always``; ``opened``: the step opened the views' tab."""
+        the views marked ``always``; ``opened``: the step opened the views' tab; ``once``: see ``on_pick``."""
         names = self.names(targets)
         if header:
             names += tuple(n for n, v in self._views.items() if v.always and n not in names)
-        self.start(then, names, opened=opened)
+        self.start(then, names, opened=opened, once=once)
+
+    def on_pick(self, dropdown, fn: Callable, inputs, outputs, *targets, header: bool = False, **options) -> None:
+        """A pick in ``dropdown`` starts a step (``fn`` sets other controls from it), then the views that read
+        ``targets``. On ``input``, which hears the mouse and the keyboard (``select`` misses a pick made with the
+        keyboard), once per pick: the page's second ``input`` of a mouse pick is answered with skips by the step
+        and, with the same values, by its views (``wiring.once_per_pick``)."""
+        inputs = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+        outputs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+        step = wiring.once_per_pick(fn, len(inputs), len(outputs))
+        done = dropdown.input(step, inputs, outputs, **queue(False), **options)
+        self.after(done.then, *targets, header=header, once=True)
 
     def _shown_first(self) -> str | None:
         """The tab shown when the page loads."""

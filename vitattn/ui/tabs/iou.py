@@ -215,14 +215,9 @@ def wire(page: Page, t: Layout) -> None:
     v.on([t.grid_method.input], t.grid_method)
     v.on([t.by.input, t.group_method.input, t.group_layer.submit], "breakdown")
     v.on([t.model_a.input, t.model_b.input], "compare")
-    changed = t.grid_model.select(  # no preprocessing: a stale method reaches on_grid_model, which fixes it
-        bind(on_grid_model, ex),
-        [t.grid_model, t.grid_method],
-        [t.grid_method, t.group_method],
-        preprocess=False,
-        **queue(False),
-    )
-    v.after(changed.then, "layer_head", "breakdown")
+    grid_in, grid_out = [t.grid_model, t.grid_method], [t.grid_method, t.group_method]
+    # no preprocessing: a stale method reaches on_grid_model, which fixes it
+    v.on_pick(t.grid_model, bind(on_grid_model, ex), grid_in, grid_out, "layer_head", "breakdown", preprocess=False)
     h = page.header
     opens = [page.tabs, h.model, h.method, h.layer, h.head, h.explain]
     page.follow(t.board.select(bind(on_board_click, ex), t.board, opens, **queue(False)))

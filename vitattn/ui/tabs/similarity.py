@@ -103,5 +103,4 @@ def wire(page: Page, t: Layout) -> None:
         **queue(False),
     )
     v.after(clicked.then, "similarity", "image")
-    chosen = t.box_choice.select(api.bind(on_box_choice, ex), [h.image_id, t.box_choice], t.region, **queue(False))
-    v.after(chosen.then, "similarity", "image")
+    v.on_pick(t.box_choice, api.bind(on_box_choice, ex), [h.image_id, t.box_choice], t.region, "similarity", "image")

@@ -21,7 +21,7 @@ from vitattn.ui.data.explorer import Explorer
 from vitattn.ui.data.text import TEMPLATES
 from vitattn.ui.shell import api
 from vitattn.ui.shell.page import Page
-from vitattn.ui.shell.presets import LIVE, PNG, queue
+from vitattn.ui.shell.presets import LIVE, PNG
 
 ID = "text"
 AS_STORED = "as stored"  # the store's templates for its labels (else the app's default, imagenet80)
@@ -142,5 +142,4 @@ def build(page: Page) -> Layout:
 def wire(page: Page, t: Layout) -> None:
     ex, v = page.explorer, page.views
     v.on([t.prompts.submit, t.methods.input, t.templates.input], "text")
-    picked = t.label.select(api.bind(on_text_label, ex), [t.label], [t.prompts], **queue(False))
-    v.after(picked.then, "text")
+    v.on_pick(t.label, api.bind(on_text_label, ex), [t.label], [t.prompts], "text")
