@@ -172,8 +172,7 @@ class Registry:
         ``targets``. On ``input``, which hears the mouse and the keyboard (``select`` misses a pick made with the
         keyboard), once per pick: the page's second ``input`` of a mouse pick is answered with skips by the step
         and, with the same values, by its views (``wiring.once_per_pick``)."""
-        inputs = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
-        outputs = list(outputs) if isinstance(outputs, list | tuple) else [outputs]
+        inputs, outputs = wiring.components(inputs), wiring.components(outputs)
         step = wiring.once_per_pick(fn, len(inputs), len(outputs))
         done = dropdown.input(step, inputs, outputs, **queue(False), **options)
         self.after(done.then, *targets, header=header, once=True)

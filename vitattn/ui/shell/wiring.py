@@ -221,12 +221,17 @@ def _plain(value) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+def components(given) -> list:
+    """An event's inputs or outputs as Gradio takes them (a list, one component, or None) as a list."""
+    return [] if given is None else list(given) if isinstance(given, list | tuple) else [given]
+
+
 def listen(trigger: Callable, fn: Callable, inputs, outputs, *, live: bool = False, **options):
     """``fn`` on ``trigger`` as a private page event in the views' queue (``live``: the live one), guarded by `safe`
     with one skip per output: the count follows ``outputs`` (a list, or one component), never a hand-written number.
     A single-choice dropdown's ``input`` computes ``fn`` once per pick (``once_per_pick``)."""
-    n = len(outputs) if isinstance(outputs, list | tuple) else 1
+    n = len(components(outputs))
     handler = safe(n)(fn)
     if picks_twice(trigger):
-        handler = once_per_pick(handler, len(inputs) if isinstance(inputs, list | tuple) else 1, n)
+        handler = once_per_pick(handler, len(components(inputs)), n)
     return trigger(handler, inputs, outputs, **queue(live, outputs), **options)

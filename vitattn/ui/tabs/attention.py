@@ -284,15 +284,10 @@ def wire(page: Page, t: Layout) -> None:
     v.on([t.show_mask.input], t.show_mask)
     v.on([t.scale.input], t.scale)
     v.on([t.explain.input], t.explain, live=True)  # another class: live inference
-    v.on_pick(t.scope, _same, t.scope, t.scope, t.scope)
+    v.on([t.scope.input], t.scope)
     map_in = [*h.view, t.scope, t.explain]
     v.after(t.picture.select(bind(on_map_click, ex), map_in, t.scope, **queue(False)).then, t.scope)
     v.after(t.strip.select(bind(on_strip_click, ex), t.strip_layout, h.layer, **queue(False)).then, h.layer)
     v.after(t.grid.select(bind(on_grid_click, ex), t.grid_layout, h.head, **queue(False)).then, h.head)
     view = [*h.view, h.opacity, t.percentile, t.show_mask, t.scope, t.explain]
     t.export.click(bind(export_view, ex), view, t.files, **queue(False))
-
-
-def _same(value):
-    """A box picked in the scope dropdown: the step keeps it (the views that read the scope follow)."""
-    return value
