@@ -51,12 +51,17 @@ def store_dir(models: tuple[str, ...] | None = None, trust: bool = False) -> Pat
     (``--sanity-images 1``), attention flow at the last layer and the naclip and legrad text maps of every box label
     with prompts as given (``--templates none``). Keep ``models`` few (``TRUST_MODELS``): the curves cost one analysis
     per stage and method, and a text model's tokenizer must need no Hub (clip's ships with open_clip).
+
+    No faithfulness curves (``--faithfulness-layers none``, the command's default on a CPU): they cost 78 forward
+    passes per map, 70% of the build, and the Features tab computes a map's curves when asked. The stored curves
+    are read from the Heads/Variants/Features store (``test_app_more_support``) and checked in ``test_store.py``.
     """
     from precompute import Config, run
 
     models = tuple(models or vitattn.MODELS)
     overrides = {name: small_overrides(name) for name in models}
     config = {"models": models, "random_weights": True, "overrides": overrides, "progress": False}
+    config["faithfulness_layers"] = "none"
     if trust:
         config.update(sanity_images=1, flow_layers="-1", text_methods=("naclip", "legrad"), templates="none")
     key = "app-store-" + ("all" if models == tuple(vitattn.MODELS) else "-".join(models)) + ("-trust" if trust else "")
@@ -228,6 +233,24 @@ def stop_shared() -> None:
 def app_server(models: tuple[str, ...] | None = None) -> AppServer:
     """The app on ``store_dir(models)``, one per test run and set of models (``shared_server``)."""
     return shared_server("-".join(models or ("default",)), lambda: store_dir(models))
+
+
+@cache
+def _tls():
+    import ssl
+
+    return ssl.create_default_context()
+
+
+def api_client(url: str):
+    """``gradio_client.Client(url)`` with one TLS context for the whole process. The client makes a new ``httpx``
+    client for every call, upload, download and message stream, and hands each its ``ssl_verify``, which ``httpx``
+    turns into a new context, loading the system's certificate bundle (about 30 ms of CPU), unless it is a context
+    already: over a run, half a minute spent on certificates for plain ``http://`` calls. The context verifies as
+    the default one does."""
+    import gradio_client
+
+    return gradio_client.Client(url, verbose=False, ssl_verify=_tls())
 
 
 # -- driving the page in headless chromium --------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from app_support import app_server
+from app_support import api_client, app_server
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -54,7 +54,7 @@ ENDPOINTS = {
 
 @pytest.fixture(scope="module")
 def client() -> Client:
-    return Client(app_server().url, verbose=False)
+    return api_client(app_server().url)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import AppServer, app_server, store_dir
+from app_support import AppServer, api_client, app_server, store_dir
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -149,7 +149,7 @@ def uploads(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def client() -> Client:
-    return Client(app_server().url, verbose=False)
+    return api_client(app_server().url)
 
 
 def still_serving(client: Client) -> None:
@@ -356,7 +356,7 @@ def damaged(tmp_path_factory) -> AppServer:
 
 @pytest.mark.slow  # the app as a process
 def test_a_damaged_store_starts_says_what_is_unavailable_and_serves_the_rest(damaged):
-    client = Client(damaged.url, verbose=False)
+    client = api_client(damaged.url)
     info = client.predict(api_name="/info")
     problems = "\n".join(info["problems"])
     assert info["mode"] == "store" and "unknown schema version 99" in problems

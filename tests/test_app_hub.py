@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from app_support import AppServer, store_dir
+from app_support import AppServer, api_client, store_dir
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hubserver import HubServer, point_client_at
@@ -45,7 +45,7 @@ def session(hub, tmp_path_factory):
     """The app on the Hub store with no token, and a client that has used every endpoint once."""
     hub.clear_log()
     server = launch(hub, tmp_path_factory.mktemp("home"))
-    client = Client(server.url, verbose=False)
+    client = api_client(server.url)
     use_everything(client, tmp_path_factory.mktemp("uploads"))
     yield server, client
     client.close()
@@ -128,7 +128,7 @@ def test_the_app_deletes_its_uploads_and_pictures_when_it_stops(session):
 def test_a_hub_unreachable_at_start_still_starts_with_the_examples(hub, tmp_path):
     with hub.offline():
         server = launch(hub, tmp_path / "home")
-        client = Client(server.url, verbose=False)
+        client = api_client(server.url)
         try:
             info = client.predict(api_name="/info")
             assert info["mode"] == "live" and "astronaut" in info["images"]
@@ -145,7 +145,7 @@ def test_a_hub_unreachable_at_start_still_starts_with_the_examples(hub, tmp_path
 def test_a_configured_token_is_used_for_reading_and_never_shown(hub, tmp_path):
     hub.clear_log()
     server = launch(hub, tmp_path / "home", token=TOKEN)
-    client = Client(server.url, verbose=False)
+    client = api_client(server.url)
     try:
         answers = use_everything(client, tmp_path)
         with hub.offline():

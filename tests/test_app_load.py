@@ -11,8 +11,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from app_support import free_port
-from gradio_client import Client, handle_file
+from app_support import api_client, free_port
+from gradio_client import handle_file
 from small_models import noise_image
 
 import app
@@ -70,7 +70,7 @@ def upload(folder, seed: int) -> str:
 def test_a_cached_view_is_answered_while_a_live_analysis_runs(url, tmp_path, monkeypatch):
     watch = Watch(gate=True)
     monkeypatch.setattr(live, "_analyze_on_device", watch)
-    analyst, viewer = Client(url, verbose=False), Client(url, verbose=False)
+    analyst, viewer = api_client(url), api_client(url)
     try:
         job = analyst.submit(handle_file(upload(tmp_path, 100)), "mae", api_name="/analyze")
         assert watch.started.wait(60)
@@ -94,7 +94,7 @@ def test_concurrent_users_all_succeed_and_live_inference_is_bounded(url, tmp_pat
     images = ["astronaut", "camera", "cell", "chelsea", "coffee", "retina", "rocket"]
 
     def user(k: int) -> list[str]:
-        client = Client(url, verbose=False)
+        client = api_client(url)
         done = []
         try:
             for r in range(ROUNDS):

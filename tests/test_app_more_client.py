@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from app_support import api_client
 from PIL import Image
 from test_app_more_support import VARIANT, more_server
 
@@ -34,7 +35,7 @@ ENDPOINTS = {  # name: (parameter names, output labels)
 
 @pytest.fixture(scope="module")
 def client():
-    return gradio_client.Client(more_server().url, verbose=False)
+    return api_client(more_server().url)
 
 
 def _rows(table: dict) -> list[dict]:

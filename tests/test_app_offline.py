@@ -9,8 +9,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from app_support import AppServer, free_port
-from gradio_client import Client
+from app_support import AppServer, api_client, free_port
 from gradio_client.exceptions import AppError
 
 pytestmark = pytest.mark.slow
@@ -27,7 +26,7 @@ def offline(tmp_path) -> dict[str, str]:
 def test_offline_live_inference_fails_with_one_line_naming_the_way_out(offline):
     server = AppServer(None, weights="pretrained", env=offline)
     try:
-        client = Client(server.url, verbose=False)
+        client = api_client(server.url)
         with pytest.raises(AppError) as caught:
             client.predict("astronaut", "dinov2", "cls", 11, -1, api_name="/attention")
         message = str(caught.value)
@@ -41,7 +40,7 @@ def test_offline_live_inference_fails_with_one_line_naming_the_way_out(offline):
 def test_random_weights_serve_the_bundled_examples_offline_and_say_so(offline):
     server = AppServer(None, weights="pretrained", env=offline, args=("--random-weights",))
     try:
-        client = Client(server.url, verbose=False)
+        client = api_client(server.url)
         info = client.predict(api_name="/info")
         assert info["mode"] == "live" and info["random_weights"]["live"] is True
         _, table, data = client.predict("astronaut", "siglip", "pool", 11, -1, api_name="/attention")

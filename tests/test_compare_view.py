@@ -14,7 +14,7 @@ from functools import partial
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import KINDS, app_server, store_dir
+from app_support import KINDS, api_client, app_server, store_dir
 from PIL import Image
 
 from vitattn.metrics import LOWER_IS_BETTER, METRIC_NAMES, upsample
@@ -157,7 +157,7 @@ def test_bad_input_names_the_valid_values(ex, args, message):
 
 @pytest.fixture(scope="module")
 def client():
-    return gradio_client.Client(app_server(KINDS).url, verbose=False)
+    return api_client(app_server(KINDS).url)
 
 
 @pytest.mark.slow  # the app as a process

@@ -15,7 +15,7 @@ from functools import partial
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import KINDS, app_server, store_dir
+from app_support import KINDS, api_client, app_server, store_dir
 from PIL import Image
 from small_models import small_model
 from test_query import reference_attention
@@ -134,8 +134,8 @@ def test_bad_input_gives_one_line(ex, call, message):
 
 @pytest.fixture(scope="module")
 def client():
-    gradio_client = pytest.importorskip("gradio_client")
-    return gradio_client.Client(app_server(KINDS).url, verbose=False)
+    pytest.importorskip("gradio_client")
+    return api_client(app_server(KINDS).url)
 
 
 @pytest.mark.slow  # the app as a process

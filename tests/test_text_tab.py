@@ -16,7 +16,7 @@ from functools import partial
 import gradio as gr
 import numpy as np
 import pytest
-from app_support import TRUST_MODELS, app_server, store_dir
+from app_support import TRUST_MODELS, api_client, app_server, store_dir
 from small_models import noise_image
 
 from vitattn.metrics import all_metrics, baseline_metrics
@@ -139,9 +139,7 @@ def test_bad_input_is_one_line(handlers, args, message):
 
 @pytest.fixture(scope="module")
 def client():
-    from gradio_client import Client
-
-    return Client(app_server().url, verbose=False)
+    return api_client(app_server().url)
 
 
 @pytest.mark.slow  # the app as a process
