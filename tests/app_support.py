@@ -442,6 +442,12 @@ class Walker:
         self.sent = 0  # joins sent (one per event run), counted from the browser's requests
         self.log: list[str] = []
         page.add_init_script(TRACK)
+        import os as _os
+        if _os.environ.get("EXP_CLONE"):
+            page.add_init_script("""(() => { const orig = window.structuredClone; const st = window.__clone = {n: 0, bytes: 0, sites: {}};
+              window.structuredClone = function (v, o) { st.n++; if (st.n % 50 === 0) { let len = 0; try { len = JSON.stringify(v).length; } catch (e) {} st.bytes += len;
+                const k = (new Error().stack || '').split('\\n').slice(2, 7).map(x => x.trim().replace(/https?:[^)]*\\//, '')).join(' < ') + ' | len~' + (len > 10000 ? 'big' : len > 1000 ? 'mid' : 'small'); st.sites[k] = (st.sites[k] || 0) + 1; }
+                return orig(v, o); }; })();""")
         page.on("request", self._count)
 
     def _count(self, request) -> None:
@@ -595,6 +601,7 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
         page = context.new_page()
         page.set_default_timeout(20_000)
         w = Walker(page, prefix, bound, notice_ok)
+        import os as _os
         w.act("load", lambda: w.goto(url), bound=LOAD_REQUESTS, check=False)
         notices = [" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all()]
         assert not notices, f"load: notices {notices}"
@@ -605,6 +612,10 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
             with suppress(PlaywrightError):  # chained events expected and never sent: each held an action CHAIN_MS
                 w.log.append(f"chained events never sent: {page.evaluate('() => window.__walk.expired')}")
             print("\n".join(w.log))
+            if _os.environ.get("EXP_CLONE"):
+                import json as _json
+                with open("/tmp/clone-stats.json", "w") as _f:
+                    _json.dump(page.evaluate("() => window.__clone"), _f)
             browser.close()
 
 

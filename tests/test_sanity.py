@@ -29,6 +29,12 @@ def _state(model):
     return {k: v.detach().clone() for k, v in model.module.state_dict().items()}
 
 
+def _unchanged(model, before) -> bool:
+    """Whether ``model``'s weights and buffers (BatchNorm statistics too) equal ``before`` (a ``_state``)."""
+    after = _state(model)
+    return after.keys() == before.keys() and all(torch.equal(v, after[k]) for k, v in before.items())
+
+
 def _by_stage(rows):
     return {r["stage"]: r for r in rows}
 
@@ -61,8 +67,7 @@ def test_cls_attention_at_layer_l_is_untouched_until_block_l_is_randomised(name)
                 assert not np.array_equal(row["map"], original)
                 assert row["spearman"] < 1.0
         assert _by_stage(rows)[f"blocks.{layer}"]["spearman"] < 1.0  # changed as soon as block l is
-    after = _state(model)
-    assert all(torch.equal(before[k], after[k]) for k in before)  # the weights are restored
+    assert _unchanged(model, before)  # the weights are restored
 
 
 @pytest.mark.parametrize("name,method", [("vit", "agcam"), ("vit", "gae"), ("vit32", "gae"), ("resnet50", "gradcam")])
@@ -75,7 +80,7 @@ def test_gradient_methods_change_as_soon_as_the_head_is_randomised(name, method)
         assert first["stage"] in ("head", "fc")
         assert not np.array_equal(first["map"], rows[0]["map"])
         assert first["spearman"] < 1.0
-    assert all(torch.equal(v, _state(model)[k]) for k, v in before.items())
+    assert _unchanged(model, before)
 
 
 def test_orders_and_seeds():
@@ -108,7 +113,7 @@ def test_weights_are_restored_after_an_error():
         model_randomization(model, IMAGE, "cls", 1, head=99)
     with pytest.raises(ValueError, match="layer"):
         model_randomization(model, IMAGE, "cls", 7)
-    assert all(torch.equal(v, _state(model)[k]) for k, v in before.items())
+    assert _unchanged(model, before)
 
 
 def test_random_logit():
@@ -175,4 +180,4 @@ def test_full_size_vit32_and_resnet50_keep_the_invariants():
     assert [r["stage"] for r in rows] == ["none", "fc", "layer4", "layer3", "layer2", "layer1", "stem"]
     assert rows[1]["spearman"] < 1  # Grad-CAM changes as soon as the fc layer is re-initialised
     assert not any(np.array_equal(r["map"], rows[0]["map"]) for r in rows[1:])  # (later all 0 here: Spearman NaN)
-    assert all(torch.equal(v, _state(resnet)[k]) for k, v in before.items())  # BatchNorm statistics too
+    assert _unchanged(resnet, before)
