@@ -4,12 +4,15 @@ with every metric (``metrics`` rows whose ``prompt`` is the label) and the basel
 rows with that ``prompt``). Image maps keep ``prompt`` "".
 
 Only public scoring functions are called (`writer.score_tables`, `writer.baseline_rows`); nothing here changes how a
-map is scored.
+map is scored. Like the image maps (``unit._scores``), text maps and their baselines are scored by the batched scorer
+on the device the text maps were computed on (``vitattn.metrics.batched.score_maps``, equal to the numpy reference
+to 1e-5): on a GPU the labels' scoring no longer falls back to the CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -43,7 +46,10 @@ def settings(config, name: str) -> dict:
 
 def text_tables(config, model, records: Sequence, rgbs: Sequence, grids: Sequence[tuple[int, int]]) -> dict:
     """``textmaps`` of a unit and its text ``metrics`` and ``baselines`` rows (to be appended to the unit's)."""
+    from vitattn.metrics.batched import score_maps
+
     name, methods = model.spec.name, config.text_methods_of(model.spec.name)
+    scorer = partial(score_maps, device=model.device)
     maps, metrics, baselines = [], [], []
     for record, rgb, grid in zip(records, rgbs, grids, strict=True):
         labels = labels_of(record)
@@ -59,8 +65,9 @@ def text_tables(config, model, records: Sequence, rgbs: Sequence, grids: Sequenc
             ]
             maps += [(record.id, m, layer, label, values) for m, layer, _, values in rows]
             boxes = [b for b in record.boxes if b.label == label]
-            metrics.append(writer.score_tables(name, [record.id], [rows], [boxes], config.resolution, prompt=label)[0])
-            base = writer.baseline_rows(record.id, boxes, np.asarray(rgb), grid, config.resolution)
+            scored, _ = writer.score_tables(name, [record.id], [rows], [boxes], config.resolution, scorer, prompt=label)
+            metrics.append(scored)
+            base = writer.baseline_rows(record.id, boxes, np.asarray(rgb), grid, config.resolution, scorer)
             baselines.append(writer.baselines_table(name, base, prompt=label))
     return {
         "textmaps": textmaps_table(name, maps),

@@ -58,15 +58,15 @@ def test_text_maps_are_stored_and_scored_against_their_labels_boxes(store):
         want = score_batch(stored[None], boxes, cfg.resolution)
         row = next(r for r in metrics if (r["image_id"], r["method"], r["layer"], r["prompt"]) ==
                    (record.id, method, layer, label))  # fmt: skip
-        for name in METRIC_NAMES:
-            np.testing.assert_allclose(row[name], want.metrics[name][0], rtol=1e-9, equal_nan=True)
+        for name in METRIC_NAMES:  # scored by the batched scorer: the numpy reference's numbers to rounding
+            np.testing.assert_allclose(row[name], want.metrics[name][0], rtol=0, atol=1e-6, equal_nan=True)
     assert {r["prompt"] for r in metrics if r["method"] == "cls"} == {""}
     baselines = pq.read_table(store / "models" / "clip" / f"baselines-{chunk:05d}.parquet").to_pylist()
     base = baseline_metrics(boxes, image=np.asarray(record.load()), resolution=cfg.resolution, grid=model.spec.grid)
     for name, values in base.items():
         row = next(r for r in baselines if (r["image_id"], r["baseline"], r["prompt"]) == (record.id, name, label))
         for metric in METRIC_NAMES:
-            np.testing.assert_allclose(row[metric], values[metric], rtol=1e-9, equal_nan=True)
+            np.testing.assert_allclose(row[metric], values[metric], rtol=0, atol=1e-6, equal_nan=True)
 
 
 def test_every_label_of_every_image_has_its_maps_and_the_manifest_says_how(store):
