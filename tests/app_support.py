@@ -83,7 +83,7 @@ BOOT = (
     "import faulthandler, runpy, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True); "
     "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 )
-LIVE: set[AppServer] = set()  # the servers this test process started and has not stopped
+LIVE: set[AppServer] = set()  # the servers this test process started or attached to, and has not stopped
 
 
 class AppServer:
@@ -124,6 +124,7 @@ class AppServer:
                 args, cwd=APP_ROOT, env=base, stdout=log, stderr=subprocess.STDOUT, start_new_session=detached
             )
         self.pid = self.process.pid
+        self.owned = not detached  # this test process stops it (a detached one: the run, ``stop_shared``)
         LIVE.add(self)
         self._wait(timeout)
 
@@ -136,7 +137,7 @@ class AppServer:
         """A server another test process of this run started (``shared_server``): it can be asked and inspected
         (``url``, ``files``, ``stacks``); the run stops it (``stop_shared``)."""
         self = cls.__new__(cls)
-        self.port, self.pid, self.process = record["port"], record["pid"], None
+        self.port, self.pid, self.process, self.owned = record["port"], record["pid"], None, False
         self.temp, self.log = Path(record["temp"]), Path(record["log"])
         self.url = f"http://127.0.0.1:{self.port}/"
         LIVE.add(self)
@@ -202,6 +203,20 @@ class AppServer:
             os.kill(self.pid, signal.SIGKILL)
         self.log.unlink(missing_ok=True)
         shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def owned_servers() -> set[AppServer]:
+    """The servers this test process started, is to stop, and has not stopped."""
+    return {server for server in LIVE if server.owned}
+
+
+def stop_servers(keep: set[AppServer] = frozenset()) -> list[str]:
+    """Stops every server this process owns except ``keep``; returns their addresses (conftest: a test or fixture
+    that failed before it stopped its server; one left running took 3 s of CPU a minute for the rest of the run)."""
+    left = owned_servers() - set(keep)
+    for server in left:
+        server.stop()
+    return [server.url for server in left]
 
 
 SHARED = "server-"  # run_root() / "server-<key>" / "server.json": a shared server's record
@@ -442,12 +457,6 @@ class Walker:
         self.sent = 0  # joins sent (one per event run), counted from the browser's requests
         self.log: list[str] = []
         page.add_init_script(TRACK)
-        import os as _os
-        if _os.environ.get("EXP_CLONE"):
-            page.add_init_script("""(() => { const orig = window.structuredClone; const st = window.__clone = {n: 0, bytes: 0, sites: {}};
-              window.structuredClone = function (v, o) { st.n++; if (st.n % 50 === 0) { let len = 0; try { len = JSON.stringify(v).length; } catch (e) {} st.bytes += len;
-                const k = (new Error().stack || '').split('\\n').slice(2, 7).map(x => x.trim().replace(/https?:[^)]*\\//, '')).join(' < ') + ' | len~' + (len > 10000 ? 'big' : len > 1000 ? 'mid' : 'small'); st.sites[k] = (st.sites[k] || 0) + 1; }
-                return orig(v, o); }; })();""")
         page.on("request", self._count)
 
     def _count(self, request) -> None:
@@ -601,7 +610,6 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
         page = context.new_page()
         page.set_default_timeout(20_000)
         w = Walker(page, prefix, bound, notice_ok)
-        import os as _os
         w.act("load", lambda: w.goto(url), bound=LOAD_REQUESTS, check=False)
         notices = [" ".join(t.inner_text().split()) for t in page.locator(".toast-body").all()]
         assert not notices, f"load: notices {notices}"
@@ -612,10 +620,6 @@ def open_page(url: str, prefix: str, bound: int = MAX_REQUESTS, notice_ok: str |
             with suppress(PlaywrightError):  # chained events expected and never sent: each held an action CHAIN_MS
                 w.log.append(f"chained events never sent: {page.evaluate('() => window.__walk.expired')}")
             print("\n".join(w.log))
-            if _os.environ.get("EXP_CLONE"):
-                import json as _json
-                with open("/tmp/clone-stats.json", "w") as _f:
-                    _json.dump(page.evaluate("() => window.__clone"), _f)
             browser.close()
 
 

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import uuid
 
 import pytest
@@ -35,7 +36,37 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
+def _servers():
+    """``app_support`` if this process has imported it (only then can it have started an app server)."""
+    return sys.modules.get("app_support")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A server the test body started is stopped when the test ends, also when it failed before stopping it."""
+    before = _servers().owned_servers() if _servers() else set()
+    try:
+        return (yield)
+    finally:
+        if _servers():
+            _servers().stop_servers(keep=before)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """A fixture that failed after it started a server (before handing it out) leaves none running."""
+    before = _servers().owned_servers() if _servers() else set()
+    try:
+        return (yield)
+    except BaseException:
+        if _servers():
+            _servers().stop_servers(keep=before)
+        raise
+
+
 def pytest_unconfigure(config):
+    if _servers():  # whatever this process still runs (a fixture whose teardown never came)
+        _servers().stop_servers()
     if not hasattr(config, "workerinput"):  # the run's end: the apps its workers shared, then its folders
         from app_support import stop_shared
 
