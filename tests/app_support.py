@@ -390,6 +390,9 @@ SETTLED = """([quiet, bound]) => { const s = window.__walk;
 BUSY = """() => { const s = window.__walk, r = s.redrawn;
   const t = r && (r.target.nodeType === 1 ? r.target : r.target.parentElement);
   return {...s.busy(), redrawn: t ? `${t.tagName}#${t.id}.${t.className} ${r.type}` : null}; }"""
+# The last events the page joined: ``[event_id, fn_index, done]`` (done: true, false when it failed, null when not).
+EVENTS = """() => { const s = window.__walk;
+  return [...s.joined].slice(-10).map(([id, fn]) => [id, fn, s.done.has(id) ? s.done.get(id) : null]); }"""
 # The page's events by ``fn_index``: their API names.
 DEPENDENCIES = "() => Object.fromEntries(window.gradio_config.dependencies.map(d => [d.id, d.api_name]))"
 # The middle of an element once a click there reaches it (scrolled into view, nothing over it). A dropdown's options
@@ -500,14 +503,20 @@ class Walker:
         return caused
 
     def _stuck(self, what: str) -> str:
-        """Why an action did not settle: the events the page waits for, and every app server's threads."""
+        """Why an action did not settle: the events the page waits for, the last events it joined (id, fn_index,
+        done), the last actions, and every app server's log and threads."""
         try:
             names, busy = self.page.evaluate(DEPENDENCIES), self.page.evaluate(BUSY)
             waiting = [f"{fn} ({names.get(str(fn))})" for fn in busy.pop("waiting")] + [busy]
+            events = self.page.evaluate(EVENTS)
         except PlaywrightError as e:
-            waiting = [f"unknown: {e}"]
-        stacks = "\n".join(f"--- {server.url}\n{server.stacks()[-6000:]}" for server in list(LIVE))
-        return f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; events not done: {waiting}\n{stacks}"
+            waiting, events = [f"unknown: {e}"], []
+        servers = "\n".join(
+            f"--- {server.url}\n{server.output()[-3000:]}\n{server.stacks()[-6000:]}" for server in list(LIVE)
+        )
+        actions = "\n".join(self.log[-12:])
+        return (f"{what}: not settled after {SETTLE_MS / 1000:.0f} s; events not done: {waiting}\n"
+                f"last events joined (id, fn, done): {events}\nlast actions:\n{actions}\n{servers}")  # fmt: skip
 
     def no_error(self, what: str) -> None:
         toasts = self.page.locator(".toast-body")
