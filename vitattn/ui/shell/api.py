@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import gradio as gr
 
 from vitattn.ui.data.errors import guard
+from vitattn.ui.shell.presets import quick
 
 HIDDEN = {"visible": False, "interactive": True}
 
@@ -86,7 +87,7 @@ def bind(fn: Callable, explorer, name: str | None = None) -> Callable:
 
     @functools.wraps(fn)
     def bound(*args, **kwargs):
-        return fn(explorer, *args, **kwargs)
+        return quick(fn(explorer, *args, **kwargs))  # its pictures written as fast PNGs
 
     signature = inspect.signature(fn)
     bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PIL import Image
+
 from vitattn.ui.actions.views import OPACITY  # noqa: F401  (the default weight of the map colours)
 from vitattn.ui.data.config import LIVE_WORKERS, VIEW_WORKERS
 
@@ -17,6 +19,7 @@ LAST = {"trigger_mode": "always_last"}  # a change during a view is computed onc
 PICTURE = {"format": "jpeg", "interactive": False, "buttons": ["download", "fullscreen"]}  # jpeg: fast to encode
 BANDED = {**PICTURE, "show_label": False}  # pictures with their own title band (a label would cover it)
 PNG = {**BANDED, "format": "png"}  # pictures of tables and dots: sharp text
+PNG_LEVEL = 1  # zlib level of the PNGs Gradio writes (its default, 6: 2.6x the time for 8% smaller files; ``quick``)
 FREE = {"allow_custom_value": True}  # choices follow other controls: a stale value reaches the handler, which checks it
 HIDDEN = {"visible": False, "interactive": True}
 
@@ -29,3 +32,18 @@ def queue(live: bool, progress_on=()) -> dict:
         return {**PRIVATE, **VIEWS}
     first = list(progress_on)[:1] if isinstance(progress_on, list | tuple) else [progress_on]
     return {**PRIVATE, **LIVE, "show_progress_on": first}
+
+
+def quick(answer):
+    """A handler's answer with every picture in it (a PIL image, alone or in a tuple, list or ``gr.update``) set to be
+    written as a PNG at ``PNG_LEVEL``: Gradio saves a picture itself, at zlib's default level, and Pillow lets an
+    image carry its writer's parameters (``Image.encoderinfo``). A 456x520 feature picture: 19.6 ms at level 6, 7.5 ms
+    at level 1, 149 and 161 KiB (JPEG pictures ignore the setting)."""
+    if isinstance(answer, Image.Image):
+        answer.encoderinfo = {**getattr(answer, "encoderinfo", {}), "compress_level": PNG_LEVEL}
+    elif isinstance(answer, list | tuple):
+        for value in answer:
+            quick(value)
+    elif isinstance(answer, dict) and "value" in answer:
+        quick(answer["value"])
+    return answer
