@@ -165,6 +165,17 @@ def test_every_pick_of_a_dropdown_computes_its_views_once(demo):
     ]
     picked = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and not b.multiselect]
     assert len(picked) > 15 and doubled == []
+    held = [  # "always_last" held a pick's second input back until the first answer, which could strand it
+        f"{demo.blocks[fn.targets[0][0]].label} -> {fn.name}"
+        for fn in demo.fns.values()
+        if fn.targets
+        and all(
+            isinstance(block := demo.blocks.get(i), gr.Dropdown) and not block.multiselect and e == "input"
+            for i, e in fn.targets
+        )
+        and fn.trigger_mode == "always_last"
+    ]
+    assert held == []
 
 
 def test_every_dropdown_hears_the_keyboard(demo):
@@ -204,3 +215,44 @@ def test_the_pictures_of_a_bound_handler_are_written_as_fast_pngs():
         Image.fromarray(np.asarray(picture)).save(direct, "png", compress_level=PNG_LEVEL)
         assert written == direct.getvalue()
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(written))), np.asarray(picture))
+
+
+def test_a_pick_is_computed_once_and_the_last_pick_wins():
+    """``wiring.once_per_pick`` (a dropdown's ``input`` is sent at once, also while the pick's first event runs):
+    the same values again from the same session within the window are the pick's second ``input`` (skips, whether
+    the first is still running or done); a call overtaken by a later one with other values answers skips, so the
+    older pick's views never overwrite the newer's; another session is never confused with this one."""
+    import threading
+    from types import SimpleNamespace
+
+    started, release = threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def view(value):
+        runs.append(value)
+        if value == "slow" and not started.is_set():  # the first pick takes until released
+            started.set()
+            release.wait(10)
+        return f"view of {value}"
+
+    run = wiring.once_per_pick(view, 1, 1)
+    me, other = SimpleNamespace(session_hash="me"), SimpleNamespace(session_hash="other")
+    answers: dict[str, object] = {}
+    first = threading.Thread(target=lambda: answers.setdefault("slow", run("slow", me)))
+    first.start()
+    assert started.wait(10)
+    assert isinstance(run("slow", me), dict)  # the pick's second input while the first runs: a skip
+    assert run("slow", other) == "view of slow"  # another session's pick of the same value
+    assert run("fast", me) == "view of fast"  # a later pick with other values, while the first still runs
+    release.set()
+    first.join(10)
+    assert answers["slow"] == gr.skip()  # overtaken: the older pick leaves the views to the newer one
+    assert isinstance(run("fast", me), dict)  # the second input of the later pick
+    assert runs == ["slow", "slow", "fast"]
+
+    def streamed(value):  # a combined handler: the first view's answer, then all of them
+        yield f"first {value}"
+        yield f"all {value}"
+
+    gen = wiring.once_per_pick(streamed, 1, 1)
+    assert list(gen("a", me)) == ["first a", "all a"] and list(gen("a", me)) == [gr.skip()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -140,7 +141,13 @@ def skips(n: int) -> tuple:
     return tuple(gr.skip() for _ in range(n))
 
 
-PICK_WINDOW_S = 2.0  # the second ``input`` of a mouse pick is sent as the first one's answer arrives
+PICK_WINDOW_S = 2.0  # the second ``input`` of a mouse pick follows the first within milliseconds
+# A dropdown's ``input`` event is sent at once, also while the pick's first event runs (``trigger_mode="multiple"``):
+# with "always_last" the page held the pick's second ``input`` back and sent it the moment the first answer arrived,
+# just as the server ended the session's message stream (no event left); when the page read the new event's join
+# before the stream's end, it never opened a new stream, and that event (and every later pick of the dropdown, held
+# back behind it) waited for good. ``once_per_pick`` gives what "always_last" gave: the last pick's views win.
+PICKS = {"trigger_mode": "multiple"}
 
 
 def picks_twice(trigger: Callable) -> bool:
@@ -157,52 +164,61 @@ def picks_twice(trigger: Callable) -> bool:
 
 
 def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
-    """``fn`` on a dropdown's ``input`` (``picks_twice``), computed once per pick: a call from the same session with
-    the same values within ``PICK_WINDOW_S`` of the last answer is the pick's second ``input`` and is answered with
-    skips (its outputs are already what ``fn`` gives for those values). Values other than plain ones (str, numbers,
-    None, lists of them) are always computed."""
-    last: OrderedDict[str, tuple] = OrderedDict()  # session -> (values, time answered); the newest 256 sessions
+    """``fn`` on a dropdown's ``input`` (``picks_twice``, sent with ``PICKS``), computed once per pick, the last pick
+    winning. Per session: a call with the same values as the last call started, within ``PICK_WINDOW_S`` of it, is
+    the pick's second ``input`` and is answered with skips (the first, running or done, gives those values' views);
+    a call overtaken by a later call with other values (a second pick while the first was computed) answers skips
+    instead of its views, so an older pick never overwrites a newer one. Values other than plain ones (str, numbers,
+    None, lists of them) are never taken for a second ``input``."""
+    latest: OrderedDict[str, tuple] = OrderedDict()  # session -> (values, time started, call); the newest 256
+    calls = itertools.count(1)
     lock = threading.Lock()
 
-    def second(values: list, request) -> tuple[bool, tuple | None, str | None]:
-        """Whether this call is the second of a pick; the values' key and the session, to record the answer."""
+    def begin(values: list, request) -> tuple[str | None, int] | None:
+        """None for the pick's second ``input``; else the session and this call's number."""
         session = getattr(request, "session_hash", None)
         key = tuple(values) if all(_plain(v) for v in values) else None
+        now, call = time.monotonic(), next(calls)
         with lock:
-            seen = last.pop(session, None) if session is not None else None
-        repeat = key is not None and seen is not None and seen[0] == key and time.monotonic() - seen[1] < PICK_WINDOW_S
-        return repeat, key, session
+            seen = latest.get(session) if session is not None else None
+            if key is not None and seen is not None and seen[0] == key and now - seen[1] < PICK_WINDOW_S:
+                return None
+            if session is not None:
+                latest[session] = (key, now, call)
+                latest.move_to_end(session)
+                while len(latest) > 256:
+                    latest.popitem(last=False)
+        return session, call
 
-    def answered(key, session) -> None:
-        if session is not None and key is not None:
-            with lock:
-                last[session] = (key, time.monotonic())
-                while len(last) > 256:
-                    last.popitem(last=False)
+    def overtaken(session: str | None, call: int) -> bool:
+        with lock:
+            return session is not None and session in latest and latest[session][2] != call
 
-    nothing = gr.skip() if n_outputs == 1 else skips(n_outputs)  # the second of a pick: nothing new to show
+    nothing = gr.skip() if n_outputs == 1 else skips(n_outputs)  # outputs left as they are
 
     if inspect.isgeneratorfunction(fn):  # a combined handler that streams its views' answers (``combine``)
 
         def run(*args):
             *values, request = args
-            repeat, key, session = second(values, request)
-            if repeat:
+            started = begin(values, request)
+            if started is None:
                 yield nothing
                 return
-            yield from fn(*values)
-            answered(key, session)
+            for answer in fn(*values):
+                if overtaken(*started):
+                    yield nothing
+                    return
+                yield answer
 
     else:
 
         def run(*args):
             *values, request = args
-            repeat, key, session = second(values, request)
-            if repeat:
+            started = begin(values, request)
+            if started is None:
                 return nothing
             answer = fn(*values)
-            answered(key, session)
-            return answer
+            return nothing if overtaken(*started) else answer
 
     kinds = inspect.Parameter.POSITIONAL_ONLY
     params = [inspect.Parameter(f"v{i}", kinds) for i in range(n_inputs)]
@@ -234,4 +250,5 @@ def listen(trigger: Callable, fn: Callable, inputs, outputs, *, live: bool = Fal
     handler = safe(n)(fn)
     if picks_twice(trigger):
         handler = once_per_pick(handler, len(components(inputs)), n)
+        options = {**options, **PICKS}
     return trigger(handler, inputs, outputs, **queue(live, outputs), **options)
