@@ -165,8 +165,9 @@ def picks_twice(trigger: Callable) -> bool:
 
 def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
     """``fn`` on a dropdown's ``input`` (``picks_twice``, sent with ``PICKS``), computed once per pick, the last pick
-    winning. Per session: a call with the same values as the last call started, within ``PICK_WINDOW_S`` of it, is
-    the pick's second ``input`` and is answered with skips (the first, running or done, gives those values' views);
+    winning. Per session: a call with the same values as the last call, within ``PICK_WINDOW_S`` of its start or its
+    answer, is the pick's second ``input`` and is answered with skips (the first, running or done, gives those
+    values' views);
     a call overtaken by a later call with other values (a second pick while the first was computed) answers skips
     instead of its views, so an older pick never overwrites a newer one. Values other than plain ones (str, numbers,
     None, lists of them) are never taken for a second ``input``."""
@@ -191,8 +192,14 @@ def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
         return session, call
 
     def overtaken(session: str | None, call: int) -> bool:
+        """Whether a later call of the session started; if not, this call's answer restarts the window."""
         with lock:
-            return session is not None and session in latest and latest[session][2] != call
+            if session is None or session not in latest:
+                return False
+            key, _, last = latest[session]
+            if last == call:
+                latest[session] = (key, time.monotonic(), call)
+            return last != call
 
     nothing = gr.skip() if n_outputs == 1 else skips(n_outputs)  # outputs left as they are
 
