@@ -60,8 +60,8 @@ def store_dir(models: tuple[str, ...] | None = None, trust: bool = False) -> Pat
 
     models = tuple(models or vitattn.MODELS)
     overrides = {name: small_overrides(name) for name in models}
-    config = {"models": models, "random_weights": True, "overrides": overrides, "progress": False}
-    config["faithfulness_layers"] = "none"
+    config = {"models": models, "random_weights": True, "overrides": overrides, "progress": False,
+              "faithfulness_layers": "none"}  # fmt: skip
     if trust:
         config.update(sanity_images=1, flow_layers="-1", text_methods=("naclip", "legrad"), templates="none")
     key = "app-store-" + ("all" if models == tuple(vitattn.MODELS) else "-".join(models)) + ("-trust" if trust else "")
@@ -210,13 +210,11 @@ def owned_servers() -> set[AppServer]:
     return {server for server in LIVE if server.owned}
 
 
-def stop_servers(keep: set[AppServer] = frozenset()) -> list[str]:
-    """Stops every server this process owns except ``keep``; returns their addresses (conftest: a test or fixture
-    that failed before it stopped its server; one left running took 3 s of CPU a minute for the rest of the run)."""
-    left = owned_servers() - set(keep)
-    for server in left:
+def stop_servers(keep: set[AppServer] = frozenset()) -> None:
+    """Stops every server this process owns except ``keep`` (conftest: a test or fixture that failed before it
+    stopped its server; one left running took 3 s of CPU a minute for the rest of the run)."""
+    for server in owned_servers() - set(keep):
         server.stop()
-    return [server.url for server in left]
 
 
 SHARED = "server-"  # run_root() / "server-<key>" / "server.json": a shared server's record

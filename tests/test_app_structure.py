@@ -150,6 +150,10 @@ def test_the_second_event_is_started_only_while_one_of_its_tabs_is_open(demo):
     assert isinstance(woken, int) and gate_value("query") != woken  # a new value each time: the state changes
 
 
+def _single_choice(block) -> bool:
+    return isinstance(block, gr.Dropdown) and not block.multiselect
+
+
 def test_every_pick_of_a_dropdown_computes_its_views_once(demo):
     """A single-choice dropdown's ``input`` is sent twice per pick with the mouse (Gradio 6.31; see
     tests/test_dropdown_picks.py): every event on it computes once per pick (``wiring.once_per_pick``). The Variants,
@@ -158,21 +162,17 @@ def test_every_pick_of_a_dropdown_computes_its_views_once(demo):
         f"{block.label} -> {fn.name}"
         for fn in demo.fns.values()
         for block_id, event in fn.targets
-        if isinstance(block := demo.blocks.get(block_id), gr.Dropdown)
-        and not block.multiselect
+        if _single_choice(block := demo.blocks.get(block_id))
         and event == "input"
         and not getattr(fn.fn, "once_per_pick", False)
     ]
-    picked = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and not b.multiselect]
+    picked = [b for b in demo.blocks.values() if _single_choice(b)]
     assert len(picked) > 15 and doubled == []
     held = [  # "always_last" held a pick's second input back until the first answer, which could strand it
         f"{demo.blocks[fn.targets[0][0]].label} -> {fn.name}"
         for fn in demo.fns.values()
         if fn.targets
-        and all(
-            isinstance(block := demo.blocks.get(i), gr.Dropdown) and not block.multiselect and e == "input"
-            for i, e in fn.targets
-        )
+        and all(_single_choice(demo.blocks.get(i)) and e == "input" for i, e in fn.targets)
         and fn.trigger_mode == "always_last"
     ]
     assert held == []
@@ -184,8 +184,7 @@ def test_every_dropdown_hears_the_keyboard(demo):
     events: dict[int, set[str]] = {}
     for fn in demo.fns.values():
         for block_id, event in fn.targets:
-            block = demo.blocks.get(block_id)
-            if isinstance(block, gr.Dropdown) and not block.multiselect:
+            if _single_choice(demo.blocks.get(block_id)):
                 events.setdefault(block_id, set()).add(event)
     deaf = {demo.blocks[i].label for i, e in events.items() if "select" in e and "input" not in e}
     assert len(events) > 15 and deaf == set()

@@ -156,9 +156,8 @@ class Registry:
     def on(self, triggers: list, *targets, live: bool | None = None) -> None:
         """``targets`` (controls: every view reading them; or view names) recomputed on ``triggers`` (a dropdown's
         ``input``, which hears the keyboard too, is computed once per pick)."""
-        once = any(wiring.picks_twice(t) for t in triggers)
-        picks = once and all(wiring.picks_twice(t) for t in triggers)  # a slider's drags still coalesce (LAST)
-        options = {**LAST, **wiring.PICKS} if picks else LAST
+        once, mode = wiring.picks(triggers)
+        options = {**LAST, **mode}
         self.start(functools.partial(gr.on, triggers), self.names(targets), live=live, options=options, once=once)
 
     def after(self, then: Callable, *targets, header: bool = False, opened: bool = False, once: bool = False) -> None:

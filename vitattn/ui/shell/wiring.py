@@ -163,6 +163,14 @@ def picks_twice(trigger: Callable) -> bool:
     )
 
 
+def picks(triggers: Sequence[Callable]) -> tuple[bool, dict]:
+    """Whether a handler on ``triggers`` is computed once per pick (some trigger is a dropdown's ``input``:
+    ``once_per_pick``), and the trigger mode to add: ``PICKS`` when every trigger is one (sent at once), else none
+    (the caller's, e.g. "always_last", which coalesces a slider's drag)."""
+    twice = [picks_twice(t) for t in triggers]
+    return any(twice), (PICKS if twice and all(twice) else {})
+
+
 def once_per_pick(fn: Callable, n_inputs: int, n_outputs: int) -> Callable:
     """``fn`` on a dropdown's ``input`` (``picks_twice``, sent with ``PICKS``), computed once per pick, the last pick
     winning. Per session: a call with the same values as the last call, within ``PICK_WINDOW_S`` of its start or its
@@ -255,7 +263,7 @@ def listen(trigger: Callable, fn: Callable, inputs, outputs, *, live: bool = Fal
     A single-choice dropdown's ``input`` computes ``fn`` once per pick (``once_per_pick``)."""
     n = len(components(outputs))
     handler = safe(n)(fn)
-    if picks_twice(trigger):
+    once, mode = picks([trigger])
+    if once:
         handler = once_per_pick(handler, len(components(inputs)), n)
-        options = {**options, **PICKS}
-    return trigger(handler, inputs, outputs, **queue(live, outputs), **options)
+    return trigger(handler, inputs, outputs, **queue(live, outputs), **{**options, **mode})
